@@ -1,0 +1,88 @@
+# servingbench: every target bootstraps what it needs; a fresh clone needs only python3 and make.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION ?= 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+RUN := $(UV) run --frozen --no-sync
+SB := $(RUN) servingbench
+
+# Pass-through knobs (see README): DOCKER=1 uses docker compose for serve-all/stop-all.
+DOCKER ?=
+RUN_ID ?=
+RUN ?=
+BASELINE ?=
+ARGS ?=
+
+.PHONY: help setup train serve-all stop-all status parity bench calibrate report lint format test compose-up compose-down clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(UV):
+	@echo "bootstrapping uv $(UV_VERSION) into $(TOOLS)/"
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen
+	@touch $@
+
+setup: $(VENV)/.synced ## create the virtualenv from uv.lock
+
+train: setup ## train the models into model-settings/ (skipped when up to date)
+	$(SB) train $(ARGS)
+
+serve-all: train ## start MLServer (REST 8080, gRPC 8081) and our FastAPI service (8000)
+ifeq ($(DOCKER),1)
+	docker compose up -d --build --wait
+else
+	$(SB) serve-all $(ARGS)
+endif
+
+stop-all: ## stop what serve-all started
+ifeq ($(DOCKER),1)
+	docker compose down
+else
+	@if [ -x $(VENV)/bin/servingbench ]; then $(SB) stop-all; else echo "nothing to stop (no virtualenv yet)"; fi
+endif
+
+status: setup ## show what serve-all started and whether it is ready
+	$(SB) status
+
+compose-up: train ## the same two servers under docker compose (needs a Docker engine)
+	docker compose up -d --build --wait
+
+compose-down: ## stop the docker compose stack
+	docker compose down
+
+parity: setup ## same held-out rows to every endpoint; fail on any mismatch
+	$(SB) parity $(ARGS)
+
+bench: train ## the whole benchmark: serve-all, parity, the sweep, stop-all, summary
+	$(SB) bench $(ARGS)
+
+calibrate: train ## measure the load generator's own ceiling and added latency
+	$(SB) calibrate $(ARGS)
+
+report: setup ## tables and plots for the latest run (RUN=<run-id>, BASELINE=<run-id>)
+	$(SB) report $(if $(RUN),--run $(RUN)) $(if $(BASELINE),--baseline $(BASELINE)) $(ARGS)
+
+lint: setup ## ruff (lint + format check) and mypy
+	$(RUN) ruff check src tests loadtests backends
+	$(RUN) ruff format --check src tests loadtests backends
+	$(RUN) mypy
+
+format: setup ## apply ruff's formatting and fixes
+	$(RUN) ruff check --fix src tests loadtests backends
+	$(RUN) ruff format src tests loadtests backends
+
+test: train ## unit and integration tests (real servers on free loopback ports)
+	$(RUN) pytest $(ARGS)
+
+clean: stop-all ## remove the environment, artifacts and server state (keeps results/)
+	rm -rf $(VENV) $(TOOLS) .run .mypy_cache .ruff_cache .pytest_cache
+	rm -f model-settings/*/model.* model-settings/*/metadata.json

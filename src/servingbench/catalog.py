@@ -1,0 +1,92 @@
+"""The models servingbench trains and serves, as a plain registry keyed by model name.
+
+A model's name is also its folder under `model-settings/` (MLServer falls back to the folder
+name), so one string identifies it everywhere: training, MLServer, our service, load tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from sklearn.datasets import load_breast_cancer, load_iris
+
+__all__ = ["ModelSpec", "MODELS", "DEFAULT_MODEL", "get_spec", "as_features"]
+
+Framework = Literal["sklearn", "xgboost"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build one model: data that ships with scikit-learn, an estimator, a file name."""
+
+    name: str
+    framework: Framework
+    artifact_file: str
+    load_data: Callable[[], Any]
+    make_estimator: Callable[[int], Any]
+    description: str
+    test_size: float = 0.25
+
+    @property
+    def runtime(self) -> str:
+        """The stock MLServer runtime that loads this artifact."""
+        return {
+            "sklearn": "mlserver_sklearn.SKLearnModel",
+            "xgboost": "mlserver_xgboost.XGBoostModel",
+        }[self.framework]
+
+
+def _logistic_regression(seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=1000, random_state=seed)
+
+
+def _xgb_classifier(seed: int) -> Any:
+    from xgboost import XGBClassifier
+
+    # n_jobs=1: the server is pinned to one core; more threads would only contend.
+    return XGBClassifier(
+        n_estimators=100, max_depth=4, learning_rate=0.1, random_state=seed, n_jobs=1
+    )
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            name="iris",
+            framework="sklearn",
+            artifact_file="model.joblib",
+            load_data=load_iris,
+            make_estimator=_logistic_regression,
+            description="scikit-learn LogisticRegression on iris (4 features, 3 classes)",
+        ),
+        ModelSpec(
+            name="breast-cancer",
+            framework="xgboost",
+            artifact_file="model.json",
+            load_data=load_breast_cancer,
+            make_estimator=_xgb_classifier,
+            description="XGBoost classifier, 100 trees of depth 4, on breast_cancer (30 features)",
+        ),
+    )
+}
+
+DEFAULT_MODEL = "iris"
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec for `name`, or a ValueError that lists the known names."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}") from None
+
+
+def as_features(rows: Any) -> np.ndarray:
+    """Rows as the float32 matrix every backend predicts on (MLServer decodes FP32 the same way)."""
+    return np.ascontiguousarray(np.asarray(rows, dtype=np.float32))

@@ -1,0 +1,1 @@
+"""One module per `servingbench` command: arguments and a `run` that calls into the package."""

@@ -1,0 +1,102 @@
+"""Where each file of a run lives. A run is `results/<run-id>/`, never reused or overwritten.
+
+    results/<run-id>/
+      meta.json                         run metadata: hardware, versions, servers, pinning, sweep
+      points/<point-id>/point.json      one point: parameters, measurements, flags, summary
+      points/<point-id>/requests.npz    raw per-request records (see runs.records)
+      points/<point-id>/locust_*.csv    Locust's own --csv output, kept for reference
+      summary.csv, report.md, report.html, *.png   written by `servingbench report`
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from servingbench.paths import results_dir
+
+__all__ = [
+    "META_FILE",
+    "POINT_FILE",
+    "RECORDS_FILE",
+    "LOCUST_CSV_PREFIX",
+    "RunLayout",
+    "point_id",
+    "create_run",
+    "latest_run",
+    "find_run",
+]
+
+META_FILE = "meta.json"
+POINT_FILE = "point.json"
+RECORDS_FILE = "requests.npz"
+LOCUST_CSV_PREFIX = "locust"
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.=-]+")
+
+
+def point_id(scenario: str, server_config: str, concurrency: int) -> str:
+    """A folder name that sorts by scenario, configuration, then concurrency."""
+    label = scenario if server_config == "default" else f"{scenario}@{server_config}"
+    return f"{_SAFE.sub('_', label)}--c{concurrency:04d}"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    root: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.root.name
+
+    @property
+    def meta(self) -> Path:
+        return self.root / META_FILE
+
+    @property
+    def points_dir(self) -> Path:
+        return self.root / "points"
+
+    def point_dir(self, pid: str) -> Path:
+        return self.points_dir / pid
+
+    def point_dirs(self) -> list[Path]:
+        """Every point folder that has a finished `point.json`, in sorted order."""
+        if not self.points_dir.is_dir():
+            return []
+        return sorted(p for p in self.points_dir.iterdir() if (p / POINT_FILE).is_file())
+
+
+def create_run(base: Path | None = None, run_id: str | None = None) -> RunLayout:
+    """Make a new, empty run folder; refuse to reuse an existing one."""
+    base = base or results_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    if run_id is None:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_id = f"{stamp}-{os.getpid()}"
+    root = base / run_id
+    root.mkdir(parents=False, exist_ok=False)  # FileExistsError: runs are never overwritten
+    (root / "points").mkdir()
+    return RunLayout(root)
+
+
+def latest_run(base: Path | None = None) -> RunLayout:
+    """The newest run folder that has a meta.json."""
+    base = base or results_dir()
+    runs = [p for p in base.iterdir() if (p / META_FILE).is_file()] if base.is_dir() else []
+    if not runs:
+        raise FileNotFoundError(f"no run with a {META_FILE} under {base}: run `make bench` first")
+    return RunLayout(max(runs, key=lambda p: ((p / META_FILE).stat().st_mtime, p.name)))
+
+
+def find_run(name_or_path: str, base: Path | None = None) -> RunLayout:
+    """A run given by id (folder under results/) or by path."""
+    candidate = Path(name_or_path)
+    if not candidate.is_dir():
+        candidate = (base or results_dir()) / name_or_path
+    if not (candidate / META_FILE).is_file():
+        raise FileNotFoundError(f"{candidate} is not a run folder (no {META_FILE})")
+    return RunLayout(candidate)
