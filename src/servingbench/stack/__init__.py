@@ -1,0 +1,1 @@
+"""Running servers as local processes: start detached, pin to cores, wait for readiness, stop."""

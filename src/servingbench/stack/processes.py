@@ -1,0 +1,200 @@
+"""Process primitives shared by `serve-all`, the sweep and the integration tests.
+
+Each server runs in its own session (process group), so stopping it reaches every child
+(MLServer's parallel workers, uvicorn's workers). A stopped server is identified by pid *and*
+creation time, so a recycled pid is never signalled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+__all__ = [
+    "ProcessHandle",
+    "ServerStartError",
+    "free_port",
+    "port_in_use",
+    "http_ok",
+    "start_detached",
+    "wait_until",
+    "stop_handle",
+    "tail",
+    "pin_argv",
+]
+
+
+class ServerStartError(RuntimeError):
+    """A server did not become ready; the message carries the tail of its log."""
+
+
+@dataclass(frozen=True)
+class ProcessHandle:
+    """Enough to find a started process again, even from another `servingbench` invocation."""
+
+    name: str
+    pid: int
+    create_time: float
+    log_path: str
+    argv: tuple[str, ...]
+    cpus: tuple[int, ...] | None = None
+
+    def process(self) -> psutil.Process | None:
+        """The live process, or None when it exited or the pid now belongs to someone else."""
+        try:
+            proc = psutil.Process(self.pid)
+            if abs(proc.create_time() - self.create_time) > 0.05:
+                return None
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return None
+            return proc
+        except psutil.Error:
+            return None
+
+    def alive(self) -> bool:
+        return self.process() is not None
+
+    def tree(self) -> list[psutil.Process]:
+        """The process and all its descendants (for CPU and RSS accounting)."""
+        proc = self.process()
+        if proc is None:
+            return []
+        try:
+            return [proc, *proc.children(recursive=True)]
+        except psutil.Error:
+            return [proc]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    """True when `url` answers 200 (MLServer's readiness answers 400 until models load)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def pin_argv(argv: Sequence[str], cpus: Iterable[int] | None) -> list[str]:
+    """Prefix `taskset -c` so the process and every child it forks stay on `cpus`."""
+    if cpus is None:
+        return list(argv)
+    cpu_list = sorted(set(cpus))
+    if not cpu_list:
+        return list(argv)
+    if shutil.which("taskset") is None:
+        raise RuntimeError("CPU pinning asked for, but `taskset` (util-linux) is not installed")
+    return ["taskset", "-c", ",".join(map(str, cpu_list)), *argv]
+
+
+def start_detached(
+    name: str,
+    argv: Sequence[str],
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cpus: Iterable[int] | None = None,
+    cwd: Path | None = None,
+) -> ProcessHandle:
+    """Start `argv` in a new session with output to `log_path`; returns at once."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    cpu_tuple = tuple(sorted(set(cpus))) if cpus is not None else None
+    full_argv = pin_argv(argv, cpu_tuple)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            full_argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+        )
+    create_time = psutil.Process(proc.pid).create_time()
+    return ProcessHandle(name, proc.pid, create_time, str(log_path), tuple(full_argv), cpu_tuple)
+
+
+def tail(path: str | Path, lines: int = 25) -> str:
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def wait_until(
+    handle: ProcessHandle,
+    checks: Sequence[Callable[[], bool]],
+    timeout_s: float,
+    interval_s: float = 0.2,
+) -> float:
+    """Poll until every check passes; returns seconds waited.
+
+    Raises ServerStartError (with the log's tail) when the process exits or time runs out.
+    """
+    started = time.monotonic()
+    while True:
+        if not handle.alive():
+            raise ServerStartError(
+                f"{handle.name} exited during start-up; last lines of {handle.log_path}:\n"
+                f"{tail(handle.log_path)}"
+            )
+        if all(check() for check in checks):
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout_s:
+            raise ServerStartError(
+                f"{handle.name} was not ready after {timeout_s:.0f} s; last lines of "
+                f"{handle.log_path}:\n{tail(handle.log_path)}"
+            )
+        time.sleep(interval_s)
+
+
+def stop_handle(handle: ProcessHandle, timeout_s: float = 10.0) -> bool:
+    """SIGTERM the process's group and descendants, SIGKILL what is left; True if it was running."""
+    proc = handle.process()
+    if proc is None:
+        return False
+    try:
+        family = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        family = [proc]
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(os.getpgid(proc.pid), signal.SIGTERM)
+    for member in family:
+        with contextlib.suppress(psutil.Error):
+            member.terminate()
+    _, alive = psutil.wait_procs(family, timeout=timeout_s)
+    for member in alive:
+        with contextlib.suppress(psutil.Error):
+            member.kill()
+    psutil.wait_procs(alive, timeout=5)
+    # Reap our own child, if it is one, so no zombie is left behind.
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(handle.pid, os.WNOHANG)
+    return True
