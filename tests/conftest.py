@@ -10,7 +10,7 @@ import pytest
 from servingbench.stack.processes import (
     ProcessHandle,
     free_port,
-    http_ok,
+    http_checks,
     start_detached,
     stop_handle,
     wait_until,
@@ -28,7 +28,7 @@ def trained_models() -> None:
 def _run(spec: ServerSpec, log_dir: Path) -> Iterator[tuple[ServerSpec, ProcessHandle]]:
     handle = start_detached(spec.name, spec.argv, log_dir / f"{spec.name}.log", env=spec.env)
     try:
-        wait_until(handle, [lambda u=u: http_ok(u) for u in spec.ready_urls], timeout_s=90)
+        wait_until(handle, http_checks(spec.ready_urls), timeout_s=90)
         yield spec, handle
     finally:
         stop_handle(handle)

@@ -1,4 +1,4 @@
-"""Write files so that a reader never sees half of one: temp file in the same folder, then rename."""
+"""Write files so a reader never sees half of one: temp file in the same folder, then rename."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json"]
+__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.datasets import load_breast_cancer, load_iris
 
-__all__ = ["ModelSpec", "MODELS", "DEFAULT_MODEL", "get_spec", "as_features"]
+__all__ = ["DEFAULT_MODEL", "MODELS", "ModelSpec", "as_features", "get_spec"]
 
 Framework = Literal["sklearn", "xgboost"]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import psutil
 
-__all__ = ["library_versions", "hardware_info", "software_info", "git_commit"]
+__all__ = ["git_commit", "hardware_info", "library_versions", "software_info"]
 
 BENCH_LIBRARIES = (
     "servingbench",
@@ -80,6 +80,7 @@ def software_info() -> dict[str, Any]:
 
 def git_commit(cwd: str | None = None) -> dict[str, Any]:
     """HEAD's commit and whether the tree had uncommitted changes (a result should say so)."""
+
     def run(*args: str) -> str:
         return subprocess.run(
             ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=10

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["project_root", "model_settings_dir", "results_dir", "state_dir"]
+__all__ = ["model_settings_dir", "project_root", "results_dir", "state_dir"]
 
 
 def project_root() -> Path:

@@ -1,6 +1,7 @@
 """Request bodies and response decoding for the three wire formats servingbench speaks.
 
-- our `/predict`: `{"features": [[...]], "model": name}` -> `{"labels": [...], "probabilities": [[...]]}`
+- our `/predict`: `{"features": [[...]], "model": name}`
+  -> `{"labels": [...], "probabilities": [[...]]}`
 - V2 REST JSON (MLServer and our service): one FP32 input tensor, outputs `predict`, `predict_proba`
 - V2 gRPC: the same tensors in `inference.ModelInferRequest` (built with tritonclient's protos)
 
@@ -21,14 +22,14 @@ __all__ = [
     "OUTPUTS",
     "Prediction",
     "ProtocolError",
-    "predict_body",
-    "decode_predict_body",
-    "v2_body",
-    "decode_v2_body",
-    "decode_v2_outputs",
-    "v2_grpc_request",
-    "decode_v2_grpc_response",
     "compare",
+    "decode_predict_body",
+    "decode_v2_body",
+    "decode_v2_grpc_response",
+    "decode_v2_outputs",
+    "predict_body",
+    "v2_body",
+    "v2_grpc_request",
 ]
 
 INPUT_NAME = "input-0"
@@ -87,7 +88,9 @@ def decode_v2_outputs(outputs: Sequence[dict[str, Any]], n_rows: int) -> Predict
     by_name = {o.get("name"): o for o in outputs}
     missing = [name for name in OUTPUTS if name not in by_name]
     if missing:
-        raise ProtocolError(f"V2 response lacks output(s) {missing}; got {sorted(map(str, by_name))}")
+        raise ProtocolError(
+            f"V2 response lacks output(s) {missing}; got {sorted(map(str, by_name))}"
+        )
     labels = np.asarray(by_name["predict"]["data"], dtype=np.int64).reshape(-1)
     proba_out = by_name["predict_proba"]
     proba = np.asarray(proba_out["data"], dtype=np.float64).reshape(proba_out["shape"])
@@ -168,7 +171,9 @@ def compare(
     wrong = np.flatnonzero(labels != expected_labels)
     if wrong.size:
         i = int(wrong[0])
-        return f"{wrong.size} wrong label(s); row {i}: got {labels[i]}, expected {expected_labels[i]}"
+        return (
+            f"{wrong.size} wrong label(s); row {i}: got {labels[i]}, expected {expected_labels[i]}"
+        )
     diff = float(np.max(np.abs(proba - expected_proba))) if proba.size else 0.0
     if diff > atol:
         return f"probabilities differ by {diff:.3g} (> {atol:g})"

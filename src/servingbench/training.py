@@ -28,7 +28,7 @@ from servingbench.atomic import atomic_write_bytes
 from servingbench.catalog import MODELS, ModelSpec, as_features
 from servingbench.environment import library_versions
 
-__all__ = ["train_model", "train_all", "is_up_to_date", "DEFAULT_SEED"]
+__all__ = ["DEFAULT_SEED", "is_up_to_date", "train_all", "train_model"]
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
 """Where each file of a run lives. A run is `results/<run-id>/`, never reused or overwritten.
 
-    results/<run-id>/
-      meta.json                         run metadata: hardware, versions, servers, pinning, sweep
-      points/<point-id>/point.json      one point: parameters, measurements, flags, summary
-      points/<point-id>/requests.npz    raw per-request records (see runs.records)
-      points/<point-id>/locust_*.csv    Locust's own --csv output, kept for reference
-      summary.csv, report.md, report.html, *.png   written by `servingbench report`
+results/<run-id>/
+  meta.json                         run metadata: hardware, versions, servers, pinning, sweep
+  points/<point-id>/point.json      one point: parameters, measurements, flags, summary
+  points/<point-id>/requests.npz    raw per-request records (see runs.records)
+  points/<point-id>/locust_*.csv    Locust's own --csv output, kept for reference
+  summary.csv, report.md, report.html, *.png   written by `servingbench report`
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from pathlib import Path
 from servingbench.paths import results_dir
 
 __all__ = [
+    "LOCUST_CSV_PREFIX",
     "META_FILE",
     "POINT_FILE",
     "RECORDS_FILE",
-    "LOCUST_CSV_PREFIX",
     "RunLayout",
-    "point_id",
     "create_run",
-    "latest_run",
     "find_run",
+    "latest_run",
+    "point_id",
 ]
 
 META_FILE = "meta.json"
@@ -35,7 +35,7 @@ POINT_FILE = "point.json"
 RECORDS_FILE = "requests.npz"
 LOCUST_CSV_PREFIX = "locust"
 
-_SAFE = re.compile(r"[^A-Za-z0-9_.=-]+")
+_SAFE = re.compile(r"[^A-Za-z0-9_.=@-]+")
 
 
 def point_id(scenario: str, server_config: str, concurrency: int) -> str:

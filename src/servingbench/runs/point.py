@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from servingbench.atomic import atomic_write_text
 
-__all__ = ["Flag", "ProcessUsage", "WindowRecord", "PointResult", "FLAGS"]
+__all__ = ["FLAGS", "Flag", "PointResult", "ProcessUsage", "WindowRecord"]
 
 Flag = Literal["client-bound", "unstable", "failed", "errors"]
 FLAGS: tuple[Flag, ...] = ("client-bound", "unstable", "failed", "errors")

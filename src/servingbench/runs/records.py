@@ -18,7 +18,7 @@ import numpy as np
 
 from servingbench.atomic import atomic_write_bytes
 
-__all__ = ["Outcome", "RequestRecords", "RecordBuffer"]
+__all__ = ["Outcome", "RecordBuffer", "RequestRecords"]
 
 
 class Outcome(IntEnum):
@@ -71,7 +71,8 @@ class RequestRecords:
 
     @property
     def ok(self) -> np.ndarray:
-        return self.outcome == Outcome.OK
+        mask: np.ndarray = self.outcome == Outcome.OK
+        return mask
 
     def save(self, path: Path) -> None:
         buf = io.BytesIO()

@@ -15,9 +15,9 @@ __all__ = [
     "PERCENTILES",
     "LatencySummary",
     "Window",
+    "is_stable",
     "summarize",
     "windows",
-    "is_stable",
 ]
 
 PERCENTILES = (25, 50, 90, 95, 99)
@@ -66,9 +66,7 @@ def summarize(records: RequestRecords, duration_s: float | None = None) -> Laten
     n = len(r)
     ok_lat = r.latency_ns[r.ok]
     if duration_s is None:
-        duration_s = (
-            float((r.start_ns + r.latency_ns).max() - r.start_ns.min()) / 1e9 if n else 0.0
-        )
+        duration_s = float((r.start_ns + r.latency_ns).max() - r.start_ns.min()) / 1e9 if n else 0.0
     errors = int(n - ok_lat.size)
     return LatencySummary(
         requests=n,

@@ -8,6 +8,7 @@ creation time, so a recycled pid is never signalled.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -26,13 +27,14 @@ __all__ = [
     "ProcessHandle",
     "ServerStartError",
     "free_port",
-    "port_in_use",
+    "http_checks",
     "http_ok",
+    "pin_argv",
+    "port_in_use",
     "start_detached",
-    "wait_until",
     "stop_handle",
     "tail",
-    "pin_argv",
+    "wait_until",
 ]
 
 
@@ -100,6 +102,11 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
             return bool(resp.status == 200)
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def http_checks(urls: Iterable[str]) -> list[Callable[[], bool]]:
+    """One readiness check per URL, for `wait_until`."""
+    return [functools.partial(http_ok, url) for url in urls]
 
 
 def pin_argv(argv: Sequence[str], cpus: Iterable[int] | None) -> list[str]:

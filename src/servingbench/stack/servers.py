@@ -17,7 +17,7 @@ from typing import Any
 from servingbench.atomic import atomic_write_json
 from servingbench.paths import model_settings_dir
 
-__all__ = ["ServerSpec", "render_mlserver_repository", "mlserver_spec", "api_spec", "venv_bin"]
+__all__ = ["ServerSpec", "api_spec", "mlserver_spec", "render_mlserver_repository", "venv_bin"]
 
 # Thread pools sized to the pinned core: more threads than cores only adds contention.
 SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -92,7 +92,12 @@ def mlserver_spec(
     """Render a repository under `repository` and describe `mlserver start` on it."""
     overrides = _merge(
         dict(server_overrides or {}),
-        {"host": host, "http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port},
+        {
+            "host": host,
+            "http_port": http_port,
+            "grpc_port": grpc_port,
+            "metrics_port": metrics_port,
+        },
     )
     settings = render_mlserver_repository(repository, overrides, model_overrides, models=models)
     model_names = sorted(p.parent.name for p in repository.glob("*/model-settings.json"))
@@ -123,7 +128,9 @@ def api_spec(
 ) -> ServerSpec:
     """Our FastAPI service under uvicorn; `settings` become `SERVINGBENCH_API_*` variables."""
     env = dict(SINGLE_THREAD_ENV)
-    env.update({f"SERVINGBENCH_API_{k.upper()}": _env_value(v) for k, v in (settings or {}).items()})
+    env.update(
+        {f"SERVINGBENCH_API_{k.upper()}": _env_value(v) for k, v in (settings or {}).items()}
+    )
     env["SERVINGBENCH_API_HOST"] = host
     env["SERVINGBENCH_API_PORT"] = str(port)
     if models is not None:
