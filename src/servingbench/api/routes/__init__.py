@@ -1,0 +1,1 @@
+"""One router per resource: `/predict`, the V2 protocol, and service endpoints (health, stats)."""

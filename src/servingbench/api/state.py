@@ -1,0 +1,54 @@
+"""What the routes share: settings, loaded models, the runner, the latency and metric sinks.
+
+Created with the app and handed to each router, so a request reaches it through a closure
+rather than a lookup; the lifespan fills `models` at start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from servingbench.api.errors import ApiError
+from servingbench.api.inference import Outputs, Runner, make_runner
+from servingbench.api.metrics import Metrics
+from servingbench.api.models import ServedModel
+from servingbench.api.settings import ApiSettings
+from servingbench.api.stats import LatencyStats
+
+__all__ = ["ServiceState"]
+
+
+@dataclass
+class ServiceState:
+    settings: ApiSettings
+    runner: Runner
+    stats: LatencyStats
+    metrics: Metrics | None
+    models: dict[str, ServedModel] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, settings: ApiSettings) -> ServiceState:
+        metrics = Metrics() if settings.metrics_enabled else None
+        return cls(settings, make_runner(settings), LatencyStats(), metrics)
+
+    def model(self, name: str, version: str | None = None) -> ServedModel:
+        """The served model `name` (at `version`, when given), or a 404 naming what is served."""
+        model = self.models.get(name)
+        if model is None:
+            raise ApiError(
+                404, f"model {name!r} not found; served models: {', '.join(self.models)}"
+            )
+        if version is not None and version != model.version:
+            raise ApiError(
+                404, f"model {name!r} has no version {version!r}; served version: {model.version}"
+            )
+        return model
+
+    async def predict(self, model: ServedModel, x: np.ndarray, names: Sequence[str]) -> Outputs:
+        outputs = await self.runner.predict(model, x, names)
+        if self.metrics is not None:
+            self.metrics.add_rows(model.name, len(x))
+        return outputs

@@ -1,0 +1,41 @@
+"""A raw HTTP helper for the API tests: exact bytes and headers out, status and JSON back."""
+
+from __future__ import annotations
+
+import http.client
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from servingbench.stack.processes import ProcessHandle
+from servingbench.stack.servers import ServerSpec
+
+__all__ = ["ApiServer", "request"]
+
+ApiServer = tuple[ServerSpec, ProcessHandle]
+
+
+def request(
+    server: ApiServer,
+    method: str,
+    path: str,
+    body: bytes | Iterable[bytes] | None = None,
+    headers: dict[str, str] | None = None,
+    json: Any = None,
+) -> tuple[int, Any]:
+    """One request on a fresh connection; the body is decoded as JSON when there is one."""
+    spec, _ = server
+    if json is not None:
+        body = orjson.dumps(json)
+        headers = {"Content-Type": "application/json", **(headers or {})}
+    conn = http.client.HTTPConnection("127.0.0.1", spec.ports["http"], timeout=30)
+    try:
+        chunked = body is not None and not isinstance(body, bytes)
+        conn.request(method, path, body=body, headers=headers or {}, encode_chunked=chunked)
+        response = conn.getresponse()
+        raw = response.read()
+    finally:
+        conn.close()
+    ctype = response.getheader("content-type", "")
+    return response.status, orjson.loads(raw) if raw and "json" in ctype else raw

@@ -1,0 +1,47 @@
+"""The latency window and the response encoders."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from servingbench.api.encoding import predict_response, v2_output
+from servingbench.api.responses import dumps
+from servingbench.api.stats import LatencyStats, LatencyWindow
+
+
+def test_window_keeps_only_the_most_recent_values() -> None:
+    window = LatencyWindow(size=4)
+    for ms in (100, 1, 2, 3, 4):
+        window.add(ms / 1000)
+    summary = window.summary()
+    assert summary["total"] == 5
+    assert summary["count"] == 4
+    assert summary["max_ms"] == 4.0  # the 100 ms value was overwritten
+    assert summary["min_ms"] == 1.0
+    assert summary["p50_ms"] == 2.5
+
+
+def test_empty_window_reports_no_figures() -> None:
+    summary = LatencyStats().summary()
+    assert summary["routes"] == {}
+    assert LatencyWindow(3).summary()["p99_ms"] is None
+
+
+def test_v2_output_gives_1d_results_shape_n_by_1() -> None:
+    out = v2_output("predict", np.array([0, 2], dtype=np.int64))
+    assert out["shape"] == [2, 1]
+    assert out["datatype"] == "INT64"
+
+
+def test_float32_is_written_as_mlserver_writes_it() -> None:
+    proba = np.array([[0.9775060415267944, 0.022493863478302956]], dtype=np.float32)
+    body = dumps(predict_response("iris", "1", {"predict": np.array([0]), "predict_proba": proba}))
+    # MLServer's codec widens float32 to a Python float: the same digits must appear here.
+    assert b"[[0.9775060415267944,0.022493863478302956]]" in body
+    assert v2_output("predict_proba", proba)["datatype"] == "FP32"
+
+
+def test_column_major_outputs_are_written_row_by_row() -> None:
+    proba = np.asfortranarray(np.array([[0.25, 0.75], [0.5, 0.5]], dtype=np.float32))
+    body = dumps(predict_response("m", None, {"predict": np.array([1, 0]), "predict_proba": proba}))
+    assert b'"probabilities":[[0.25,0.75],[0.5,0.5]]' in body
