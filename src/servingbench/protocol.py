@@ -20,6 +20,7 @@ import orjson
 __all__ = [
     "INPUT_NAME",
     "OUTPUTS",
+    "PROBA_ONLY",
     "Prediction",
     "ProtocolError",
     "compare",
@@ -34,6 +35,9 @@ __all__ = [
 
 INPUT_NAME = "input-0"
 OUTPUTS = ("predict", "predict_proba")
+PROBA_ONLY = ("predict_proba",)
+"""What load tests ask for: one `predict_proba` call per request on every backend (MLServer
+runs one model call per requested output), labels then follow as the argmax."""
 
 Prediction = tuple[np.ndarray, np.ndarray]
 """(labels as int64 of shape [N], probabilities as float64 of shape [N, C])"""
@@ -143,14 +147,20 @@ def decode_v2_grpc_response(response: Any, n_rows: int) -> Prediction:
             }[dtype]
             values = np.asarray(field, dtype=dtype)
         arrays[out.name] = values.reshape(tuple(out.shape))
-    missing = [name for name in OUTPUTS if name not in arrays]
-    if missing:
-        raise ProtocolError(f"gRPC response lacks output(s) {missing}; got {sorted(arrays)}")
-    return _checked(
-        arrays["predict"].astype(np.int64).reshape(-1),
-        arrays["predict_proba"].astype(np.float64),
-        n_rows,
+    if "predict_proba" not in arrays:
+        raise ProtocolError(f"gRPC response lacks output 'predict_proba'; got {sorted(arrays)}")
+    proba = arrays["predict_proba"].astype(np.float64)
+    labels = (
+        arrays["predict"].astype(np.int64).reshape(-1) if "predict" in arrays else _argmax(proba)
     )
+    return _checked(labels, proba, n_rows)
+
+
+def _argmax(proba: np.ndarray) -> np.ndarray:
+    """Labels implied by probabilities (our models' classes are 0..C-1, as in the metadata)."""
+    if proba.ndim != 2:
+        raise ProtocolError(f"probabilities must be 2-D, got shape {proba.shape}")
+    return np.argmax(proba, axis=1).astype(np.int64)
 
 
 def _checked(labels: np.ndarray, proba: np.ndarray, n_rows: int) -> Prediction:

@@ -7,6 +7,7 @@ import orjson
 import pytest
 
 from servingbench.protocol import (
+    PROBA_ONLY,
     ProtocolError,
     compare,
     decode_predict_body,
@@ -90,3 +91,12 @@ def test_compare_reports_first_difference() -> None:
     assert "wrong label" in str(compare((np.array([0, 0]), proba), labels, proba))
     assert "differ" in str(compare((labels, proba + 1e-3), labels, proba))
     assert compare((labels, proba + 1e-8), labels, proba) is None
+
+
+def test_proba_only_response_implies_labels() -> None:
+    body = orjson.dumps(
+        {"outputs": [{"name": "predict_proba", "shape": [2, 2], "data": [0.9, 0.1, 0.3, 0.7]}]}
+    )
+    labels, _ = decode_v2_body(body, 2)
+    assert labels.tolist() == [0, 1]
+    assert orjson.loads(v2_body(ROWS, PROBA_ONLY))["outputs"] == [{"name": "predict_proba"}]
