@@ -90,14 +90,16 @@ def v2_body(rows: Sequence[Sequence[float]], outputs: Sequence[str] = OUTPUTS) -
 def decode_v2_outputs(outputs: Sequence[dict[str, Any]], n_rows: int) -> Prediction:
     """Labels and probabilities from V2 JSON `outputs` (shape [N,1] labels, [N,C] probabilities)."""
     by_name = {o.get("name"): o for o in outputs}
-    missing = [name for name in OUTPUTS if name not in by_name]
-    if missing:
-        raise ProtocolError(
-            f"V2 response lacks output(s) {missing}; got {sorted(map(str, by_name))}"
-        )
-    labels = np.asarray(by_name["predict"]["data"], dtype=np.int64).reshape(-1)
+    if "predict_proba" not in by_name:
+        got = sorted(map(str, by_name))
+        raise ProtocolError(f"V2 response lacks output 'predict_proba'; got {got}")
     proba_out = by_name["predict_proba"]
     proba = np.asarray(proba_out["data"], dtype=np.float64).reshape(proba_out["shape"])
+    labels = (
+        np.asarray(by_name["predict"]["data"], dtype=np.int64).reshape(-1)
+        if "predict" in by_name
+        else _argmax(proba)
+    )
     return _checked(labels, proba, n_rows)
 
 
@@ -160,7 +162,8 @@ def _argmax(proba: np.ndarray) -> np.ndarray:
     """Labels implied by probabilities (our models' classes are 0..C-1, as in the metadata)."""
     if proba.ndim != 2:
         raise ProtocolError(f"probabilities must be 2-D, got shape {proba.shape}")
-    return np.argmax(proba, axis=1).astype(np.int64)
+    labels: np.ndarray = np.argmax(proba, axis=1).astype(np.int64)
+    return labels
 
 
 def _checked(labels: np.ndarray, proba: np.ndarray, n_rows: int) -> Prediction:
