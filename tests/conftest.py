@@ -26,7 +26,10 @@ def trained_models() -> None:
 
 
 def _run(spec: ServerSpec, log_dir: Path) -> Iterator[tuple[ServerSpec, ProcessHandle]]:
-    handle = start_detached(spec.name, spec.argv, log_dir / f"{spec.name}.log", env=spec.env)
+    # cwd: MLServer writes a .metrics folder into its working directory.
+    handle = start_detached(
+        spec.name, spec.argv, log_dir / f"{spec.name}.log", env=spec.env, cwd=log_dir
+    )
     try:
         wait_until(handle, http_checks(spec.ready_urls), timeout_s=90)
         yield spec, handle

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from sklearn.datasets import load_breast_cancer, load_iris
 
 __all__ = ["DEFAULT_MODEL", "MODELS", "ModelSpec", "as_features", "get_spec"]
 
@@ -39,6 +38,20 @@ class ModelSpec:
         }[self.framework]
 
 
+# scikit-learn is imported only when data is loaded or a model built: it takes seconds to
+# import, and the load generator (which only needs names and metadata) must start fast.
+def _iris() -> Any:
+    from sklearn.datasets import load_iris
+
+    return load_iris()
+
+
+def _breast_cancer() -> Any:
+    from sklearn.datasets import load_breast_cancer
+
+    return load_breast_cancer()
+
+
 def _logistic_regression(seed: int) -> Any:
     from sklearn.linear_model import LogisticRegression
 
@@ -61,7 +74,7 @@ MODELS: dict[str, ModelSpec] = {
             name="iris",
             framework="sklearn",
             artifact_file="model.joblib",
-            load_data=load_iris,
+            load_data=_iris,
             make_estimator=_logistic_regression,
             description="scikit-learn LogisticRegression on iris (4 features, 3 classes)",
         ),
@@ -69,7 +82,7 @@ MODELS: dict[str, ModelSpec] = {
             name="breast-cancer",
             framework="xgboost",
             artifact_file="model.json",
-            load_data=load_breast_cancer,
+            load_data=_breast_cancer,
             make_estimator=_xgb_classifier,
             description="XGBoost classifier, 100 trees of depth 4, on breast_cancer (30 features)",
         ),

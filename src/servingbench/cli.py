@@ -18,6 +18,7 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS: dict[str, str] = {
     "train": "servingbench.commands.train",
     "serve-api": "servingbench.commands.serve_api",
+    "serve-mlserver": "servingbench.commands.serve_mlserver",
     "serve-all": "servingbench.commands.serve_all",
     "stop-all": "servingbench.commands.stop_all",
     "status": "servingbench.commands.status",

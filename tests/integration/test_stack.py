@@ -1,0 +1,140 @@
+"""serve-all / status / stop-all through the Python API, on free ports and a temporary state dir."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import psutil
+import pytest
+
+from servingbench.cli import main
+from servingbench.paths import model_settings_dir
+from servingbench.stack.lifecycle import (
+    PortBusyError,
+    load_running_stack,
+    stack_status,
+    start_stack,
+    stop_stack,
+)
+from servingbench.stack.processes import ServerStartError, free_port
+from servingbench.stack.settings import StackSettings
+
+pytestmark = pytest.mark.integration
+
+
+def _settings(state_dir: Path, **overrides: object) -> StackSettings:
+    fields: dict[str, object] = {
+        "mlserver_http_port": free_port(),
+        "mlserver_grpc_port": free_port(),
+        "mlserver_metrics_port": free_port(),
+        "api_port": free_port(),
+        "state_dir": state_dir,
+        "server_cpus": [0],
+        "ready_timeout_s": 90,
+        **overrides,
+    }
+    return StackSettings.model_validate(fields)
+
+
+def _processes_in(folder: Path) -> list[psutil.Process]:
+    """Live processes working in `folder` (every server runs with cwd = its state dir)."""
+    found = []
+    for proc in psutil.process_iter(["cwd"]):
+        cwd = proc.info.get("cwd")
+        if cwd and Path(cwd).is_relative_to(folder) and proc.status() != psutil.STATUS_ZOMBIE:
+            found.append(proc)
+    return found
+
+
+def test_start_status_restart_stop(
+    trained_models: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = _settings(tmp_path / "state")
+    stack = start_stack(settings)
+    try:
+        assert not stack.already_running
+        assert [s.spec.backend for s in stack.servers] == ["mlserver", "fastapi"]
+        assert all(s.startup_s is not None and s.startup_s > 0 for s in stack.servers)
+        assert all(h.cpus == (0,) for h in stack.handles)
+        assert psutil.Process(stack.handles[0].pid).cpu_affinity() == [0]
+        pids = {p.pid for h in stack.handles for p in h.tree()}
+
+        statuses = stack_status(settings.state_dir)
+        assert {s.name for s in statuses} == {"mlserver", "fastapi"}
+        assert all(s.alive and s.ready and s.rss_bytes > 0 for s in statuses)
+        assert main(["status", "--state-dir", str(settings.state_dir)]) == 0
+        assert "mlserver" in capsys.readouterr().out
+
+        again = start_stack(settings)
+        assert again.already_running
+        assert {h.pid for h in again.handles} == {h.pid for h in stack.handles}
+        recorded = load_running_stack(settings.state_dir)
+        assert recorded is not None
+        assert recorded.server("mlserver").spec.ports["grpc"] == settings.mlserver_grpc_port
+        state = json.loads((settings.state_dir / "fastapi.json").read_text())
+        assert state["handle"]["pid"] == stack.server("fastapi").handle.pid
+    finally:
+        stopped = stop_stack(settings.state_dir)
+
+    assert sorted(s.name for s in stopped) == ["fastapi", "mlserver"]
+    assert all(s.was_running for s in stopped)
+    assert not [pid for pid in pids if psutil.pid_exists(pid) and _alive(pid)]
+    assert not list(settings.state_dir.glob("*.json"))
+    assert stop_stack(settings.state_dir) == []
+    assert main(["stop-all", "--state-dir", str(settings.state_dir)]) == 0
+    assert "nothing to stop" in capsys.readouterr().out
+    assert main(["status", "--state-dir", str(settings.state_dir)]) == 1
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_taken_port_fails_fast_naming_port_and_holder(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        settings = _settings(tmp_path / "state", api_port=port)
+        with pytest.raises(PortBusyError, match=rf"FastAPI port {port} is already in use by pid"):
+            start_stack(settings)
+    assert not (settings.state_dir / "mlserver.json").exists()
+    assert not _processes_in(tmp_path)
+
+
+def test_failed_start_stops_everything_and_shows_the_log_tail(
+    trained_models: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLServer's repository names a missing artifact; our service starts fine and is stopped."""
+    broken = tmp_path / "root" / "model-settings"
+    (broken / "iris").mkdir(parents=True)
+    (broken / "settings.json").write_text('{"debug": false, "parallel_workers": 0}')
+    (broken / "iris" / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": "iris",
+                "implementation": "mlserver_sklearn.SKLearnModel",
+                "parameters": {"uri": "./missing-model.joblib"},
+            }
+        )
+    )
+    for artifact in ("model.joblib", "metadata.json"):  # our service loads these fine
+        shutil.copy(model_settings_dir() / "iris" / artifact, broken / "iris" / artifact)
+    (tmp_path / "root" / "pyproject.toml").write_text("")
+    monkeypatch.setenv("SERVINGBENCH_ROOT", str(tmp_path / "root"))
+    settings = _settings(tmp_path / "state", ready_timeout_s=60)
+
+    with pytest.raises(ServerStartError) as caught:
+        start_stack(settings)
+
+    message = str(caught.value)
+    assert message.startswith("mlserver exited during start-up; last lines of")
+    assert "missing-model.joblib" in message
+    assert not list(settings.state_dir.glob("*.json"))
+    assert not _processes_in(tmp_path)
