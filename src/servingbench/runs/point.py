@@ -61,6 +61,14 @@ class PointResult(BaseModel):
     usage: list[ProcessUsage] = Field(default_factory=list)
     errors_by_outcome: dict[str, int] = Field(default_factory=dict)
     locust_rps: float | None = Field(default=None, description="Locust's own figure, for reference")
+    generator_processes: int = Field(default=1, description="Locust processes that made the load")
+    pinning: dict[str, list[int] | None] = Field(
+        default_factory=dict, description="cores per role (server, generator); None = not pinned"
+    )
+    generator_ceiling_rps: float | None = Field(
+        default=None,
+        description="calibrated generator req/s per core for this protocol (`make calibrate`)",
+    )
 
     def save(self, path: Path) -> None:
         atomic_write_text(path, self.model_dump_json(indent=2))

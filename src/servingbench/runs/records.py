@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -85,6 +86,32 @@ class RequestRecords:
             reasons=np.frombuffer(json.dumps(self.reasons).encode(), dtype=np.uint8),
         )
         atomic_write_bytes(path, buf.getvalue())
+
+    @classmethod
+    def concat(cls, parts: Sequence[RequestRecords], warmup_ns: int) -> RequestRecords:
+        """Merge per-process parts with absolute start times into one point's records.
+
+        Sorts by start, makes the earliest start time zero, marks `start < warmup_ns` as
+        warm-up and adds up the reason counts.
+        """
+
+        def cat(column: str, dtype: type) -> np.ndarray:
+            return np.concatenate([np.empty(0, dtype), *(getattr(p, column) for p in parts)])
+
+        start = cat("start_ns", np.int64)
+        order = np.argsort(start, kind="stable")
+        start = (start - (start.min() if start.size else 0))[order]
+        reasons: dict[str, Counter[str]] = {}
+        for part in parts:
+            for label, counts in part.reasons.items():
+                reasons.setdefault(label, Counter()).update(counts)
+        return cls(
+            start_ns=start,
+            latency_ns=cat("latency_ns", np.int64)[order],
+            outcome=cat("outcome", np.int8)[order],
+            warmup=start < warmup_ns,
+            reasons={label: dict(counts) for label, counts in reasons.items()},
+        )
 
     @classmethod
     def load(cls, path: Path) -> RequestRecords:

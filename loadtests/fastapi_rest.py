@@ -1,0 +1,15 @@
+"""Locust: our FastAPI service's `POST /predict`.
+
+    locust -f loadtests/fastapi_rest.py                      # web UI on http://127.0.0.1:8089
+    locust -f loadtests/fastapi_rest.py --headless -u 10 -t 10s [--host http://127.0.0.1:8000]
+
+Options `--model`, `--rows-per-request`; env `SERVINGBENCH_LOAD_*` (servingbench.loadgen.settings).
+"""
+
+from servingbench.loadgen.rest_user import RestUser
+from servingbench.loadgen.scenarios import SCENARIOS
+
+
+class FastapiRestUser(RestUser):
+    scenario = SCENARIOS["fastapi-rest"]
+    host = scenario.default_host

@@ -1,0 +1,15 @@
+"""Locust: our FastAPI service's V2 REST `POST /v2/models/{model}/infer`.
+
+    locust -f loadtests/fastapi_v2_rest.py                      # web UI on http://127.0.0.1:8089
+    locust -f loadtests/fastapi_v2_rest.py --headless -u 10 -t 10s [--host http://127.0.0.1:8000]
+
+Options `--model`, `--rows-per-request`; env `SERVINGBENCH_LOAD_*` (servingbench.loadgen.settings).
+"""
+
+from servingbench.loadgen.rest_user import RestUser
+from servingbench.loadgen.scenarios import SCENARIOS
+
+
+class FastapiV2RestUser(RestUser):
+    scenario = SCENARIOS["fastapi-v2-rest"]
+    host = scenario.default_host

@@ -1,0 +1,15 @@
+"""Locust: MLServer's V2 gRPC `inference.GRPCInferenceService/ModelInfer`.
+
+    locust -f loadtests/mlserver_grpc.py                      # web UI on http://127.0.0.1:8089
+    locust -f loadtests/mlserver_grpc.py --headless -u 10 -t 10s [--host 127.0.0.1:8081]
+
+Options `--model`, `--rows-per-request`; env `SERVINGBENCH_LOAD_*` (servingbench.loadgen.settings).
+"""
+
+from servingbench.loadgen.grpc_user import GrpcUser
+from servingbench.loadgen.scenarios import SCENARIOS
+
+
+class MlserverGrpcUser(GrpcUser):
+    scenario = SCENARIOS["mlserver-grpc"]
+    host = scenario.default_host

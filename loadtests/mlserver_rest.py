@@ -1,0 +1,15 @@
+"""Locust: MLServer's V2 REST `POST /v2/models/{model}/infer`.
+
+    locust -f loadtests/mlserver_rest.py                      # web UI on http://127.0.0.1:8089
+    locust -f loadtests/mlserver_rest.py --headless -u 10 -t 10s [--host http://127.0.0.1:8080]
+
+Options `--model`, `--rows-per-request`; env `SERVINGBENCH_LOAD_*` (servingbench.loadgen.settings).
+"""
+
+from servingbench.loadgen.rest_user import RestUser
+from servingbench.loadgen.scenarios import SCENARIOS
+
+
+class MlserverRestUser(RestUser):
+    scenario = SCENARIOS["mlserver-rest"]
+    host = scenario.default_host

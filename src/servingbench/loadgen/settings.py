@@ -1,0 +1,92 @@
+"""`LoadSettings`: what one Locust process sends, validates and records.
+
+Every field is an environment variable `SERVINGBENCH_LOAD_<FIELD>` (how the sweep configures the
+Locust subprocesses); `--model` and `--rows-per-request` are also Locust command-line options
+(and web-UI fields) whose defaults are the environment's values, so CLI beats env beats default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from servingbench.catalog import MODELS, get_spec
+
+__all__ = ["CLI_FIELDS", "ChannelPolicy", "LoadSettings", "add_locust_options", "resolve_settings"]
+
+ChannelPolicy = Literal["per-user", "shared"]
+
+CLI_FIELDS = ("model", "rows_per_request")
+"""Fields that are also Locust options (`--model`, `--rows-per-request`)."""
+
+
+class LoadSettings(BaseSettings):
+    """The load generator's knobs (one object per Locust process)."""
+
+    model_config = SettingsConfigDict(env_prefix="SERVINGBENCH_LOAD_", extra="forbid")
+
+    model: str = Field(
+        default="breast-cancer",
+        description="Catalog model to query; its held-out rows and answers are the payloads.",
+    )
+    rows_per_request: int = Field(
+        default=1, ge=1, description="Held-out rows in each request (a batch of N rows)."
+    )
+    timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Per-request timeout (HTTP connect/network timeout, gRPC deadline); "
+        "a request that exceeds it is recorded as a timeout.",
+    )
+    records_dir: Path | None = Field(
+        default=None,
+        description="Folder for the raw per-request records, `part-<pid>.npz` per Locust process "
+        "(absolute perf_counter_ns start times); unset = no records are written.",
+    )
+    grpc_channel: ChannelPolicy = Field(
+        default="per-user",
+        description="`per-user`: each Locust user opens its own gRPC channel and connection, as "
+        "each REST user has its own keep-alive connection; `shared`: one channel per process, "
+        "all users multiplexed as HTTP/2 streams on one connection.",
+    )
+    validate_responses: bool = Field(
+        default=True,
+        description="Decode every 200 response and compare it with the expected prediction; "
+        "false only checks the status (less client CPU, wrong answers go unnoticed).",
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        get_spec(value)  # ValueError listing the known models
+        return value
+
+
+def add_locust_options(parser: Any) -> None:
+    """Add `--model` and `--rows-per-request` to Locust's parser (also shown in the web UI)."""
+    env = LoadSettings()
+    parser.add_argument(
+        "--model",
+        choices=list(MODELS),
+        default=env.model,
+        help="catalog model to query (env SERVINGBENCH_LOAD_MODEL)",
+    )
+    parser.add_argument(
+        "--rows-per-request",
+        type=int,
+        default=env.rows_per_request,
+        help="held-out rows per request (env SERVINGBENCH_LOAD_ROWS_PER_REQUEST)",
+    )
+
+
+def resolve_settings(parsed_options: Any | None = None) -> LoadSettings:
+    """Environment settings with Locust's parsed options (CLI or web UI) laid over them."""
+    overrides = {
+        name: value
+        for name in CLI_FIELDS
+        if (value := getattr(parsed_options, name, None)) is not None
+    }
+    return LoadSettings(**overrides)
