@@ -1,0 +1,84 @@
+"""The whole benchmark: start the servers, check parity, sweep every scenario, stop, summarise.
+
+Settings come from defaults < SERVINGBENCH_BENCH_* environment < --config TOML file < --quick
+< flags. The bench starts its own servers on free ports (your `make serve-all` is untouched) and
+writes results/<run-id>/ (meta.json, points/*/point.json, requests.npz, Locust csv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from pydantic import ValidationError
+
+from servingbench.sweep.settings import ALL_SCENARIOS, load_settings
+
+__all__ = ["add_arguments", "cli_overrides", "run"]
+
+# flag -> (settings field, type, help)
+_FLAGS: dict[str, tuple[str, Any, str]] = {
+    "--scenarios": ("scenarios", str, f"comma list of {', '.join(ALL_SCENARIOS)}"),
+    "--concurrency": ("concurrency", str, "comma list of user counts, e.g. 1,2,5,10,20,50"),
+    "--duration": ("duration_s", float, "measured seconds per point"),
+    "--warmup": ("warmup_s", float, "warm-up seconds per point (excluded)"),
+    "--rows": ("rows_per_request", int, "held-out rows per request"),
+    "--model": ("model", str, "catalog model to serve and query"),
+    "--processes": ("processes", int, "Locust generator processes"),
+    "--server-cpus": ("server_cpus", str, "cores for the servers, e.g. 0 ('' = no pinning)"),
+    "--generator-cpus": ("generator_cpus", str, "cores for Locust, e.g. 1 ('' = no pinning)"),
+    "--window": ("window_s", float, "stability window in seconds"),
+    "--results-dir": ("results_dir", Path, "where run folders are written"),
+    "--run-id": ("run_id", str, "run folder name (must not exist yet)"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML file with BenchSettings keys")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: concurrency 1,10 and 1+3 s points"
+    )
+    parser.add_argument(
+        "--skip-parity", action="store_true", default=None, help="skip the parity check"
+    )
+    for flag, (field, kind, text) in _FLAGS.items():
+        parser.add_argument(flag, dest=field, type=kind, help=text)
+
+
+def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings explicitly given as flags (unset flags are None and left out)."""
+    names = [field for field, _, _ in _FLAGS.values()] + ["skip_parity"]
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config, cli_overrides(args), quick=args.quick)
+    except (ValidationError, ValueError, FileNotFoundError) as exc:
+        print(f"bench: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    from servingbench.sweep.runner import run_sweep
+    from servingbench.sweep.summary import summary_table
+
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C does
+    try:
+        result = run_sweep(settings)
+    except KeyboardInterrupt:
+        print("bench: interrupted; servers stopped, partial run kept", file=sys.stderr)
+        return 130
+    print()
+    print(summary_table(result.points))
+    print(f"\nrun folder: {result.layout.root}")
+    failed = [p.point_id for p in result.points if p.status == "failed"]
+    if failed:
+        print(f"bench: {len(failed)} point(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,181 @@
+"""One point: Locust at N users against one scenario, measured from raw records, saved to disk.
+
+Writes `point.json`, `requests.npz`, Locust's csv files and log into the point's folder. A
+point that cannot run still gets a `point.json` (status `failed`, with the reason), so a run
+folder always says what happened to every planned point.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from servingbench.loadgen.scenarios import Scenario
+from servingbench.runs.layout import POINT_FILE, RECORDS_FILE, point_id
+from servingbench.runs.point import PointResult, WindowRecord
+from servingbench.runs.records import Outcome, RequestRecords
+from servingbench.runs.stats import summarize, windows
+from servingbench.sweep.flags import generator_capacity, point_flags
+from servingbench.sweep.locust import LocustJob, load_parts, read_locust_rps, run_locust
+from servingbench.sweep.usage import Tracked, UsageSampler
+
+__all__ = ["PointPlan", "failed_point", "measure_point"]
+
+Health = Callable[[], str | None]
+"""Returns why the scenario's server is unusable (dead, with its log tail), or None."""
+
+
+@dataclass(frozen=True)
+class PointPlan:
+    """Everything that defines one point of the sweep."""
+
+    scenario: Scenario
+    concurrency: int
+    host: str
+    model: str
+    rows_per_request: int
+    duration_s: float
+    warmup_s: float
+    window_s: float
+    processes: int = 1
+    generator_cpus: list[int] | None = None
+    server_cpus: list[int] | None = None
+    server_config: str = "default"
+    ceiling_rps_per_core: float | None = None
+
+    @property
+    def point_id(self) -> str:
+        return point_id(self.scenario.name, self.server_config, self.concurrency)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _base(plan: PointPlan, started_at: str) -> dict[str, object]:
+    return {
+        "point_id": plan.point_id,
+        "scenario": plan.scenario.name,
+        "backend": plan.scenario.backend,
+        "protocol": plan.scenario.protocol,
+        "server_config": plan.server_config,
+        "model": plan.model,
+        "host": plan.host,
+        "concurrency": plan.concurrency,
+        "rows_per_request": plan.rows_per_request,
+        "duration_s": plan.duration_s,
+        "warmup_s": plan.warmup_s,
+        "started_at": started_at,
+        "generator_processes": plan.processes,
+        "pinning": {"server": plan.server_cpus, "generator": plan.generator_cpus},
+        "generator_ceiling_rps": plan.ceiling_rps_per_core,
+    }
+
+
+def failed_point(
+    plan: PointPlan, point_dir: Path, reason: str, started_at: str = ""
+) -> PointResult:
+    """Record a point that could not run; the reason should say what to look at."""
+    result = PointResult.model_validate(
+        {
+            **_base(plan, started_at or _now()),
+            "finished_at": _now(),
+            "status": "failed",
+            "failure_reason": reason,
+            "flags": ["failed"],
+        }
+    )
+    point_dir.mkdir(parents=True, exist_ok=True)
+    result.save(point_dir / POINT_FILE)
+    return result
+
+
+def _errors_by_outcome(records: RequestRecords) -> dict[str, int]:
+    codes = Counter(int(c) for c in records.outcome[records.outcome != Outcome.OK])
+    return {Outcome(code).label: n for code, n in sorted(codes.items())}
+
+
+def measure_point(
+    plan: PointPlan,
+    point_dir: Path,
+    servers: Sequence[Tracked],
+    health: Health,
+) -> PointResult:
+    """Run the point and save it; never raises for a point that merely failed."""
+    started_at = _now()
+    if (reason := health()) is not None:
+        return failed_point(plan, point_dir, reason, started_at)
+    point_dir.mkdir(parents=True, exist_ok=False)  # a point folder is never reused
+    generator: list[psutil.Process] = []
+    tracked = [
+        Tracked("generator", "locust", lambda: generator, plan.generator_cpus),
+        *servers,
+    ]
+    with tempfile.TemporaryDirectory(prefix="servingbench-parts-") as tmp:
+        job = LocustJob(
+            locustfile=plan.scenario.locustfile,
+            users=plan.concurrency,
+            run_time_s=plan.warmup_s + plan.duration_s,
+            host=plan.host,
+            out_dir=point_dir,
+            records_dir=Path(tmp),
+            model=plan.model,
+            rows_per_request=plan.rows_per_request,
+            processes=plan.processes,
+            cpus=plan.generator_cpus,
+        )
+        with UsageSampler(tracked) as sampler:
+            outcome = run_locust(job, on_start=lambda pid: generator.append(psutil.Process(pid)))
+        parts = load_parts(Path(tmp))
+        for snapshot in sorted(Path(tmp).glob("loadgen-*.json"))[:1]:
+            shutil.copyfile(snapshot, point_dir / "loadgen.json")  # what Locust sent, as run
+    if (reason := health()) is not None:
+        return failed_point(plan, point_dir, reason, started_at)
+    if not parts:
+        why = "timed out and was killed" if outcome.timed_out else f"exit code {outcome.returncode}"
+        return failed_point(
+            plan,
+            point_dir,
+            f"Locust wrote no request records ({why}); last lines of {job.log_path}:\n"
+            f"{outcome.log_tail}",
+            started_at,
+        )
+    t0_ns = min(int(p.start_ns.min()) for p in parts)
+    warmup_ns = round(plan.warmup_s * 1e9)
+    records = RequestRecords.concat(parts, warmup_ns)
+    records.save(point_dir / RECORDS_FILE)
+    end_ns = int(np.max(records.start_ns + records.latency_ns))
+    measured_s = (end_ns - warmup_ns) / 1e9
+    if measured_s <= 0 or not (~records.warmup).any():
+        return failed_point(
+            plan, point_dir, f"no request started after the {plan.warmup_s} s warm-up", started_at
+        )
+    summary = summarize(records, measured_s)
+    wins = windows(records, plan.window_s)
+    usage = sampler.usage(t0_ns + warmup_ns, t0_ns + end_ns)
+    capacity = generator_capacity(
+        plan.generator_cpus, plan.processes, psutil.cpu_count(logical=True) or 1
+    )
+    result = PointResult.model_validate(
+        {
+            **_base(plan, started_at),
+            "finished_at": _now(),
+            "status": "ok",
+            "flags": point_flags(summary, wins, usage, capacity, plan.ceiling_rps_per_core),
+            "summary": summary.as_dict(),
+            "windows": [WindowRecord(**vars(w)) for w in wins],
+            "usage": usage,
+            "errors_by_outcome": _errors_by_outcome(records.measured()),
+            "locust_rps": read_locust_rps(job.csv_prefix),
+        }
+    )
+    result.save(point_dir / POINT_FILE)
+    return result
