@@ -7,8 +7,8 @@ UV_VERSION ?= 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
-RUN := $(UV) run --frozen --no-sync
-SB := $(RUN) servingbench
+UV_RUN := $(UV) run --frozen --no-sync
+SB := $(UV_RUN) servingbench
 
 # Pass-through knobs (see README): DOCKER=1 uses docker compose for serve-all/stop-all.
 DOCKER ?=
@@ -72,16 +72,16 @@ report: setup ## tables and plots for the latest run (RUN=<run-id>, BASELINE=<ru
 	$(SB) report $(if $(RUN),--run $(RUN)) $(if $(BASELINE),--baseline $(BASELINE)) $(ARGS)
 
 lint: setup ## ruff (lint + format check) and mypy
-	$(RUN) ruff check src tests loadtests backends
-	$(RUN) ruff format --check src tests loadtests backends
-	$(RUN) mypy
+	$(UV_RUN) ruff check src tests loadtests backends
+	$(UV_RUN) ruff format --check src tests loadtests backends
+	$(UV_RUN) mypy
 
 format: setup ## apply ruff's formatting and fixes
-	$(RUN) ruff check --fix src tests loadtests backends
-	$(RUN) ruff format src tests loadtests backends
+	$(UV_RUN) ruff check --fix src tests loadtests backends
+	$(UV_RUN) ruff format src tests loadtests backends
 
 test: train ## unit and integration tests (real servers on free loopback ports)
-	$(RUN) pytest $(ARGS)
+	$(UV_RUN) pytest $(ARGS)
 
 clean: stop-all ## remove the environment, artifacts and server state (keeps results/)
 	rm -rf $(VENV) $(TOOLS) .run .mypy_cache .ruff_cache .pytest_cache
