@@ -1,0 +1,52 @@
+"""`build_report`: a run folder in, its report files (CSV, PNG, Markdown, HTML) out, in the folder.
+
+Everything is checked before anything is written, so a bad option never leaves half a report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from servingbench.report.compare import write_comparison
+from servingbench.report.document import build_document
+from servingbench.report.html import write_html
+from servingbench.report.load import RunData
+from servingbench.report.markdown import write_markdown
+from servingbench.report.plots import check_cdf_concurrency, write_plots
+from servingbench.report.settings import ReportSettings
+from servingbench.report.tables import ReportTables, build_tables, write_tables
+
+__all__ = ["Report", "build_report"]
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a build produced: the tables (for printing) and every file written."""
+
+    tables: ReportTables
+    files: list[Path]
+
+
+def build_report(
+    data: RunData, settings: ReportSettings | None = None, baseline: RunData | None = None
+) -> Report:
+    """Write summary.csv, the comparison CSVs, the plots, report.md and report.html into the run.
+
+    With `baseline`, also comparison.csv/.md against that run. Raises ValueError for a run
+    without points or an option that does not fit the run (the message lists what does).
+    """
+    settings = settings or ReportSettings()
+    if data.points.empty:
+        raise ValueError(f"run {data.run_id} has no finished points yet (no points/*/point.json)")
+    tables = build_tables(data, settings)
+    check_cdf_concurrency(data, settings.cdf_concurrency)
+    files = write_tables(tables, data.root)
+    plots = write_plots(data, settings.cdf_concurrency)
+    files += [path for path, _ in plots]
+    blocks = build_document(data, tables, plots)
+    files.append(write_markdown(blocks, data.root / "report.md"))
+    files.append(write_html(blocks, data.root / "report.html", f"servingbench {data.run_id}"))
+    if baseline is not None:
+        files += write_comparison(data, baseline)
+    return Report(tables, files)

@@ -1,0 +1,101 @@
+"""Per-request views of one point for the notebook: histogram, CDF, latency over time, errors.
+
+They answer the questions a summary cannot: is the tail a few stragglers or a second mode,
+did latency drift during the point, did the warm-up really end before measuring started, and
+which errors happened.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from servingbench.report.plots import measured_latency_ms, new_figure
+from servingbench.runs.records import Outcome, RequestRecords
+
+SIZE = (9.0, 4.0)
+
+__all__ = [
+    "errors_by_outcome",
+    "latency_cdf_single_figure",
+    "latency_histogram_figure",
+    "latency_timeline_figure",
+]
+
+
+def latency_histogram_figure(records: RequestRecords, title: str, bins: int = 100) -> Figure:
+    """Histogram of successful post-warm-up latencies, with p50 and p99 drawn in."""
+    latency = measured_latency_ms(records)
+    fig = new_figure(title, SIZE)
+    ax = fig.add_subplot()
+    if latency.size:
+        ax.hist(latency, bins=bins, color="C0")
+        for q, style in ((50, "-"), (99, "--")):
+            value = float(np.percentile(latency, q))
+            ax.axvline(value, color="k", linestyle=style, label=f"p{q} = {value:.3f} ms")
+        ax.legend()
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel("requests")
+    return fig
+
+
+def latency_cdf_single_figure(records: RequestRecords, title: str) -> Figure:
+    """Empirical CDF of one point's successful post-warm-up latencies (log x axis)."""
+    latency = measured_latency_ms(records)
+    fig = new_figure(title, SIZE)
+    ax = fig.add_subplot()
+    if latency.size:
+        ax.plot(latency, np.arange(1, latency.size + 1) / latency.size)
+        ax.set_xscale("log")
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel("fraction of requests")
+    ax.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def latency_timeline_figure(
+    records: RequestRecords, title: str, max_points: int = 20_000
+) -> Figure:
+    """Every request's latency at its send time (errors in red), the warm-up period shaded.
+
+    Large points are thinned to `max_points` evenly spaced requests so the figure stays light.
+    """
+    fig = new_figure(title, SIZE)
+    ax = fig.add_subplot()
+    if len(records):
+        step = max(1, len(records) // max_points)
+        start_s = records.start_ns[::step] / 1e9
+        latency_ms = records.latency_ns[::step] / 1e6
+        ok = records.ok[::step]
+        ax.scatter(start_s[ok], latency_ms[ok], s=2, color="C0", label="ok")
+        if (~ok).any():
+            ax.scatter(start_s[~ok], latency_ms[~ok], s=6, color="C3", label="error")
+        if records.warmup.any():
+            warmup_end = float(records.start_ns[records.warmup].max()) / 1e9
+            ax.axvspan(0, warmup_end, color="grey", alpha=0.25, label="warm-up (not measured)")
+        ax.set_yscale("log")
+        ax.legend(loc="upper right")
+    ax.set_xlabel("send time (s since the point started)")
+    ax.set_ylabel("latency (ms)")
+    return fig
+
+
+def errors_by_outcome(records: RequestRecords) -> pd.DataFrame:
+    """Post-warm-up requests per outcome class, with their share and the commonest reason."""
+    measured = records.measured()
+    codes, counts = np.unique(measured.outcome, return_counts=True)
+    rows = []
+    for code, count in zip(codes, counts, strict=True):
+        label = Outcome(int(code)).label
+        reasons = records.reasons.get(label, {})
+        top = max(reasons, key=lambda r: reasons[r]) if reasons else ""
+        rows.append(
+            {
+                "outcome": label,
+                "requests": int(count),
+                "share_pct": 100 * count / len(measured),
+                "top_reason": top,
+            }
+        )
+    return pd.DataFrame(rows, columns=["outcome", "requests", "share_pct", "top_reason"])
