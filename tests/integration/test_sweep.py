@@ -46,7 +46,7 @@ def test_mini_sweep_writes_a_complete_run(trained_models: None, tmp_path: Path) 
     assert meta["status"] == "complete"
     assert meta["parity"]["status"] == "passed"
     assert meta["artifacts"]["breast-cancer"]["sha256"]
-    assert "config" in meta["servers"]["mlserver"]
+    assert "config" in meta["servers"]["mlserver-default"]
     assert len(result.points) == 4
     for point_dir in run.point_dirs():
         point = PointResult.load(point_dir / "point.json")
@@ -68,7 +68,7 @@ def test_mini_sweep_writes_a_complete_run(trained_models: None, tmp_path: Path) 
 def test_dead_server_fails_its_remaining_points(trained_models: None, tmp_path: Path) -> None:
     def kill_after_first(point: PointResult, servers: BenchServers) -> None:
         if point.concurrency == 1 and point.scenario == "mlserver-rest":
-            stop_handle(servers.running["mlserver"].handle)
+            stop_handle(servers.running["mlserver:default"].handle)
 
     run_sweep(
         _settings(tmp_path, skip_parity=True),

@@ -23,6 +23,12 @@ __all__ = ["add_arguments", "cli_overrides", "run"]
 # flag -> (settings field, type, help)
 _FLAGS: dict[str, tuple[str, Any, str]] = {
     "--scenarios": ("scenarios", str, f"comma list of {', '.join(ALL_SCENARIOS)}"),
+    "--configs": (
+        "server_configs",
+        str,
+        "named server configurations (backends/server-configs.toml), e.g. all or "
+        "fastapi:batching,mlserver:all; unnamed backends run their default",
+    ),
     "--concurrency": ("concurrency", str, "comma list of user counts, e.g. 1,2,5,10,20,50"),
     "--duration": ("duration_s", float, "measured seconds per point"),
     "--warmup": ("warmup_s", float, "warm-up seconds per point (excluded)"),

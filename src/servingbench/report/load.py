@@ -19,7 +19,7 @@ import pandas as pd
 
 from servingbench.paths import results_dir
 from servingbench.runs.layout import POINT_FILE, RECORDS_FILE, RunLayout, find_run, latest_run
-from servingbench.runs.point import PointResult
+from servingbench.runs.point import PointResult, series_label
 from servingbench.runs.records import RequestRecords
 from servingbench.runs.stats import LatencySummary, Window, summarize, windows
 
@@ -41,11 +41,6 @@ SCENARIO_ORDER = ("fastapi-rest", "fastapi-v2-rest", "mlserver-rest", "mlserver-
 DEFAULT_WINDOW_S = 5.0  # perf_analyzer's measurement window, when point.json records none
 
 
-def series_label(scenario: str, server_config: str) -> str:
-    """A series is (scenario, server configuration); the default configuration is left out."""
-    return scenario if server_config in ("", "default") else f"{scenario}@{server_config}"
-
-
 def relative_spread(values: list[float]) -> float:
     """(max - min) / mean, the same agreement measure as `runs.stats.is_stable`; NaN if < 2."""
     arr = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
@@ -63,7 +58,11 @@ def _usage(point: PointResult, role: str, backends: dict[str, str]) -> tuple[flo
     """
     rows = [u for u in point.usage if u.role == role]
     if role == "server":
-        own = [u for u in rows if point.backend in (u.name, backends.get(u.name))]
+        own = (
+            [u for u in rows if u.name == point.server_name]
+            if point.server_name
+            else [u for u in rows if point.backend in (u.name, backends.get(u.name))]
+        )
         rows = own or rows
     if not rows:
         return float("nan"), float("nan"), float("nan")

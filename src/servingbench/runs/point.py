@@ -19,6 +19,11 @@ Flag = Literal["client-bound", "unstable", "failed", "errors"]
 FLAGS: tuple[Flag, ...] = ("client-bound", "unstable", "failed", "errors")
 
 
+def series_label(scenario: str, server_config: str) -> str:
+    """A series is a scenario under one server configuration: `scenario` or `scenario@config`."""
+    return scenario if server_config in ("", "default") else f"{scenario}@{server_config}"
+
+
 class ProcessUsage(BaseModel):
     """CPU and memory of one process tree (a server, or the load generator) during the point."""
 
@@ -45,6 +50,9 @@ class PointResult(BaseModel):
     backend: str = Field(description="mlserver | fastapi")
     protocol: str = Field(description="rest | v2-rest | grpc")
     server_config: str = "default"
+    server_name: str | None = Field(
+        default=None, description="the server process (in `usage`) this point loaded"
+    )
     model: str
     host: str
     concurrency: int
@@ -69,6 +77,10 @@ class PointResult(BaseModel):
         default=None,
         description="calibrated generator req/s per core for this protocol (`make calibrate`)",
     )
+
+    @property
+    def series(self) -> str:
+        return series_label(self.scenario, self.server_config)
 
     def save(self, path: Path) -> None:
         atomic_write_text(path, self.model_dump_json(indent=2))

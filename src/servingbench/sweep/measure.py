@@ -49,6 +49,10 @@ class PointPlan:
     generator_cpus: list[int] | None = None
     server_cpus: list[int] | None = None
     server_config: str = "default"
+    server_key: str = "default"
+    """`backend:config` of the server this point loads (for its health)."""
+    server_name: str | None = None
+    """That server's process name in the usage records (for CPU accounting)."""
     ceiling_rps_per_core: float | None = None
 
     @property
@@ -67,6 +71,7 @@ def _base(plan: PointPlan, started_at: str) -> dict[str, object]:
         "backend": plan.scenario.backend,
         "protocol": plan.scenario.protocol,
         "server_config": plan.server_config,
+        "server_name": plan.server_name,
         "model": plan.model,
         "host": plan.host,
         "concurrency": plan.concurrency,

@@ -62,9 +62,13 @@ def artifact_summary(model: str) -> dict[str, Any]:
 
 def servers_meta(servers: BenchServers) -> dict[str, Any]:
     doc: dict[str, Any] = {}
-    for backend, server in servers.running.items():
+    for key, server in servers.running.items():
         doc[server.spec.name] = {
-            "backend": backend,
+            "backend": server.config.backend,
+            "server_config": server.config.name,
+            "key": key,
+            "description": server.config.description,
+            "config_overrides": server.config.as_meta(),
             "argv": list(server.handle.argv),
             "env": server.spec.env,
             "ports": server.spec.ports,
@@ -74,8 +78,8 @@ def servers_meta(servers: BenchServers) -> dict[str, Any]:
             "log": server.handle.log_path,
             "config": server.spec.config,
         }
-    for backend, reason in servers.failures.items():
-        doc.setdefault(backend, {})["failure"] = reason
+    for key, reason in servers.failures.items():
+        doc.setdefault(key, {})["failure"] = reason
     return doc
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from servingbench.parity import default_endpoints
+from servingbench.parity import Endpoint, default_endpoints
 from servingbench.parity import run_parity as check_all
 from servingbench.stack.settings import StackSettings
 from servingbench.sweep.servers import BenchServers
@@ -18,18 +18,23 @@ __all__ = ["run_parity"]
 
 
 def run_parity(settings: BenchSettings, servers: BenchServers) -> dict[str, Any]:
-    """Every endpoint of every running backend, for the sweep's model; a JSON-able verdict."""
-
-    def port(backend: str, kind: str) -> int:
-        return servers.port(backend, kind) if backend in servers.running else 0
-
-    stack = StackSettings(
-        host=settings.host,
-        api_port=port("fastapi", "http"),
-        mlserver_http_port=port("mlserver", "http"),
-        mlserver_grpc_port=port("mlserver", "grpc"),
-    )
-    endpoints = [e for e in default_endpoints(stack) if e.label.split()[0] in servers.running]
+    """Every endpoint of every running server (each configuration), for the sweep's model."""
+    endpoints = []
+    for key, server in servers.running.items():
+        ports = server.spec.ports
+        if server.config.backend == "fastapi":
+            stack = StackSettings(host=settings.host, api_port=ports["http"])
+        else:
+            stack = StackSettings(
+                host=settings.host,
+                mlserver_http_port=ports["http"],
+                mlserver_grpc_port=ports["grpc"],
+            )
+        endpoints += [
+            Endpoint(f"{key} {e.label.split(' ', 1)[1]}", e.kind, e.address)
+            for e in default_endpoints(stack)
+            if e.label.split()[0] == server.config.backend
+        ]
     results = check_all(endpoints, [settings.model])
     checks = [
         {

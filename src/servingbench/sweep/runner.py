@@ -1,7 +1,7 @@
 """The whole sweep: servers up, parity, every (concurrency, scenario) point, servers down.
 
-Order is level-major (every scenario at 1 user, then every scenario at 2, ...): with both
-servers up for the whole sweep, slow drift of a shared machine then spreads over all scenarios
+Order is level-major (every scenario and server configuration at 1 user, then at 2, ...): with
+every server up for the whole sweep, slow drift of a shared machine then spreads over all scenarios
 instead of favouring the ones measured first. A scenario whose server died gets its remaining
 points recorded as failed (with the reason); the other scenarios carry on. Servers are stopped
 and meta.json finalised whatever happens (error, Ctrl-C, SIGTERM turned into KeyboardInterrupt).
@@ -48,25 +48,31 @@ def plan_points(
         for name in settings.scenarios:
             scenario = get_scenario(name)
             kind = "grpc" if scenario.protocol == "grpc" else "http"
-            running = servers.running.get(scenario.backend)
-            port = running.spec.ports[kind] if running else 0
             scheme = "" if scenario.protocol == "grpc" else "http://"
-            plans.append(
-                PointPlan(
-                    scenario=scenario,
-                    concurrency=users,
-                    host=f"{scheme}{settings.host}:{port}",
-                    model=settings.model,
-                    rows_per_request=settings.rows_per_request,
-                    duration_s=settings.duration_s,
-                    warmup_s=settings.warmup_s,
-                    window_s=settings.window_s,
-                    processes=settings.processes,
-                    generator_cpus=generator_cpus,
-                    server_cpus=server_cpus,
-                    ceiling_rps_per_core=ceiling_per_core(calibration, name),
+            for config in settings.configs():
+                if config.backend != scenario.backend:
+                    continue
+                running = servers.running.get(config.key)
+                port = running.spec.ports[kind] if running else 0
+                plans.append(
+                    PointPlan(
+                        scenario=scenario,
+                        concurrency=users,
+                        host=f"{scheme}{settings.host}:{port}",
+                        model=settings.model,
+                        rows_per_request=settings.rows_per_request,
+                        duration_s=settings.duration_s,
+                        warmup_s=settings.warmup_s,
+                        window_s=settings.window_s,
+                        processes=settings.processes,
+                        generator_cpus=generator_cpus,
+                        server_cpus=server_cpus,
+                        server_config=config.name,
+                        server_key=config.key,
+                        server_name=running.spec.name if running else None,
+                        ceiling_rps_per_core=ceiling_per_core(calibration, name),
+                    )
                 )
-            )
     return plans
 
 
@@ -86,18 +92,20 @@ def run_sweep(
     servers = BenchServers()
     status = "failed"
     try:
-        backends: set[str] = {get_scenario(s).backend for s in settings.scenarios}
-        progress(f"starting {', '.join(sorted(backends))} (pinned to {settings.pinning()[0]})")
-        servers = start_servers(settings, layout.root / "servers", backends)
-        for backend, reason in servers.failures.items():
-            progress(f"{backend} did not start; its points will be marked failed:\n{reason}")
+        backends = {get_scenario(s).backend for s in settings.scenarios}
+        configs = [c for c in settings.configs() if c.backend in backends]
+        keys = ", ".join(c.key for c in configs)
+        progress(f"starting {keys} (pinned to {settings.pinning()[0]})")
+        servers = start_servers(settings, layout.root / "servers", configs)
+        for key, reason in servers.failures.items():
+            progress(f"{key} did not start; its points will be marked failed:\n{reason}")
         write_meta(layout.meta, result.meta, servers=servers_meta(servers))
         if not settings.skip_parity:
             parity = run_parity(settings, servers)
             write_meta(layout.meta, result.meta, parity=parity)
             progress(f"parity: {parity.get('status')}")
         for plan in plan_points(settings, servers, calibration):
-            health = functools.partial(servers.health, plan.scenario.backend)
+            health = functools.partial(servers.health, plan.server_key)
             point = measure_point(plan, layout.point_dir(plan.point_id), servers.tracked(), health)
             result.points.append(point)
             progress(progress_line(point))

@@ -1,10 +1,11 @@
-"""The bench's own servers: the stack's specs on free ports, in the run folder, only those needed.
+"""The bench's own servers: one per named configuration, on free ports, in the run folder.
 
-Decision: the sweep never reuses `make serve-all`'s servers. It renders the same specs
-(`stack.lifecycle.stack_specs`, so `SERVINGBENCH_STACK_*` knobs such as parallel workers apply)
-on free ports with state and logs under `<run>/servers/`, so a user's stack is not disturbed and
-every run starts from fresh processes. Only the backends the chosen scenarios need are started,
-and a backend that fails to start fails its own scenarios, not the whole sweep.
+Decision: the sweep never reuses `make serve-all`'s servers. It starts every configuration it
+runs (`stack.configs`, `backends/server-configs.toml`) on free ports with state and logs under
+`<run>/servers/`, so a user's stack is not disturbed and every run starts from fresh processes.
+All are up for the whole sweep, pinned to the same server core(s); an idle server costs almost
+nothing, and its CPU is recorded with every point. A configuration that fails to start fails
+its own points, not the whole sweep.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from servingbench.paths import project_root
-from servingbench.stack.lifecycle import stack_specs
+from servingbench.stack.configs import DEFAULT_CONFIG, ServerConfig, config_spec
 from servingbench.stack.processes import (
     ProcessHandle,
     ServerStartError,
@@ -44,6 +44,7 @@ class BenchServer:
     spec: ServerSpec
     handle: ProcessHandle
     startup_s: float
+    config: ServerConfig
 
     def tracked(self) -> Tracked:
         proc = self.handle.process
@@ -58,85 +59,92 @@ class BenchServer:
 
 @dataclass
 class BenchServers:
-    """The started servers by backend, and why any backend is unusable."""
+    """The started servers by configuration key (`backend:name`), and why any is unusable."""
 
     running: dict[str, BenchServer] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
 
-    def health(self, backend: str) -> str | None:
-        """None when `backend`'s server is alive; otherwise why not (once dead, always dead)."""
-        if backend in self.failures:
-            return self.failures[backend]
-        server = self.running.get(backend)
+    def health(self, key: str) -> str | None:
+        """None when `key`'s server is alive; otherwise why not (once dead, always dead)."""
+        if key in self.failures:
+            return self.failures[key]
+        server = self.running.get(key)
         if server is None:
-            return f"no {backend} server was started"
+            return f"no {key} server was started"
         if not server.handle.alive():
-            self.failures[backend] = (
+            self.failures[key] = (
                 f"{server.spec.name} (pid {server.handle.pid}) is no longer running; "
                 f"last lines of {server.handle.log_path}:\n{tail(server.handle.log_path)}"
             )
-            return self.failures[backend]
+            return self.failures[key]
         return None
 
     def tracked(self) -> list[Tracked]:
         return [s.tracked() for s in self.running.values()]
 
-    def port(self, backend: str, kind: str) -> int:
-        return self.running[backend].spec.ports[kind]
+    def port(self, key: str, kind: str) -> int:
+        return self.running[key].spec.ports[kind]
 
     def stop(self) -> None:
         for server in reversed(list(self.running.values())):
             stop_handle(server.handle)
 
 
-def _stack_settings(settings: BenchSettings, state_dir: Path) -> StackSettings:
+def _ports(settings: BenchSettings, config: ServerConfig) -> dict[str, int]:
+    """Explicit ports apply to a backend's default configuration; the rest get free ports."""
+
     def port(value: int) -> int:
-        return value or free_port(settings.host)
+        return value if value and config.name == DEFAULT_CONFIG else free_port(settings.host)
 
-    return StackSettings(
-        host=settings.host,
-        api_port=port(settings.api_port),
-        mlserver_http_port=port(settings.mlserver_http_port),
-        mlserver_grpc_port=port(settings.mlserver_grpc_port),
-        mlserver_metrics_port=port(settings.mlserver_metrics_port),
-        server_cpus=settings.pinning()[0],
-        state_dir=state_dir,
-        ready_timeout_s=settings.startup_timeout_s,
-    )
+    if config.backend == "fastapi":
+        return {"http": port(settings.api_port)}
+    return {
+        "http": port(settings.mlserver_http_port),
+        "grpc": port(settings.mlserver_grpc_port),
+        "metrics": port(settings.mlserver_metrics_port),
+    }
 
 
-def start_servers(settings: BenchSettings, state_dir: Path, backends: set[str]) -> BenchServers:
-    """Start the needed servers side by side and wait for each; failures are recorded, not raised.
+def start_servers(
+    settings: BenchSettings, state_dir: Path, configs: list[ServerConfig]
+) -> BenchServers:
+    """Start one server per configuration side by side and wait for each.
 
-    On an exception (e.g. Ctrl-C) everything started so far is stopped before it propagates.
+    Start-up failures are recorded, not raised. On an exception (e.g. Ctrl-C) everything
+    started so far is stopped before it propagates. MLServer knobs from `SERVINGBENCH_STACK_*`
+    (e.g. parallel workers) still apply underneath each configuration's own settings.
     """
-    stack = _stack_settings(settings, state_dir)
-    specs = [s for s in stack_specs(stack) if s.backend in backends]
+    base = StackSettings().mlserver_server_overrides()
+    server_cpus = settings.pinning()[0]
+    specs = [
+        (config, config_spec(config, _ports(settings, config), state_dir, settings.host, base))
+        for config in configs
+    ]
     servers = BenchServers()
-    started: list[tuple[ServerSpec, ProcessHandle, float]] = []
+    started: list[tuple[ServerConfig, ServerSpec, ProcessHandle, float]] = []
     try:
-        for spec in specs:
+        for config, spec in specs:
             handle = start_detached(
                 spec.name,
                 spec.argv,
                 state_dir / f"{spec.name}.log",
                 env=spec.env,
-                cpus=stack.server_cpus,
-                cwd=project_root(),
+                cpus=server_cpus,
+                cwd=state_dir,
             )
-            started.append((spec, handle, time.monotonic()))
-        for spec, handle, t0 in started:
+            started.append((config, spec, handle, time.monotonic()))
+        for config, spec, handle, t0 in started:
             checks = [functools.partial(http_ok, url) for url in spec.ready_urls]
             try:
-                wait_until(handle, checks, stack.ready_timeout_s)
+                wait_until(handle, checks, settings.startup_timeout_s)
             except ServerStartError as exc:
                 stop_handle(handle)
-                servers.failures[spec.backend] = str(exc)
+                servers.failures[config.key] = str(exc)
                 log.error("%s did not start: %s", spec.name, exc)
                 continue
-            servers.running[spec.backend] = BenchServer(spec, handle, time.monotonic() - t0)
+            servers.running[config.key] = BenchServer(spec, handle, time.monotonic() - t0, config)
     except BaseException:
-        for _, handle, _ in started:
+        for _, _, handle, _ in started:
             stop_handle(handle)
         raise
     return servers

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from servingbench.catalog import MODELS
 from servingbench.loadgen.scenarios import SCENARIOS
 from servingbench.paths import results_dir
+from servingbench.stack.configs import ServerConfig, resolve_configs
 
 __all__ = ["ALL_SCENARIOS", "QUICK_PRESET", "BenchSettings", "load_settings", "parse_int_list"]
 
@@ -50,6 +51,13 @@ class BenchSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SERVINGBENCH_BENCH_", extra="forbid")
 
+    server_configs: StrList = Field(
+        default_factory=list,
+        description=(
+            "named server configurations from backends/server-configs.toml to run side by side, "
+            "e.g. fastapi:batching,mlserver:all or all; a backend not named runs its default"
+        ),
+    )
     scenarios: StrList = Field(
         default_factory=lambda: list(ALL_SCENARIOS),
         description="load-test scenarios to run, in this order within each concurrency level",
@@ -95,7 +103,7 @@ class BenchSettings(BaseSettings):
     def _int_list(cls, value: Any) -> Any:
         return parse_int_list(value)
 
-    @field_validator("scenarios", mode="before")
+    @field_validator("scenarios", "server_configs", mode="before")
     @classmethod
     def _str_list(cls, value: Any) -> Any:
         return _parse_str_list(value)
@@ -109,6 +117,16 @@ class BenchSettings(BaseSettings):
         if not value:
             raise ValueError("at least one scenario is needed")
         return value
+
+    @field_validator("server_configs")
+    @classmethod
+    def _known_configs(cls, value: list[str]) -> list[str]:
+        resolve_configs(value)  # raises ValueError listing the known names
+        return value
+
+    def configs(self) -> list[ServerConfig]:
+        """The configurations to start, each backend at least with its default."""
+        return resolve_configs(self.server_configs)
 
     @field_validator("concurrency")
     @classmethod

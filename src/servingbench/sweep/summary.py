@@ -13,7 +13,7 @@ from servingbench.runs.point import PointResult
 
 __all__ = ["HEADERS", "progress_line", "summary_table"]
 
-HEADERS = ("scenario", "users", "req/s", "p50 ms", "p99 ms", "errors %", "flags")
+HEADERS = ("series", "users", "req/s", "p50 ms", "p99 ms", "errors %", "flags")
 
 
 def _num(value: float | None, digits: int) -> str:
@@ -26,7 +26,7 @@ def _row(point: PointResult) -> list[str]:
     s = point.summary
     error_rate = s.get("error_rate")
     return [
-        point.scenario,
+        point.series,
         str(point.concurrency),
         _num(s.get("rps"), 1),
         _num(s.get("p50_ms"), 2),
@@ -39,7 +39,7 @@ def _row(point: PointResult) -> list[str]:
 def progress_line(point: PointResult) -> str:
     scenario, users, rps, p50, p99, errors, flags = _row(point)
     line = (
-        f"{scenario:<16} users {users:>3}  {rps:>8} req/s  p50 {p50:>7} ms  p99 {p99:>7} ms  "
+        f"{scenario:<28} users {users:>3}  {rps:>8} req/s  p50 {p50:>7} ms  p99 {p99:>7} ms  "
         f"errors {errors:>5} %  flags {flags}"
     )
     if point.failure_reason:
