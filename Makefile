@@ -17,7 +17,7 @@ RUN ?=
 BASELINE ?=
 ARGS ?=
 
-.PHONY: help setup train serve-all stop-all status parity bench calibrate report lint format test compose-up compose-down clean
+.PHONY: help setup train serve-all stop-all status parity bench calibrate report notebook lint format test compose-up compose-down clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ calibrate: train ## measure the load generator's own ceiling and added latency
 
 report: setup ## tables and plots for the latest run (RUN=<run-id>, BASELINE=<run-id>)
 	$(SB) report $(if $(RUN),--run $(RUN)) $(if $(BASELINE),--baseline $(BASELINE)) $(ARGS)
+
+notebook: setup ## open notebooks/ in JupyterLab (SERVINGBENCH_RUN=<run-id> picks a run)
+	$(UV_RUN) jupyter lab notebooks/
 
 lint: setup ## ruff (lint + format check) and mypy
 	$(UV_RUN) ruff check src tests loadtests backends
