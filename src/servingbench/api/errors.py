@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from servingbench.api.responses import json_response
 
-__all__ = ["ApiError", "error_response", "install_error_handlers"]
+__all__ = ["ApiError", "error_response", "install_error_handlers", "log_unexpected"]
 
 log = logging.getLogger("servingbench.api")
 
@@ -60,10 +60,14 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     return error_response(422, f"{where}: {first.get('msg', 'invalid request')}")
 
 
+def log_unexpected(method: str, path: str, exc: Exception) -> str:
+    """A bug, not a client mistake: log the trace; the message to answer instead of it."""
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return f"internal error ({type(exc).__name__}); see the server log"
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    """A bug, not a client mistake: log the trace, answer without one."""
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, f"internal error ({type(exc).__name__}); see the server log")
+    return error_response(500, log_unexpected(request.method, request.url.path, exc))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,7 +1,9 @@
-"""The app, built in one place: state, lifespan (load + warm models), routers, middleware."""
+"""The app, built in one place: state, lifespan (load + warm models), routers, middleware,
+and the raw-ASGI hot path in front of it all."""
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -10,6 +12,7 @@ from fastapi import FastAPI
 
 from servingbench import __version__
 from servingbench.api.errors import install_error_handlers
+from servingbench.api.hotpath import HotPath
 from servingbench.api.models import load_models
 from servingbench.api.routes import predict, service, v2
 from servingbench.api.settings import ApiSettings
@@ -32,6 +35,10 @@ def _lifespan(state: ServiceState) -> Callable[[FastAPI], AbstractAsyncContextMa
                 f"served: {', '.join(state.models)}"
             )
         log.info("serving %s (predict mode %s)", ", ".join(state.models), settings.predict_mode)
+        # Loaded models, FastAPI and numpy leave ~10^5 long-lived objects; each full GC pass
+        # walked them all and stalled requests for tens of ms (p99 92 -> 5 ms at 50 users).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
@@ -40,8 +47,11 @@ def _lifespan(state: ServiceState) -> Callable[[FastAPI], AbstractAsyncContextMa
     return lifespan
 
 
-def create_app(settings: ApiSettings | None = None) -> FastAPI:
-    """Our inference service; models load when the app starts (uvicorn's lifespan)."""
+def create_app(settings: ApiSettings | None = None) -> HotPath:
+    """Our inference service; models load when the app starts (uvicorn's lifespan).
+
+    The FastAPI app is `.app` of the returned `HotPath`, which serves the inference routes.
+    """
     state = ServiceState.create(settings or ApiSettings())
     app = FastAPI(
         title="servingbench inference API",
@@ -54,10 +64,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(predict.router(state))
     app.include_router(v2.router(state))
     app.include_router(service.router(state))
-    app.add_middleware(TimingMiddleware, stats=state.stats, metrics=state.metrics)
-    return app
+    app.add_middleware(TimingMiddleware, record=state.record)
+    return HotPath(app, state)
 
 
-def create_app_from_env() -> FastAPI:
+def create_app_from_env() -> HotPath:
     """uvicorn's factory for several workers: each worker reads `SERVINGBENCH_API_*` itself."""
     return create_app(ApiSettings())

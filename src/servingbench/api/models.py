@@ -36,10 +36,18 @@ class ServedModel:
     predictor: Predictor
     metadata: ArtifactMetadata
     model_settings: dict[str, Any]
+    classes: np.ndarray
+    """The classifier's own `classes_`: what its `predict` returns, in probability-column order."""
 
     @property
     def n_features(self) -> int:
         return self.metadata.n_features
+
+    def labels(self, proba: np.ndarray) -> np.ndarray:
+        """`predict` derived from `predict_proba`, sparing a second model call: scikit-learn's
+        `classes_[argmax]`, and xgboost's binary `p > 0.5` (argmax of `[1 - p, p]`)."""
+        labels: np.ndarray = self.classes[np.argmax(proba, axis=1)]
+        return labels
 
     def v2_metadata(self) -> dict[str, Any]:
         """`GET /v2/models/{name}` exactly as MLServer 1.7.1 answers it."""
@@ -76,12 +84,14 @@ def discover_models(root: Path | None = None) -> list[str]:
 
 def _load(name: str, root: Path | None) -> ServedModel:
     settings = json.loads((model_dir(name, root) / "model-settings.json").read_text())
+    predictor = load_predictor(name, root)
     model = ServedModel(
         name=name,
         version=model_version(name, root),
-        predictor=load_predictor(name, root),
+        predictor=predictor,
         metadata=load_metadata(name, root),
         model_settings=settings,
+        classes=np.asarray(predictor.classes_),  # type: ignore[attr-defined]
     )
     # Warm-up: the first call pays lazy initialisation (xgboost's booster, BLAS); not a client.
     warm = as_features(np.asarray(model.metadata.held_out.rows[:1]))

@@ -47,6 +47,12 @@ class ServiceState:
             )
         return model
 
+    def record(self, route: str, status: int, seconds: float) -> None:
+        """One finished request, for `/stats` and (when enabled) Prometheus."""
+        self.stats.add(route, seconds)
+        if self.metrics is not None:
+            self.metrics.observe_request(route, status, seconds)
+
     async def predict(self, model: ServedModel, x: np.ndarray, names: Sequence[str]) -> Outputs:
         outputs = await self.runner.predict(model, x, names)
         if self.metrics is not None:

@@ -7,25 +7,26 @@ so /stats and /metrics have one series per endpoint, not per URL.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from time import perf_counter
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from servingbench.api.metrics import Metrics
-from servingbench.api.stats import LatencyStats
-
-__all__ = ["UNMATCHED", "TimingMiddleware"]
+__all__ = ["UNMATCHED", "Recorder", "TimingMiddleware"]
 
 UNMATCHED = "(unmatched)"
 
 
-class TimingMiddleware:
-    """Feed each request's latency and status to the stats window and Prometheus (if enabled)."""
+Recorder = Callable[[str, int, float], None]
+"""`(route template, status, seconds)` -> None: `ServiceState.record`."""
 
-    def __init__(self, app: ASGIApp, stats: LatencyStats, metrics: Metrics | None) -> None:
+
+class TimingMiddleware:
+    """Feed each request's route, status and latency to `record` (stats window, Prometheus)."""
+
+    def __init__(self, app: ASGIApp, record: Recorder) -> None:
         self.app = app
-        self.stats = stats
-        self.metrics = metrics
+        self.record = record
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -46,7 +47,4 @@ class TimingMiddleware:
             elapsed = perf_counter() - start
             # FastAPI's router stores the matched route in the (shared) scope.
             route = scope.get("route")
-            path = getattr(route, "path", UNMATCHED)
-            self.stats.add(path, elapsed)
-            if self.metrics is not None:
-                self.metrics.observe_request(path, status, elapsed)
+            self.record(getattr(route, "path", UNMATCHED), status, elapsed)

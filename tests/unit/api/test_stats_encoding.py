@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from servingbench.api.encoding import predict_response, v2_output
+from servingbench.api.metrics import Metrics
 from servingbench.api.responses import dumps
 from servingbench.api.stats import LatencyStats, LatencyWindow
 
@@ -45,3 +46,20 @@ def test_column_major_outputs_are_written_row_by_row() -> None:
     proba = np.asfortranarray(np.array([[0.25, 0.75], [0.5, 0.5]], dtype=np.float32))
     body = dumps(predict_response("m", None, {"predict": np.array([1, 0]), "predict_proba": proba}))
     assert b'"probabilities":[[0.25,0.75],[0.5,0.5]]' in body
+
+
+def test_metrics_count_in_the_right_buckets_at_scrape_time() -> None:
+    metrics = Metrics()
+    for seconds in (0.0001, 0.00025, 0.002, 5.0):
+        metrics.observe_request("/predict", 200, seconds)
+    metrics.observe_request("/predict", 422, 0.001)
+    metrics.add_rows("iris", 3)
+    text = metrics.render().decode()
+    assert 'servingbench_api_requests_total{route="/predict",status="200"} 4.0' in text
+    assert 'servingbench_api_requests_total{route="/predict",status="422"} 1.0' in text
+    bucket = "servingbench_api_request_duration_seconds_bucket"
+    assert f'{bucket}{{le="0.00025",route="/predict"}} 2.0' in text  # `le` is inclusive
+    assert f'{bucket}{{le="0.001",route="/predict"}} 3.0' in text
+    assert f'{bucket}{{le="2.5",route="/predict"}} 4.0' in text
+    assert f'{bucket}{{le="+Inf",route="/predict"}} 5.0' in text
+    assert 'servingbench_api_rows_predicted_total{model="iris"} 3.0' in text

@@ -1,16 +1,18 @@
-"""`POST /predict`: the seed lab's body, `{"features": [...]}` or `{"features": [[...], ...]}`."""
+"""`POST /predict`: the seed lab's body, `{"features": [...]}` or `{"features": [[...], ...]}`.
+
+`hotpath.HotPath` answers POST /predict before FastAPI sees it; this route documents the
+endpoint in OpenAPI and serves it when the FastAPI app runs on its own.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from servingbench.api import handlers
 from servingbench.api.body import read_json
-from servingbench.api.encoding import predict_response
 from servingbench.api.openapi import json_body
 from servingbench.api.responses import json_response
 from servingbench.api.state import ServiceState
-from servingbench.api.validation import feature_matrix, parse_predict
-from servingbench.protocol import OUTPUTS
 
 __all__ = ["router"]
 
@@ -35,10 +37,7 @@ def router(state: ServiceState) -> APIRouter:
 
     @api.post("/predict", summary="Labels and class probabilities", openapi_extra=_REQUEST_DOC)
     async def predict(request: Request) -> Response:
-        body = parse_predict(await read_json(request, settings.max_body_bytes))
-        model = state.model(body.model or settings.default_model)
-        x = feature_matrix(body.features, model.n_features, settings.max_rows, model.name)
-        outputs = await state.predict(model, x, OUTPUTS)
-        return json_response(predict_response(model.name, model.version, outputs))
+        doc = await handlers.predict(state, lambda: read_json(request, settings.max_body_bytes))
+        return json_response(doc)
 
     return api

@@ -1,18 +1,23 @@
-"""The V2 Open Inference Protocol over REST JSON, answering as MLServer 1.7.1 does."""
+"""The V2 Open Inference Protocol over REST JSON, answering as MLServer 1.7.1 does.
+
+`hotpath.HotPath` answers the two POST .../infer routes before FastAPI sees them; these
+routes document them in OpenAPI and serve them when the FastAPI app runs on its own.
+"""
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Awaitable
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from servingbench import __version__
+from servingbench.api import handlers
 from servingbench.api.body import read_json
-from servingbench.api.encoding import v2_response
 from servingbench.api.openapi import json_body
 from servingbench.api.responses import json_response
 from servingbench.api.state import ServiceState
-from servingbench.api.validation import V2_DATATYPES, parse_v2
+from servingbench.api.validation import V2_DATATYPES
 from servingbench.protocol import OUTPUTS
 
 __all__ = ["router"]
@@ -59,13 +64,10 @@ def router(state: ServiceState) -> APIRouter:
     settings = state.settings
 
     async def infer(request: Request, name: str, version: str | None) -> Response:
-        model = state.model(name, version)
-        body = parse_v2(
-            await read_json(request, settings.max_body_bytes), model.n_features, settings.max_rows
-        )
-        outputs = await state.predict(model, body.x, body.outputs)
-        request_id = body.id if body.id is not None else str(uuid.uuid4())
-        return json_response(v2_response(model.name, model.version, request_id, outputs))
+        def read() -> Awaitable[Any]:
+            return read_json(request, settings.max_body_bytes)
+
+        return json_response(await handlers.infer(state, read, name, version))
 
     @api.post("/models/{name}/infer", summary="V2 inference", openapi_extra=_INFER_DOC)
     async def model_infer(request: Request, name: str) -> Response:
