@@ -16,6 +16,7 @@ RUN_ID ?=
 RUN ?=
 BASELINE ?=
 ARGS ?=
+TRAIN_ARGS ?=
 
 .PHONY: help setup train serve-all stop-all status parity bench calibrate report notebook lint format test compose-up compose-down clean
 
@@ -33,8 +34,8 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 setup: $(VENV)/.synced ## create the virtualenv from uv.lock
 
-train: setup ## train the models into model-settings/ (skipped when up to date)
-	$(SB) train $(ARGS)
+train: setup ## train the models into model-settings/ (skipped when up to date; TRAIN_ARGS=--force)
+	$(SB) train $(TRAIN_ARGS)
 
 serve-all: train ## start MLServer (REST 8080, gRPC 8081) and our FastAPI service (8000)
 ifeq ($(DOCKER),1)
