@@ -150,3 +150,22 @@ def test_default_run_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     other = make_run(tmp_path / "elsewhere", "chosen")
     monkeypatch.setenv(RUN_ENV, str(other.root))
     assert default_run(tmp_path).root == other.root
+
+
+def test_faster_flagged_point_is_shown_marked_never_as_the_result(data: RunData) -> None:
+    table = max_throughput_under_bound(data, 1e9).set_index("series")
+    points = data.points[data.points["series"] == "fastapi-rest"]
+    fastest = points.sort_values("rps", ascending=False).iloc[0]
+    assert "client-bound" in fastest["flags"]
+    cell = table.loc["fastapi-rest", "incl_flagged"]
+    assert cell.startswith(f"{fastest['rps']:.0f} req/s at N={int(fastest['concurrency'])} †")
+    assert "client-bound" in cell
+    assert table.loc["fastapi-rest", "concurrency"] != fastest["concurrency"]
+
+
+def test_failed_or_erroring_points_never_count(data: RunData) -> None:
+    table = max_throughput_under_bound(data, 1e9)
+    failed = data.points[data.points["status"] == "failed"]
+    for _, point in failed.iterrows():
+        row = table[table["series"] == point["series"]].iloc[0]
+        assert f"N={int(point['concurrency'])} †" not in row["incl_flagged"]

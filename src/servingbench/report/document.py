@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from servingbench.report.load import RunData
-from servingbench.report.tables import ReportTables
+from servingbench.report.tables import FLAG_MARK, ReportTables
 
 __all__ = [
     "FLAG_MARK",
@@ -33,7 +33,6 @@ __all__ = [
     "metadata_blocks",
 ]
 
-FLAG_MARK = "†"
 NA = "n/a"
 
 
@@ -243,7 +242,9 @@ def _bound_blocks(tables: ReportTables) -> Iterable[Block]:
     """The at-a-glance answer: the most req/s each series sustained under the p99 bound."""
     yield Heading(f"At a glance: max throughput with p99 ≤ {tables.bound_ms:g} ms")
     yield Paragraph(
-        'Only unflagged points count; "none" means no point of the series met the bound.'
+        'The "result" column counts only unflagged points ("none": no unflagged point met the '
+        f'bound). "incl_flagged" shows a faster point, marked {FLAG_MARK}, that is only unstable '
+        "or client-bound, error-free and within the bound."
     )
     yield frame_table(
         tables.under_bound,
