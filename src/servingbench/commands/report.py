@@ -75,7 +75,10 @@ def run(args: argparse.Namespace) -> int:
     print(compact_table(report.tables.summary))
     print()
     bound = report.tables.under_bound[["series", "result", "p99_ms", "incl_flagged"]]
-    print(f"max throughput with p99 <= {report.tables.bound_ms:g} ms (result: unflagged points only; incl_flagged: a faster flagged point, marked):")
+    print(
+        f"max throughput with p99 <= {report.tables.bound_ms:g} ms "
+        "(result: unflagged points only; incl_flagged: a faster flagged point, marked):"
+    )
     print(bound.to_string(index=False, float_format=lambda v: f"{v:.2f}", na_rep="n/a"))
     print()
     for path in report.files:
