@@ -28,11 +28,29 @@ NOTES = [
     "millisecond buckets; warm-up requests are excluded; Locust's req/s is kept for reference.",
     "Pinning: servers on `pinning.server` cores, Locust on `pinning.generator` cores (taskset); "
     "CPU% is per process tree over the measured window, 100 = one core.",
-    "Both needed servers stay up for the whole sweep and points are interleaved level by "
-    "level (every scenario at 1 user, then at 2, ...), so slow drift of the shared machine "
-    "spreads over all scenarios; an idle server's CPU is recorded in each point's usage.",
-    "gRPC channel policy: as implemented by the load generator's gRPC user (see loadtests/).",
+    "Every server (one per configuration) stays up for the whole sweep and points are "
+    "interleaved level by level (every series at 1 user, then at 2, ...), so slow drift of the "
+    "shared machine spreads over all of them; an idle server's CPU is recorded in each point's "
+    "usage.",
+    "Fairness: every server loads the same artifact files (sha256 under `artifacts`) and is "
+    "pinned to the same core(s); every load test asks only for `predict_proba` (one model call "
+    "per request on every backend; our /predict derives labels as its argmax); logging is off "
+    "(MLServer debug=false, uvicorn access log off) and no response is compressed (MLServer "
+    "gzip_enabled=false, our service has no compression). What differs between servers is "
+    "listed per server under `servers` (`config_overrides`, `config.settings`).",
 ]
+
+
+def _channel_note() -> str:
+    """The gRPC channel policy the load generator will use (it reads the same environment)."""
+    from servingbench.loadgen.settings import LoadSettings
+
+    policy = LoadSettings().grpc_channel
+    detail = {
+        "per-user": "one channel, hence one TCP connection, per Locust user (like REST)",
+        "shared": "one channel shared by all users of a Locust process",
+    }[policy]
+    return f"gRPC channel policy `{policy}`: {detail} (SERVINGBENCH_LOAD_GRPC_CHANNEL)."
 
 
 def _now() -> str:
@@ -109,7 +127,7 @@ def initial_meta(
         "servers": {},
         "parity": None,
         "points": [],
-        "notes": NOTES,
+        "notes": [*NOTES, _channel_note()],
     }
 
 
