@@ -14,6 +14,7 @@ from servingbench.cli import main
 from servingbench.paths import model_settings_dir
 from servingbench.stack.lifecycle import (
     PortBusyError,
+    StackMismatchError,
     load_running_stack,
     stack_status,
     start_stack,
@@ -76,6 +77,12 @@ def test_start_status_restart_stop(
         assert recorded.server("mlserver").spec.ports["grpc"] == settings.mlserver_grpc_port
         state = json.loads((settings.state_dir / "fastapi.json").read_text())
         assert state["handle"]["pid"] == stack.server("fastapi").handle.pid
+
+        other_port = settings.model_copy(update={"api_port": free_port()})
+        with pytest.raises(StackMismatchError, match="run `make stop-all` first"):
+            start_stack(other_port)
+        with pytest.raises(StackMismatchError, match="on cores"):
+            start_stack(settings.model_copy(update={"server_cpus": None}))
     finally:
         stopped = stop_stack(settings.state_dir)
 

@@ -25,6 +25,7 @@ def test_shipped_file_has_the_issue_configurations() -> None:
         "mlserver:default",
         "mlserver:parallel-workers-1",
         "mlserver:adaptive-batching",
+        "mlserver:no-metrics",
     } <= keys
 
 
@@ -93,3 +94,10 @@ def test_every_scenario_runs_under_each_of_its_backends_configs() -> None:
         "fastapi:default",
         "mlserver:default",
     }
+
+
+def test_a_misspelt_fastapi_setting_is_rejected_not_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "configs.toml"
+    path.write_text('[fastapi.typo]\npredict_mod = "batching"\n')
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['predict_mod'\]"):
+        load_server_configs(path)

@@ -16,6 +16,7 @@ from servingbench.console import format_table, mib
 from servingbench.stack.lifecycle import (
     PortBusyError,
     RunningStack,
+    StackMismatchError,
     start_stack,
     tree_rss,
 )
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     try:
         stack = start_stack(settings)
-    except PortBusyError as exc:
+    except (PortBusyError, StackMismatchError) as exc:
         print(f"serve-all: {exc}", file=sys.stderr)
         return 2
     except ServerStartError as exc:

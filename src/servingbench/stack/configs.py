@@ -62,6 +62,14 @@ def _parse(backend: str, name: str, table: dict[str, Any]) -> ServerConfig:
     table = dict(table)
     description = str(table.pop("description", ""))
     if backend == "fastapi":
+        from servingbench.api.settings import ApiSettings
+
+        unknown = sorted(set(table) - set(ApiSettings.model_fields))
+        if unknown:
+            raise ValueError(
+                f"fastapi.{name}: unknown setting(s) {unknown}; known: "
+                f"{', '.join(ApiSettings.model_fields)} (see `servingbench serve-api --help`)"
+            )
         return ServerConfig("fastapi", name, description, api_settings=table)
     if backend == "mlserver":
         settings, model = table.pop("settings", {}), table.pop("model", {})

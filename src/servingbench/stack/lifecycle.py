@@ -1,6 +1,8 @@
 """Start, find and stop the local stack (MLServer + our FastAPI service) as detached processes.
 
-The Python API behind `serve-all`, `stop-all` and `status`, also used by the benchmark sweep:
+The Python API behind `serve-all`, `stop-all` and `status`. Servers are started by
+`stack.launch.launch_all`, as the benchmark sweep starts its own; what is specific here is the
+state in `.run/` that lets a later `stop-all` find them:
 
     stack = start_stack(StackSettings())      # no-op when the recorded servers are ready
     for server in stack.servers: server.spec.config, server.handle.tree()
@@ -10,21 +12,19 @@ The Python API behind `serve-all`, `stop-all` and `status`, also used by the ben
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
-import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
 
+from servingbench.stack.launch import launch_all
 from servingbench.stack.processes import (
     ProcessHandle,
+    ServerStartError,
+    http_checks,
     http_ok,
     port_in_use,
-    start_detached,
     stop_handle,
     wait_until,
 )
@@ -32,7 +32,6 @@ from servingbench.stack.servers import ServerSpec, api_spec, mlserver_spec
 from servingbench.stack.settings import StackSettings
 from servingbench.stack.state import (
     RunningServer,
-    log_path,
     read_states,
     state_path,
     write_state,
@@ -43,6 +42,7 @@ __all__ = [
     "RunningServer",
     "RunningStack",
     "ServerStatus",
+    "StackMismatchError",
     "StoppedServer",
     "check_ports_free",
     "load_running_stack",
@@ -58,6 +58,10 @@ log = logging.getLogger(__name__)
 
 class PortBusyError(RuntimeError):
     """A port the stack needs is taken; the message names it and, if visible, its holder."""
+
+
+class StackMismatchError(RuntimeError):
+    """The recorded stack is running, but on other ports or cores than asked for."""
 
 
 @dataclass(frozen=True)
@@ -144,23 +148,6 @@ def _is_ready(server: RunningServer) -> bool:
     return server.handle.alive() and all(http_ok(url) for url in server.spec.ready_urls)
 
 
-def _start_one(spec: ServerSpec, settings: StackSettings) -> RunningServer:
-    log_file = log_path(settings.state_dir, spec.name)
-    log_file.unlink(missing_ok=True)  # the tail shown on failure must be this start's
-    # cwd = state dir: MLServer writes its `.metrics` folder into the working directory.
-    handle = start_detached(
-        spec.name,
-        spec.argv,
-        log_file,
-        env=spec.env,
-        cpus=settings.server_cpus,
-        cwd=settings.state_dir,
-    )
-    server = RunningServer(spec, handle)
-    write_state(settings.state_dir, server)
-    return server
-
-
 def start_stack(settings: StackSettings | None = None) -> RunningStack:
     """Start every server and wait until every model is ready.
 
@@ -171,48 +158,69 @@ def start_stack(settings: StackSettings | None = None) -> RunningStack:
     existing = load_running_stack(settings.state_dir)
     if existing is not None:
         if all(h.alive() for h in existing.handles):
+            _check_same_addresses(existing, settings)
             for server in existing.servers:
-                wait_until(server.handle, _checks(server.spec), settings.ready_timeout_s)
+                wait_until(
+                    server.handle, http_checks(server.spec.ready_urls), settings.ready_timeout_s
+                )
             return replace(existing, already_running=True)
         log.warning("some recorded servers have exited; stopping the rest and starting afresh")
         stop_stack(settings.state_dir)
     check_ports_free(settings)
-    specs = stack_specs(settings)
-    started: list[RunningServer] = []
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+
+    def record(spec: ServerSpec, handle: ProcessHandle) -> None:
+        # Recorded at once, so `stop-all` finds a server even if this command is killed now.
+        write_state(settings.state_dir, RunningServer(spec, handle))
+
     try:
-        for spec in specs:
-            started.append(_start_one(spec, settings))
-        ready = _wait_all_ready(started, settings.ready_timeout_s)
+        result = launch_all(
+            stack_specs(settings),
+            settings.state_dir,
+            settings.server_cpus,
+            settings.ready_timeout_s,
+            on_started=record,
+        )
     except BaseException:
-        for server in reversed(started):
-            stop_handle(server.handle)
-            state_path(settings.state_dir, server.spec.name).unlink(missing_ok=True)
+        _forget(settings.state_dir)
         raise
+    if result.failures:
+        for launched in result.ready:
+            stop_handle(launched.handle)
+        _forget(settings.state_dir)
+        raise ServerStartError("\n".join(result.failures.values()))
+    ready = [RunningServer(s.spec, s.handle, s.startup_s) for s in result.ready]
     for server in ready:
         write_state(settings.state_dir, server)
     return RunningStack(ready)
 
 
-def _wait_all_ready(servers: list[RunningServer], timeout_s: float) -> list[RunningServer]:
-    """Wait for every server at once, so each start-up time is its own and a crash shows early."""
+def _check_same_addresses(existing: RunningStack, settings: StackSettings) -> None:
+    """Reuse a running stack only as asked for: other ports or cores need a restart."""
+    wanted = {
+        "mlserver": {
+            "http": settings.mlserver_http_port,
+            "grpc": settings.mlserver_grpc_port,
+            "metrics": settings.mlserver_metrics_port,
+        },
+        "fastapi": {"http": settings.api_port},
+    }
+    cpus = tuple(sorted(settings.server_cpus)) if settings.server_cpus else None
+    for server in existing.servers:
+        ports = wanted.get(server.spec.name)
+        if ports != server.spec.ports or server.handle.cpus != cpus:
+            raise StackMismatchError(
+                f"{server.spec.name} is already running with ports {server.spec.ports} on cores "
+                f"{list(server.handle.cpus or []) or 'any'}, not the ports {ports} on cores "
+                f"{list(cpus or []) or 'any'} asked for: run `make stop-all` first"
+            )
 
-    def wait(server: RunningServer) -> RunningServer:
-        wait_until(server.handle, _checks(server.spec), timeout_s)
-        return replace(server, startup_s=time.time() - server.handle.create_time)
 
-    with ThreadPoolExecutor(max_workers=len(servers)) as pool:
-        futures = [pool.submit(wait, server) for server in servers]
-        for future in as_completed(futures):
-            error = future.exception()
-            if error is not None:
-                for server in servers:  # ends the other waits: their processes are gone
-                    stop_handle(server.handle)
-                raise error
-        return [future.result() for future in futures]
-
-
-def _checks(spec: ServerSpec) -> list[Callable[[], bool]]:
-    return [functools.partial(http_ok, url) for url in spec.ready_urls]
+def _forget(state_dir: Path) -> None:
+    """Remove the state files of a start that did not complete (its processes are stopped)."""
+    servers, _ = read_states(state_dir)
+    for server in servers:
+        state_path(state_dir, server.spec.name).unlink(missing_ok=True)
 
 
 def load_running_stack(state_dir: Path | None = None) -> RunningStack | None:

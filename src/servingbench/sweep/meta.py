@@ -36,8 +36,12 @@ NOTES = [
     "pinned to the same core(s); every load test asks only for `predict_proba` (one model call "
     "per request on every backend; our /predict derives labels as its argmax); logging is off "
     "(MLServer debug=false, uvicorn access log off) and no response is compressed (MLServer "
-    "gzip_enabled=false, our service has no compression). What differs between servers is "
-    "listed per server under `servers` (`config_overrides`, `config.settings`).",
+    "gzip_enabled=false, our service has no compression). Metrics differ by design: MLServer "
+    "(with its default metrics_endpoint) runs a Prometheus middleware on REST and an "
+    "interceptor on gRPC for every request, our service counts plain integers per request "
+    "and builds its metrics when /metrics is scraped; `mlserver:no-metrics` measures MLServer "
+    "without them. What differs between servers is listed per server under `servers` "
+    "(`config_overrides`, `config.settings`).",
 ]
 
 

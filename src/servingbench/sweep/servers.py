@@ -10,24 +10,19 @@ its own points, not the whole sweep.
 
 from __future__ import annotations
 
-import functools
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
 from servingbench.stack.configs import DEFAULT_CONFIG, ServerConfig, config_spec
+from servingbench.stack.launch import launch_all
 from servingbench.stack.processes import (
     ProcessHandle,
-    ServerStartError,
     free_port,
-    http_ok,
-    start_detached,
     stop_handle,
     tail,
-    wait_until,
 )
 from servingbench.stack.servers import ServerSpec
 from servingbench.stack.settings import StackSettings
@@ -82,9 +77,6 @@ class BenchServers:
     def tracked(self) -> list[Tracked]:
         return [s.tracked() for s in self.running.values()]
 
-    def port(self, key: str, kind: str) -> int:
-        return self.running[key].spec.ports[kind]
-
     def stop(self) -> None:
         for server in reversed(list(self.running.values())):
             stop_handle(server.handle)
@@ -108,43 +100,31 @@ def _ports(settings: BenchSettings, config: ServerConfig) -> dict[str, int]:
 def start_servers(
     settings: BenchSettings, state_dir: Path, configs: list[ServerConfig]
 ) -> BenchServers:
-    """Start one server per configuration side by side and wait for each.
+    """Start one server per configuration side by side and wait for all (`stack.launch`).
 
-    Start-up failures are recorded, not raised. On an exception (e.g. Ctrl-C) everything
-    started so far is stopped before it propagates. MLServer knobs from `SERVINGBENCH_STACK_*`
+    Start-up failures are recorded, not raised. MLServer knobs from `SERVINGBENCH_STACK_*`
     (e.g. parallel workers) still apply underneath each configuration's own settings.
     """
     base = StackSettings().mlserver_server_overrides()
-    server_cpus = settings.pinning()[0]
-    specs = [
-        (config, config_spec(config, _ports(settings, config), state_dir, settings.host, base))
-        for config in configs
-    ]
+    by_name: dict[str, tuple[ServerConfig, ServerSpec]] = {}
+    for config in configs:
+        spec = config_spec(config, _ports(settings, config), state_dir, settings.host, base)
+        by_name[spec.name] = (config, spec)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    result = launch_all(
+        [spec for _, spec in by_name.values()],
+        state_dir,
+        settings.pinning()[0],
+        settings.startup_timeout_s,
+    )
     servers = BenchServers()
-    started: list[tuple[ServerConfig, ServerSpec, ProcessHandle, float]] = []
-    try:
-        for config, spec in specs:
-            handle = start_detached(
-                spec.name,
-                spec.argv,
-                state_dir / f"{spec.name}.log",
-                env=spec.env,
-                cpus=server_cpus,
-                cwd=state_dir,
-            )
-            started.append((config, spec, handle, time.monotonic()))
-        for config, spec, handle, t0 in started:
-            checks = [functools.partial(http_ok, url) for url in spec.ready_urls]
-            try:
-                wait_until(handle, checks, settings.startup_timeout_s)
-            except ServerStartError as exc:
-                stop_handle(handle)
-                servers.failures[config.key] = str(exc)
-                log.error("%s did not start: %s", spec.name, exc)
-                continue
-            servers.running[config.key] = BenchServer(spec, handle, time.monotonic() - t0, config)
-    except BaseException:
-        for _, _, handle, _ in started:
-            stop_handle(handle)
-        raise
+    for launched in result.ready:
+        config, _ = by_name[launched.spec.name]
+        servers.running[config.key] = BenchServer(
+            launched.spec, launched.handle, launched.startup_s, config
+        )
+    for name, reason in result.failures.items():
+        config, _ = by_name[name]
+        servers.failures[config.key] = reason
+        log.error("%s did not start: %s", name, reason)
     return servers

@@ -1,0 +1,94 @@
+"""Start several servers side by side and wait for all of them: one routine for every caller.
+
+`serve-all` (which must start everything or nothing) and the benchmark sweep (where a server
+that fails only fails its own points) both use `launch_all`; they differ only in what they do
+with `failures`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from servingbench.stack.processes import (
+    ProcessHandle,
+    ServerStartError,
+    http_checks,
+    start_detached,
+    stop_handle,
+    wait_until,
+)
+from servingbench.stack.servers import ServerSpec
+
+__all__ = ["LaunchResult", "Launched", "launch_all"]
+
+
+@dataclass(frozen=True)
+class Launched:
+    """A server that became ready, and how long that took from its own process start."""
+
+    spec: ServerSpec
+    handle: ProcessHandle
+    startup_s: float
+
+
+@dataclass
+class LaunchResult:
+    ready: list[Launched] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+    """spec name -> why it did not become ready (with the tail of its log)"""
+
+
+def launch_all(
+    specs: Sequence[ServerSpec],
+    log_dir: Path,
+    cpus: Sequence[int] | None,
+    timeout_s: float,
+    on_started: Callable[[ServerSpec, ProcessHandle], None] | None = None,
+) -> LaunchResult:
+    """Start every spec (logs in `log_dir/<name>.log`, cwd `log_dir`), then wait for all at once.
+
+    Waiting in parallel makes each start-up time the server's own, not the sum of its
+    predecessors'. A server that exits or is not ready in time is stopped and reported in
+    `failures`; the others keep running. On an exception (Ctrl-C) everything started so far is
+    stopped before it propagates.
+    """
+    started: list[tuple[ServerSpec, ProcessHandle]] = []
+    try:
+        for spec in specs:
+            log_file = log_dir / f"{spec.name}.log"
+            log_file.unlink(missing_ok=True)  # the tail shown on failure must be this start's
+            # cwd = log_dir: MLServer writes its `.metrics` folder into the working directory.
+            handle = start_detached(
+                spec.name, spec.argv, log_file, env=spec.env, cpus=cpus, cwd=log_dir
+            )
+            started.append((spec, handle))
+            if on_started is not None:
+                on_started(spec, handle)
+        return _wait_all(started, timeout_s)
+    except BaseException:
+        for _, handle in reversed(started):
+            stop_handle(handle)
+        raise
+
+
+def _wait_all(started: list[tuple[ServerSpec, ProcessHandle]], timeout_s: float) -> LaunchResult:
+    def wait(spec: ServerSpec, handle: ProcessHandle) -> Launched:
+        wait_until(handle, http_checks(spec.ready_urls), timeout_s)
+        return Launched(spec, handle, time.time() - handle.create_time)
+
+    result = LaunchResult()
+    if not started:
+        return result
+    with ThreadPoolExecutor(max_workers=len(started)) as pool:
+        futures = [(spec, handle, pool.submit(wait, spec, handle)) for spec, handle in started]
+        for spec, handle, future in futures:
+            try:
+                result.ready.append(future.result())
+            except ServerStartError as exc:
+                stop_handle(handle)
+                result.failures[spec.name] = str(exc)
+    return result
