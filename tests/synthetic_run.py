@@ -2,8 +2,10 @@
 
 Closed-loop users with lognormal latencies whose median grows with concurrency; a few errors
 of several outcome classes; one client-bound point, one unstable point, one failed point
-without records. Each point.json carries a deliberately wrong `summary`, so a test can prove
-the report recomputes every figure from requests.npz.
+without records; one point saved the way older sweeps did (no `measured_s`, `window_s`, nor
+a per-window p99). Each point.json carries a deliberately wrong `summary`, so a test can prove
+the report recomputes every figure from requests.npz. Server CPU seconds cover a sampled span
+shorter than the measured window, as `sweep.usage` samples (every 0.25 s, none at the end).
 """
 
 from __future__ import annotations
@@ -17,9 +19,19 @@ from servingbench.atomic import atomic_write_json
 from servingbench.runs.layout import POINT_FILE, RECORDS_FILE, RunLayout, create_run, point_id
 from servingbench.runs.point import Flag, PointResult, ProcessUsage, WindowRecord
 from servingbench.runs.records import Outcome, RequestRecords
-from servingbench.runs.stats import windows
+from servingbench.runs.stats import measured_span_s, windows
 
-__all__ = ["CLIENT_BOUND", "CONCURRENCY", "FAILED", "SERIES", "UNSTABLE", "make_run"]
+__all__ = [
+    "CLIENT_BOUND",
+    "CONCURRENCY",
+    "FAILED",
+    "LEGACY",
+    "SERIES",
+    "UNSTABLE",
+    "WARMUP_S",
+    "WINDOW_S",
+    "make_run",
+]
 
 NS = 1_000_000_000
 # (scenario, server_config, backend, protocol, median ms at N=1)
@@ -33,7 +45,9 @@ CONCURRENCY = (1, 4, 16)
 FAILED = ("mlserver-grpc", "default", 16)
 CLIENT_BOUND = ("fastapi-rest", "default", 16)
 UNSTABLE = ("mlserver-rest", "batching", 4)
+LEGACY = ("mlserver-rest", "default", 1)  # saved without measured_s, window_s, window p99
 DURATION_S = 4.0
+SAMPLED_S = DURATION_S - 0.3  # the CPU sampler's span inside the measured window
 WARMUP_S = 1.0
 WINDOW_S = 1.0
 SERVER_NAMES = {"mlserver": "mlserver", "fastapi": "api"}  # meta.json's servers, name -> backend
@@ -67,7 +81,7 @@ def _usage(
         name=name,
         pids=[1],
         cpu_percent=cpu,
-        cpu_seconds=cpu / 100 * DURATION_S,
+        cpu_seconds=cpu / 100 * SAMPLED_S,
         rss_bytes=int(rss_mb * 1e6),
     )
 
@@ -81,10 +95,16 @@ def _point(
     key = (scenario, config, n)
     flags: list[Flag] = []
     record_windows: list[WindowRecord] = []
+    measured_s: float | None = None
     if key != FAILED:
         records = _records(rng, scale * median_ms * (1 + 0.6 * (n - 1)), n)
         records.save(folder / RECORDS_FILE)
-        record_windows = [WindowRecord(**vars(w)) for w in windows(records, WINDOW_S)]
+        old = {"p99_ms"} if key == LEGACY else set()
+        record_windows = [
+            WindowRecord(**{k: v for k, v in vars(w).items() if k not in old})
+            for w in windows(records, WINDOW_S)
+        ]
+        measured_s = None if key == LEGACY else measured_span_s(records, WARMUP_S)
         marks: dict[tuple[str, str, int], list[Flag]] = {
             CLIENT_BOUND: ["client-bound"],
             UNSTABLE: ["unstable"],
@@ -103,6 +123,8 @@ def _point(
         rows_per_request=1,
         duration_s=DURATION_S,
         warmup_s=WARMUP_S,
+        measured_s=measured_s,
+        window_s=None if key == LEGACY else WINDOW_S,
         started_at="2025-01-01T00:00:00",
         finished_at="2025-01-01T00:00:05",
         status="failed" if key == FAILED else "ok",

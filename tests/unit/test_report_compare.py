@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from servingbench.report import load_run
-from servingbench.report.compare import compare_runs, verdict, write_comparison
+from servingbench.report.compare import NO_WINDOW_P99, compare_runs, verdict, write_comparison
 from tests.synthetic_run import make_run
 
 
@@ -63,3 +63,28 @@ def test_comparison_files(tmp_path: Path) -> None:
     assert "within noise" in text
     assert "window-to-window" in text
     assert "current compared with baseline base" in text
+
+
+def test_p99_is_judged_against_the_p99_spread(tmp_path: Path) -> None:
+    # two runs of the same synthetic system: every difference is noise
+    base = load_run(make_run(tmp_path, "base", seed=1))
+    current = load_run(make_run(tmp_path, "current", seed=4))
+    table = compare_runs(current, base)
+    merged = current.points.merge(base.points, on=["scenario", "server_config", "concurrency"])
+    merged = merged[merged["has_records_x"]]
+    expected = merged[["p99_spread_x", "p99_spread_y"]].max(axis=1).to_numpy()
+    assert table["p99_ms_noise"].to_numpy() == pytest.approx(expected)
+    # a p99 moves more from window to window than a p50: judged by the p50's spread, plain
+    # noise was called "better" or "worse" in 4 of these 11 points
+    assert (table["p99_ms_noise"] > table["p50_ms_noise"]).all()
+    assert set(table["p99_ms_verdict"]) == {"within noise"}
+
+
+def test_p99_verdict_says_when_windows_have_no_p99(tmp_path: Path) -> None:
+    base = load_run(make_run(tmp_path, "base", seed=1))
+    current = load_run(make_run(tmp_path, "current", seed=3))
+    current.points["p99_spread"] = float("nan")  # windows with no successful request in them
+    table = compare_runs(current, base)
+    assert set(table["p99_ms_verdict"]) == {NO_WINDOW_P99}
+    assert NO_WINDOW_P99 == "unknown (no per-window p99)"
+    assert "within noise" in set(table["rps_verdict"])

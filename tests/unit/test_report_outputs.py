@@ -57,6 +57,9 @@ def test_markdown_has_seed_tables_flags_and_metadata(report: Report) -> None:
     assert "failed" in text
     assert "CPU: Synthetic CPU, 2 logical cores" in text
     assert "(uncommitted changes)" in text
+    # the sweep raises `errors` for any failed measured request, not past some threshold
+    assert "errors: at least one measured request failed" in text
+    assert "too many failed" not in text
     # pinning and notes are absent from the synthetic meta.json
     assert "## Pinning\n\nn/a" in text
     assert "## Notes\n\nn/a" in text

@@ -11,8 +11,12 @@ import pytest
 from servingbench.report import ReportSettings, RunData, load_run
 from servingbench.report.load import RUN_ENV, SAMPLE_RUN, default_run
 from servingbench.report.tables import build_tables, max_throughput_under_bound, write_tables
-from servingbench.runs.layout import RECORDS_FILE
-from tests.synthetic_run import CLIENT_BOUND, FAILED, UNSTABLE, make_run
+from servingbench.runs.layout import POINT_FILE, RECORDS_FILE
+from servingbench.runs.point import PointResult, series_label
+from servingbench.runs.records import RequestRecords
+from servingbench.runs.stats import DEFAULT_WINDOW_S, windows
+from servingbench.sweep.settings import BenchSettings
+from tests.synthetic_run import CLIENT_BOUND, FAILED, LEGACY, UNSTABLE, WARMUP_S, make_run
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +30,18 @@ def summary(data: RunData) -> pd.DataFrame:
     return pd.read_csv(data.root / "summary.csv", keep_default_na=False, na_values=[""])
 
 
-def _expected(npz: Path) -> dict[str, float]:
-    """Plain numpy over the file, sharing no code with servingbench.runs.stats."""
+def _expected(npz: Path, legacy: bool) -> dict[str, float]:
+    """Plain numpy over the file, sharing no code with servingbench.runs.stats.
+
+    The span is the sweep's (warm-up end to last answer) when the point recorded it, else
+    (older points) first measured send to last answer.
+    """
     with np.load(npz) as raw:
+        end_ns = (raw["start_ns"] + raw["latency_ns"]).max()
         keep = ~raw["warmup"]
         start, lat, outcome = raw["start_ns"][keep], raw["latency_ns"][keep], raw["outcome"][keep]
     ok_ms = lat[outcome == 0] / 1e6
-    span_s = ((start + lat).max() - start.min()) / 1e9
+    span_s = (end_ns - (start.min() if legacy else WARMUP_S * 1e9)) / 1e9
     q = np.percentile(ok_ms, [25, 50, 90, 95, 99])
     return {
         "requests": start.size,
@@ -46,6 +55,7 @@ def _expected(npz: Path) -> dict[str, float]:
         "p99_ms": q[4],
         "max_ms": ok_ms.max(),
         "ok": ok_ms.size,
+        "span_s": span_s,
     }
 
 
@@ -66,12 +76,16 @@ def test_summary_numbers_match_the_raw_records(data: RunData, summary: pd.DataFr
         npz = data.folders[str(row.point_id)] / RECORDS_FILE
         if not npz.exists():
             continue
-        expected = _expected(npz)
+        point = data.results[str(row.point_id)]
+        expected = _expected(npz, legacy=point.measured_s is None)
         for column, value in expected.items():
-            if column != "ok":
+            if column not in ("ok", "span_s"):
                 assert getattr(row, column) == pytest.approx(value, rel=1e-5), column
-        cpu_s = data.results[str(row.point_id)].usage[0].cpu_seconds
+        # CPU % is a rate over the sampled span; scaled to the whole measured window it matches
+        # the requests counted over that window (the sampled CPU seconds cover less)
+        cpu_s = point.usage[0].cpu_percent / 100 * expected["span_s"]
         assert row.preds_per_server_cpu_s == pytest.approx(expected["ok"] / cpu_s, rel=1e-5)
+        assert point.usage[0].cpu_seconds < cpu_s
         assert row.server_cpu_pct == 90.0  # the point's own server, not the idle one
         assert row.server_rss_mb == 250.0
         checked += 1
@@ -169,3 +183,40 @@ def test_failed_or_erroring_points_never_count(data: RunData) -> None:
     for _, point in failed.iterrows():
         row = table[table["series"] == point["series"]].iloc[0]
         assert f"N={int(point['concurrency'])} †" not in str(row["incl_flagged"])
+
+
+def test_req_s_matches_the_sweeps_summary_when_it_recorded_the_span(data: RunData) -> None:
+    for point_id, point in data.results.items():
+        if point.measured_s is None or point.status == "failed":
+            continue
+        row = data.points[data.points["point_id"] == point_id].iloc[0]
+        records = data.records(point_id)
+        assert row["duration_s"] == point.measured_s
+        assert row["rps"] == pytest.approx(len(records.measured()) / point.measured_s)
+
+
+def _rewrite_point(data: RunData, key: tuple[str, str, int], **changes: object) -> str:
+    point_id = data.point_id(series_label(key[0], key[1]), key[2])
+    path = data.folders[point_id] / POINT_FILE
+    PointResult.load(path).model_copy(update=changes).save(path)
+    return point_id
+
+
+def test_window_length_comes_from_point_json(tmp_path: Path) -> None:
+    layout = make_run(tmp_path)
+    point_id = _rewrite_point(load_run(layout), UNSTABLE, window_s=0.5)
+    data = load_run(layout)
+    records = RequestRecords.load(data.folders[point_id] / RECORDS_FILE)
+    row = data.points[data.points["point_id"] == point_id].iloc[0]
+    assert row["windows"] == len(windows(records, 0.5))
+
+
+def test_old_point_without_windows_uses_the_sweeps_default_window(tmp_path: Path) -> None:
+    layout = make_run(tmp_path)
+    point_id = _rewrite_point(load_run(layout), LEGACY, windows=[])
+    data = load_run(layout)
+    assert data.results[point_id].window_s is None
+    records = RequestRecords.load(data.folders[point_id] / RECORDS_FILE)
+    row = data.points[data.points["point_id"] == point_id].iloc[0]
+    assert BenchSettings.model_fields["window_s"].default == DEFAULT_WINDOW_S
+    assert row["windows"] == len(windows(records, DEFAULT_WINDOW_S)) > 0

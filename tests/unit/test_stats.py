@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from servingbench.runs.records import Outcome, RecordBuffer, RequestRecords
-from servingbench.runs.stats import Window, is_stable, summarize, windows
+from servingbench.runs.stats import (
+    Window,
+    is_stable,
+    measured_span_s,
+    outcome_counts,
+    relative_spread,
+    summarize,
+    windows,
+)
 
 MS = 1_000_000
 
@@ -75,6 +83,50 @@ def test_windows_count_completions_per_window() -> None:
     assert all(w.requests == 1000 for w in wins)
     assert all(w.rps == pytest.approx(1000.0) for w in wins)
     assert all(w.p50_ms == pytest.approx(0.5) for w in wins)
+
+
+def test_windows_record_p99_of_their_successful_requests() -> None:
+    # window [0, 1 s): answers of 1..100 ms and one failed 500 ms request; [1 s, 2 s): nothing;
+    # a last answer at 2.05 s makes both windows whole
+    latency = [float(v) for v in range(1, 101)] + [500.0, 2050.0]
+    records = _records(latency, gap_ms=0.0)
+    records.outcome[100] = Outcome.TIMEOUT
+    first, second = windows(records, 1.0)
+    assert first.requests == 101
+    assert first.p99_ms == pytest.approx(99.01)  # numpy's p99 of 1..100; the error not counted
+    assert first.p50_ms == pytest.approx(50.5)
+    assert second.requests == 0
+    assert math.isnan(second.p99_ms)
+    assert math.isnan(second.p50_ms)
+
+
+def test_relative_spread() -> None:
+    assert relative_spread([90.0, 100.0, 110.0]) == pytest.approx(0.2)
+    assert relative_spread([100.0, float("nan"), 110.0]) == pytest.approx(10 / 105)
+    assert math.isnan(relative_spread([100.0]))
+    assert math.isnan(relative_spread([0.0, 0.0]))
+
+
+def test_stability_uses_the_same_spread_as_the_report() -> None:
+    tail = [_win(100, 1.0), _win(100, 1.0), _win(109, 1.0)]
+    assert relative_spread([w.rps for w in tail]) <= 0.10
+    assert is_stable(tail)
+    assert not is_stable(tail, tolerance=relative_spread([w.rps for w in tail]) * 0.99)
+    assert not is_stable([_win(100, 1.0), _win(100, float("nan")), _win(100, 1.0)])
+
+
+def test_outcome_counts_cover_measured_requests_only() -> None:
+    records = _records([1.0] * 10, warmup_n=4)
+    records.outcome[[0, 1, 5]] = Outcome.TIMEOUT  # two in the warm-up
+    records.outcome[[6, 7]] = Outcome.HTTP_STATUS
+    assert outcome_counts(records) == {"http-status": 2, "timeout": 1}
+    assert outcome_counts(records, include_ok=True) == {"ok": 3, "http-status": 2, "timeout": 1}
+
+
+def test_measured_span_runs_from_warmup_end_to_last_answer() -> None:
+    records = _records([5.0] * 10, gap_ms=10.0, warmup_n=3)  # last answer at 95 ms
+    assert measured_span_s(records, warmup_s=0.025) == pytest.approx(0.070)
+    assert measured_span_s(_records([]), warmup_s=1.0) == 0.0
 
 
 def _win(rps: float, p50: float) -> Window:

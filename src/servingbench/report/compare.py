@@ -3,8 +3,8 @@
 Points match on (scenario, server configuration, concurrency). A difference counts as real only
 when it is larger than the run-to-run spread we can see: the window-to-window variation inside
 each of the two points ((max - min) / mean over the measurement windows, as `runs.stats`
-measures stability). Throughput uses the windows' req/s spread; p50 and p99 use the windows'
-p50 spread, the only latency the windows record.
+measures stability). Each figure is judged against the spread of the same figure: req/s
+against the windows' req/s, p50 against their p50, p99 against their p99.
 """
 
 from __future__ import annotations
@@ -28,20 +28,30 @@ from servingbench.report.document import (
 from servingbench.report.load import RunData
 from servingbench.report.markdown import render_markdown
 
-__all__ = ["METRICS", "NOISE_RULE", "compare_runs", "unmatched", "verdict", "write_comparison"]
+__all__ = [
+    "METRICS",
+    "NOISE_RULE",
+    "NO_WINDOW_P99",
+    "compare_runs",
+    "unmatched",
+    "verdict",
+    "write_comparison",
+]
 
 KEY = ["scenario", "server_config", "concurrency"]
 # (column, spread column, +1 when higher is better / -1 when lower is better)
 METRICS: tuple[tuple[str, str, int], ...] = (
     ("rps", "rps_spread", +1),
     ("p50_ms", "p50_spread", -1),
-    ("p99_ms", "p50_spread", -1),
+    ("p99_ms", "p99_spread", -1),
 )
+NO_WINDOW_P99 = "unknown (no per-window p99)"
 NOISE_RULE = (
     'A change is "within noise" when |ratio - 1| is not larger than the bigger of the two '
-    "points' window-to-window spreads ((max - min) / mean over their measurement windows): "
-    "req/s is judged against the windows' req/s spread, p50 and p99 against their p50 spread. "
-    '"unknown" means a point had fewer than two whole windows.'
+    "points' window-to-window spreads ((max - min) / mean over their measurement windows) of "
+    "the same figure: req/s against the windows' req/s, p50 against their p50, p99 against "
+    'their p99. "unknown" means a point had fewer than two whole windows; '
+    f'"{NO_WINDOW_P99}" that it had windows but not two with a p99.'
 )
 
 
@@ -61,6 +71,8 @@ def compare_runs(current: RunData, baseline: RunData) -> pd.DataFrame:
     base = baseline.points[baseline.points["has_records"]]
     merged = cur.merge(base, on=KEY, suffixes=("", "_base"))
     table = pd.DataFrame({"series": merged["series"], "concurrency": merged["concurrency"]})
+    # windows exist in both points (req/s spread known) yet no latency spread: say why
+    windowed = merged[["rps_spread", "rps_spread_base"]].notna().all(axis=1)
     for column, spread, sign in METRICS:
         noise = merged[[spread, f"{spread}_base"]].max(axis=1, skipna=False)
         table[f"{column}_base"] = merged[f"{column}_base"]
@@ -69,8 +81,12 @@ def compare_runs(current: RunData, baseline: RunData) -> pd.DataFrame:
         table[f"{column}_ratio"] = merged[column] / merged[f"{column}_base"]
         table[f"{column}_noise"] = noise
         table[f"{column}_verdict"] = [
-            verdict(b, c, n, sign > 0)
-            for b, c, n in zip(merged[f"{column}_base"], merged[column], noise, strict=True)
+            NO_WINDOW_P99
+            if column == "p99_ms" and has_windows and not math.isfinite(n)
+            else verdict(b, c, n, sign > 0)
+            for b, c, n, has_windows in zip(
+                merged[f"{column}_base"], merged[column], noise, windowed, strict=True
+            )
         ]
     table["error_pct_base"] = merged["error_rate_base"] * 100
     table["error_pct"] = merged["error_rate"] * 100

@@ -205,8 +205,8 @@ def _series_blocks(data: RunData, tables: ReportTables) -> Iterable[Block]:
         f"Latencies of successful requests after warm-up, recomputed from requests.npz. "
         f"{FLAG_MARK} marks a flagged point: its numbers are not a clean measurement "
         "(client-bound: the load generator, not the server, was the limit; unstable: the last "
-        "windows disagreed on req/s or p50; errors: too many failed requests; failed: the point "
-        "did not run)."
+        "windows disagreed on req/s or p50; errors: at least one measured request failed, see "
+        "error %; failed: the point did not run)."
     )
     for series in data.series:
         part = tables.summary[tables.summary["series"] == series]

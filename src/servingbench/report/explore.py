@@ -12,11 +12,15 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from servingbench.report.plots import measured_latency_ms, new_figure
-from servingbench.runs.records import Outcome, RequestRecords
+from servingbench.runs.records import RequestRecords
+from servingbench.runs.stats import outcome_counts
 
 SIZE = (9.0, 4.0)
 
+TOP_REASON = "top reason (over all requests incl. warm-up)"
+
 __all__ = [
+    "TOP_REASON",
     "errors_by_outcome",
     "latency_cdf_single_figure",
     "latency_histogram_figure",
@@ -82,20 +86,22 @@ def latency_timeline_figure(
 
 
 def errors_by_outcome(records: RequestRecords) -> pd.DataFrame:
-    """Post-warm-up requests per outcome class, with their share and the commonest reason."""
-    measured = records.measured()
-    codes, counts = np.unique(measured.outcome, return_counts=True)
+    """Post-warm-up requests per outcome class (ok included), their share, the commonest reason.
+
+    Counts and shares cover measured requests only; the reason texts are kept per outcome over
+    *all* requests (the records store no per-request reason), so the reason column says so.
+    """
+    counts = outcome_counts(records, include_ok=True)
+    total = sum(counts.values())
     rows = []
-    for code, count in zip(codes, counts, strict=True):
-        label = Outcome(int(code)).label
+    for label, count in counts.items():
         reasons = records.reasons.get(label, {})
-        top = max(reasons, key=lambda r: reasons[r]) if reasons else ""
         rows.append(
             {
                 "outcome": label,
-                "requests": int(count),
-                "share_pct": 100 * count / len(measured),
-                "top_reason": top,
+                "requests": count,
+                "share_pct": 100 * count / total,
+                TOP_REASON: max(reasons, key=lambda r: reasons[r]) if reasons else "",
             }
         )
-    return pd.DataFrame(rows, columns=["outcome", "requests", "share_pct", "top_reason"])
+    return pd.DataFrame(rows, columns=["outcome", "requests", "share_pct", TOP_REASON])

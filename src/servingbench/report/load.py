@@ -1,52 +1,48 @@
 """Read a run folder into one `RunData`: metadata, a table of points, records on demand.
 
 Every latency and throughput figure in the table is recomputed from `requests.npz` with
-`runs.stats`; the summary the sweep stored in `point.json` is not trusted. Records are loaded
-again only when a view asks for one point's requests, so the table stays cheap to hold.
+`runs.stats`; the summary the sweep stored in `point.json` is not trusted. Only the measured
+span (`measured_s`) and the window length are taken from it, so req/s and windows match the
+sweep's. Records are loaded again only when a view asks for one point's requests, so the table
+stays cheap to hold.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from servingbench.paths import results_dir
 from servingbench.runs.layout import POINT_FILE, RECORDS_FILE, RunLayout, find_run, latest_run
 from servingbench.runs.point import PointResult, series_label
 from servingbench.runs.records import RequestRecords
-from servingbench.runs.stats import LatencySummary, Window, summarize, windows
+from servingbench.runs.stats import (
+    DEFAULT_WINDOW_S,
+    LatencySummary,
+    Window,
+    relative_spread,
+    summarize,
+    windows,
+)
 
 __all__ = [
-    "DEFAULT_WINDOW_S",
     "RUN_ENV",
     "SAMPLE_RUN",
     "SCENARIO_ORDER",
     "RunData",
     "default_run",
     "load_run",
-    "relative_spread",
     "series_label",
 ]
 
 RUN_ENV = "SERVINGBENCH_RUN"
 SAMPLE_RUN = "sample"
 SCENARIO_ORDER = ("fastapi-rest", "fastapi-v2-rest", "mlserver-rest", "mlserver-grpc")
-DEFAULT_WINDOW_S = 5.0  # perf_analyzer's measurement window, when point.json records none
-
-
-def relative_spread(values: list[float]) -> float:
-    """(max - min) / mean, the same agreement measure as `runs.stats.is_stable`; NaN if < 2."""
-    arr = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
-    if arr.size < 2 or arr.mean() <= 0:
-        return float("nan")
-    return float((arr.max() - arr.min()) / arr.mean())
 
 
 def _usage(point: PointResult, role: str, backends: dict[str, str]) -> tuple[float, float, float]:
@@ -74,9 +70,24 @@ def _usage(point: PointResult, role: str, backends: dict[str, str]) -> tuple[flo
 
 
 def _window_s(point: PointResult) -> float:
+    """The window length the sweep used: saved in point.json, else read off its first window
+    (older points), else the sweep's default."""
+    if point.window_s is not None:
+        return point.window_s
     if point.windows:
         return max(point.windows[0].end_s - point.windows[0].start_s, 1e-3)
     return DEFAULT_WINDOW_S
+
+
+def _preds_per_cpu_s(ok_rows: float, cpu_pct: float, duration_s: float) -> float:
+    """Predictions per server CPU-second over the measured window.
+
+    The sampled CPU seconds cover only the samples inside the window (every 0.25 s, none at its
+    end), a shorter span than the one the requests were counted over; CPU % is a rate over the
+    sampled span, so scaling it to the whole window keeps numerator and denominator consistent.
+    """
+    cpu_s = cpu_pct / 100 * duration_s
+    return ok_rows / cpu_s if cpu_s > 0 else float("nan")
 
 
 def _nan_summary() -> dict[str, float]:
@@ -87,7 +98,10 @@ def _nan_summary() -> dict[str, float]:
 def _point_row(
     point: PointResult, records: RequestRecords | None, backends: dict[str, str]
 ) -> dict[str, Any]:
-    figures = summarize(records).as_dict() if records is not None else _nan_summary()
+    # the sweep's measured span when it recorded one, so req/s matches point.json's summary
+    figures = (
+        summarize(records, point.measured_s).as_dict() if records is not None else _nan_summary()
+    )
     wins: list[Window] = windows(records, _window_s(point)) if records is not None else []
     gen_cpu, _, _ = _usage(point, "generator", backends)
     srv_cpu, srv_cpu_s, srv_rss = _usage(point, "server", backends)
@@ -114,10 +128,11 @@ def _point_row(
         "server_cpu_pct": srv_cpu,
         "server_cpu_s": srv_cpu_s,
         "server_rss_mb": srv_rss,
-        "preds_per_server_cpu_s": ok_rows / srv_cpu_s if srv_cpu_s > 0 else float("nan"),
+        "preds_per_server_cpu_s": _preds_per_cpu_s(ok_rows, srv_cpu, figures["duration_s"]),
         "windows": len(wins),
         "rps_spread": relative_spread([w.rps for w in wins]),
         "p50_spread": relative_spread([w.p50_ms for w in wins]),
+        "p99_spread": relative_spread([w.p99_ms for w in wins]),
     }
 
 

@@ -37,11 +37,14 @@ class ProcessUsage(BaseModel):
 
 
 class WindowRecord(BaseModel):
+    """One `runs.stats.Window` as saved; `p99_ms` is absent from points saved before it existed."""
+
     start_s: float
     end_s: float
     requests: int
     rps: float
     p50_ms: float
+    p99_ms: float | None = None
 
 
 class PointResult(BaseModel):
@@ -57,8 +60,16 @@ class PointResult(BaseModel):
     host: str
     concurrency: int
     rows_per_request: int
-    duration_s: float
+    duration_s: float = Field(description="planned measured duration (after warm-up)")
     warmup_s: float
+    measured_s: float | None = Field(
+        default=None,
+        description="measured window the summary used: warm-up end to last answer "
+        "(`runs.stats.measured_span_s`); None in points saved before it was recorded",
+    )
+    window_s: float | None = Field(
+        default=None, description="stability window length; None in older points"
+    )
     started_at: str
     finished_at: str
     status: Literal["ok", "failed"]

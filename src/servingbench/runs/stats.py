@@ -1,6 +1,7 @@
 """Statistics over raw records: percentiles with numpy, throughput windows, the stability rule.
 
-Pure functions on arrays, so the sweep, the report and the notebook compute the same numbers.
+Pure functions on arrays, so the sweep, the report and the notebook compute the same numbers
+(one definition each of the window spread, the error counts and the measured window).
 """
 
 from __future__ import annotations
@@ -9,13 +10,17 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from servingbench.runs.records import RequestRecords
+from servingbench.runs.records import Outcome, RequestRecords
 
 __all__ = [
+    "DEFAULT_WINDOW_S",
     "PERCENTILES",
     "LatencySummary",
     "Window",
     "is_stable",
+    "measured_span_s",
+    "outcome_counts",
+    "relative_spread",
     "summarize",
     "windows",
 ]
@@ -23,6 +28,7 @@ __all__ = [
 PERCENTILES = (25, 50, 90, 95, 99)
 STABILITY_TOLERANCE = 0.10  # perf_analyzer: last windows agree within 10 %
 STABILITY_WINDOWS = 3
+DEFAULT_WINDOW_S = 2.0  # the sweep's default window; for old points that did not record theirs
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,29 @@ def _percentiles_ms(latency_ns: np.ndarray) -> dict[str, float]:
     return {f"p{p}_ms": float(v) for p, v in zip(PERCENTILES, values, strict=True)}
 
 
+def measured_span_s(records: RequestRecords, warmup_s: float) -> float:
+    """The sweep's measured window: from the end of the warm-up to the last answer.
+
+    `start_ns` counts from the point's t0, so the warm-up ends at `warmup_s`. Requests that
+    started in the warm-up but ended after it still count towards the span's end.
+    """
+    if len(records) == 0:
+        return 0.0
+    end_ns = int(np.max(records.start_ns + records.latency_ns))
+    return (end_ns - round(warmup_s * 1e9)) / 1e9
+
+
+def outcome_counts(records: RequestRecords, *, include_ok: bool = False) -> dict[str, int]:
+    """Post-warm-up requests per outcome label, in `Outcome` order; failures only by default."""
+    measured = records.measured()
+    codes, counts = np.unique(measured.outcome, return_counts=True)
+    return {
+        Outcome(int(code)).label: int(count)
+        for code, count in zip(codes, counts, strict=True)
+        if include_ok or code != Outcome.OK
+    }
+
+
 def summarize(records: RequestRecords, duration_s: float | None = None) -> LatencySummary:
     """Summary of the measured requests. Latency figures cover successful requests only.
 
@@ -85,13 +114,18 @@ def summarize(records: RequestRecords, duration_s: float | None = None) -> Laten
 
 @dataclass(frozen=True)
 class Window:
-    """Throughput and median latency of the requests *completed* inside [start_s, end_s)."""
+    """Throughput, median and p99 latency of the requests *completed* inside [start_s, end_s).
+
+    Latencies are of the window's successful requests; NaN when it has none (or, for p99, when
+    the window was built without it).
+    """
 
     start_s: float
     end_s: float
     requests: int
     rps: float
     p50_ms: float
+    p99_ms: float = float("nan")
 
 
 def windows(records: RequestRecords, window_s: float) -> list[Window]:
@@ -109,11 +143,23 @@ def windows(records: RequestRecords, window_s: float) -> list[Window]:
     for i in range(count):
         lo, hi = begin + i * window_s, begin + (i + 1) * window_s
         mask = (done_s >= lo) & (done_s < hi)
-        ok = mask & r.ok
-        p50 = float(np.median(r.latency_ns[ok]) / 1e6) if ok.any() else float("nan")
+        ok_ns = r.latency_ns[mask & r.ok]
+        p50, p99 = np.percentile(ok_ns, (50, 99)) / 1e6 if ok_ns.size else (np.nan, np.nan)
         n = int(mask.sum())
-        result.append(Window(lo, hi, n, n / window_s, p50))
+        result.append(Window(lo, hi, n, n / window_s, float(p50), float(p99)))
     return result
+
+
+def relative_spread(values: list[float]) -> float:
+    """(max - min) / mean of the finite values: how much windows disagree on one quantity.
+
+    NaN when fewer than two values are finite or their mean is not positive: no spread can be
+    seen then.
+    """
+    arr = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+    if arr.size < 2 or arr.mean() <= 0:
+        return float("nan")
+    return float((arr.max() - arr.min()) / arr.mean())
 
 
 def is_stable(
@@ -123,16 +169,16 @@ def is_stable(
 ) -> bool:
     """perf_analyzer's rule: the last `last` windows agree within `tolerance` on throughput and p50.
 
-    Agreement is measured as (max - min) / mean for each quantity. Fewer windows than `last`
-    cannot show stability.
+    Agreement is `relative_spread` of each quantity. Fewer windows than `last` (or than two)
+    cannot show stability, nor can a window without a successful request.
     """
     if len(wins) < last:
         return False
     tail = wins[-last:]
     for values in ([w.rps for w in tail], [w.p50_ms for w in tail]):
-        arr = np.asarray(values, dtype=float)
-        if not np.all(np.isfinite(arr)) or arr.mean() <= 0:
+        if not all(np.isfinite(values)):
             return False
-        if (arr.max() - arr.min()) / arr.mean() > tolerance:
+        spread = relative_spread(values)
+        if not spread <= tolerance:  # NaN (no spread measurable) is not stable either
             return False
     return True

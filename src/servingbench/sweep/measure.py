@@ -8,26 +8,24 @@ folder always says what happened to every planned point.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import tempfile
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import psutil
 
+from servingbench.atomic import atomic_write_bytes
 from servingbench.loadgen.scenarios import Scenario
 from servingbench.runs.layout import POINT_FILE, RECORDS_FILE, point_id
-from servingbench.runs.point import PointResult, WindowRecord
-from servingbench.runs.records import Outcome, RequestRecords
-from servingbench.runs.stats import summarize, windows
+from servingbench.runs.point import PointResult, ProcessUsage, WindowRecord
+from servingbench.runs.records import RequestRecords
+from servingbench.runs.stats import measured_span_s, outcome_counts, summarize, windows
 from servingbench.sweep.flags import generator_capacity, point_flags
 from servingbench.sweep.locust import LocustJob, load_parts, read_locust_rps, run_locust
 from servingbench.sweep.usage import Tracked, UsageSampler
 
-__all__ = ["PointPlan", "failed_point", "measure_point"]
+__all__ = ["PointPlan", "failed_point", "measure_point", "measured_point"]
 
 Health = Callable[[], str | None]
 """Returns why the scenario's server is unusable (dead, with its log tail), or None."""
@@ -78,6 +76,7 @@ def _base(plan: PointPlan, started_at: str) -> dict[str, object]:
         "rows_per_request": plan.rows_per_request,
         "duration_s": plan.duration_s,
         "warmup_s": plan.warmup_s,
+        "window_s": plan.window_s,
         "started_at": started_at,
         "generator_processes": plan.processes,
         "pinning": {"server": plan.server_cpus, "generator": plan.generator_cpus},
@@ -103,9 +102,44 @@ def failed_point(
     return result
 
 
-def _errors_by_outcome(records: RequestRecords) -> dict[str, int]:
-    codes = Counter(int(c) for c in records.outcome[records.outcome != Outcome.OK])
-    return {Outcome(code).label: n for code, n in sorted(codes.items())}
+def measured_point(
+    plan: PointPlan,
+    started_at: str,
+    records: RequestRecords,
+    usage: list[ProcessUsage],
+    locust_rps: float | None,
+) -> PointResult:
+    """The `ok` result of a point from its records: summary, windows, flags, error counts.
+
+    The measured duration used for req/s is saved as `measured_s`, so the report divides by
+    the same span.
+    """
+    measured_s = measured_span_s(records, plan.warmup_s)
+    summary = summarize(records, measured_s)
+    wins = windows(records, plan.window_s)
+    capacity = generator_capacity(
+        plan.generator_cpus, plan.processes, psutil.cpu_count(logical=True) or 1
+    )
+    return PointResult.model_validate(
+        {
+            **_base(plan, started_at),
+            "measured_s": measured_s,
+            "finished_at": _now(),
+            "status": "ok",
+            "flags": point_flags(summary, wins, usage, capacity, plan.ceiling_rps_per_core),
+            "summary": summary.as_dict(),
+            "windows": [WindowRecord(**vars(w)) for w in wins],
+            "usage": usage,
+            "errors_by_outcome": outcome_counts(records),
+            "locust_rps": locust_rps,
+        }
+    )
+
+
+def keep_snapshot(parts_dir: Path, point_dir: Path) -> None:
+    """Save the first Locust process's `loadgen-*.json` (what it sent, as run) as loadgen.json."""
+    for snapshot in sorted(parts_dir.glob("loadgen-*.json"))[:1]:
+        atomic_write_bytes(point_dir / "loadgen.json", snapshot.read_bytes())
 
 
 def measure_point(
@@ -140,8 +174,7 @@ def measure_point(
         with UsageSampler(tracked) as sampler:
             outcome = run_locust(job, on_start=lambda pid: generator.append(psutil.Process(pid)))
         parts = load_parts(Path(tmp))
-        for snapshot in sorted(Path(tmp).glob("loadgen-*.json"))[:1]:
-            shutil.copyfile(snapshot, point_dir / "loadgen.json")  # what Locust sent, as run
+        keep_snapshot(Path(tmp), point_dir)
     if (reason := health()) is not None:
         return failed_point(plan, point_dir, reason, started_at)
     if not parts:
@@ -157,30 +190,13 @@ def measure_point(
     warmup_ns = round(plan.warmup_s * 1e9)
     records = RequestRecords.concat(parts, warmup_ns)
     records.save(point_dir / RECORDS_FILE)
-    end_ns = int(np.max(records.start_ns + records.latency_ns))
-    measured_s = (end_ns - warmup_ns) / 1e9
+    measured_s = measured_span_s(records, plan.warmup_s)
     if measured_s <= 0 or not (~records.warmup).any():
         return failed_point(
             plan, point_dir, f"no request started after the {plan.warmup_s} s warm-up", started_at
         )
-    summary = summarize(records, measured_s)
-    wins = windows(records, plan.window_s)
+    end_ns = warmup_ns + round(measured_s * 1e9)
     usage = sampler.usage(t0_ns + warmup_ns, t0_ns + end_ns)
-    capacity = generator_capacity(
-        plan.generator_cpus, plan.processes, psutil.cpu_count(logical=True) or 1
-    )
-    result = PointResult.model_validate(
-        {
-            **_base(plan, started_at),
-            "finished_at": _now(),
-            "status": "ok",
-            "flags": point_flags(summary, wins, usage, capacity, plan.ceiling_rps_per_core),
-            "summary": summary.as_dict(),
-            "windows": [WindowRecord(**vars(w)) for w in wins],
-            "usage": usage,
-            "errors_by_outcome": _errors_by_outcome(records.measured()),
-            "locust_rps": read_locust_rps(job.csv_prefix),
-        }
-    )
+    result = measured_point(plan, started_at, records, usage, read_locust_rps(job.csv_prefix))
     result.save(point_dir / POINT_FILE)
     return result
