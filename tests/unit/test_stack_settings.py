@@ -14,7 +14,7 @@ from servingbench.console import format_table
 from servingbench.stack.lifecycle import RunningStack, stack_specs, stack_status, stop_stack
 from servingbench.stack.processes import ProcessHandle
 from servingbench.stack.servers import ServerSpec
-from servingbench.stack.settings import StackSettings, default_server_cpus
+from servingbench.stack.settings import StackSettings, default_pinning
 from servingbench.stack.state import RunningServer, read_states, write_state
 
 
@@ -36,9 +36,11 @@ def test_defaults_are_the_documented_ports() -> None:
     assert all(field.description for field in StackSettings.model_fields.values())
 
 
-def test_server_cpus_default_to_core_zero_on_two_cores() -> None:
-    expected = [0] if (os.cpu_count() or 1) >= 2 else None
-    assert default_server_cpus() == expected
+def test_server_cpus_default_to_the_first_allowed_core() -> None:
+    allowed = sorted(os.sched_getaffinity(0))
+    expected = allowed[:1] if len(allowed) >= 2 else None
+    assert default_pinning()[0] == expected
+    assert StackSettings().server_cpus == expected
 
 
 def test_environment_then_flags_override(monkeypatch: pytest.MonkeyPatch) -> None:

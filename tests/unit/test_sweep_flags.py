@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from servingbench.runs.point import ProcessUsage
 from servingbench.runs.records import Outcome, RequestRecords
-from servingbench.runs.stats import Window, summarize, windows
+from servingbench.runs.stats import summarize, windows
 from servingbench.sweep.flags import client_bound, generator_capacity, point_flags
 
 
@@ -45,7 +47,10 @@ def test_errors_and_client_bound() -> None:
 
 
 def test_unstable_when_last_windows_disagree() -> None:
-    wins = [Window(i, i + 1, 100, 100.0 if i < 3 else 150.0, 1.0) for i in range(4)]
+    steady = windows(_records(), 1.0)  # equal windows
+    assert len(steady) >= 4
+    assert "unstable" not in point_flags(summarize(_records()), steady, _usage(10), 1)
+    wins = [*steady[:-1], dataclasses.replace(steady[-1], rps=steady[-1].rps * 1.5)]
     assert "unstable" in point_flags(summarize(_records()), wins, _usage(10), 1)
     assert "unstable" in point_flags(summarize(_records()), wins[:2], _usage(10), 1)
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from servingbench.sweep.settings import ALL_SCENARIOS, load_settings
 
-__all__ = ["add_arguments", "cli_overrides", "run"]
+__all__ = ["add_arguments", "cli_overrides", "existing_run", "run"]
 
 # flag -> (settings field, type, help)
 _FLAGS: dict[str, tuple[str, Any, str]] = {
@@ -46,7 +46,9 @@ _FLAGS: dict[str, tuple[str, Any, str]] = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML file with BenchSettings keys")
     parser.add_argument(
-        "--quick", action="store_true", help="smoke run: concurrency 1,10 and 1+3 s points"
+        "--quick",
+        action="store_true",
+        help="smoke run: concurrency 1,10 and 1+3.5 s points in 1 s windows",
     )
     parser.add_argument(
         "--skip-parity", action="store_true", default=None, help="skip the parity check"
@@ -59,6 +61,16 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The settings explicitly given as flags (unset flags are None and left out)."""
     names = [field for field, _, _ in _FLAGS.values()] + ["skip_parity"]
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def existing_run(prog: str, exc: FileExistsError) -> int:
+    """Exit status 2 with the fix, for a --run-id whose folder is already there."""
+    print(
+        f"{prog}: {exc.filename} already exists: runs are never overwritten; "
+        "choose another --run-id",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -77,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C does
     try:
         result = run_sweep(settings)
+    except FileExistsError as exc:  # the run folder; validation rules out point-folder clashes
+        return existing_run("bench", exc)
     except KeyboardInterrupt:
         print("bench: interrupted; servers stopped, partial run kept", file=sys.stderr)
         return 130

@@ -13,7 +13,7 @@ import sys
 from pydantic import ValidationError
 
 from servingbench.commands.bench import add_arguments as add_bench_arguments
-from servingbench.commands.bench import cli_overrides
+from servingbench.commands.bench import cli_overrides, existing_run
 from servingbench.sweep.settings import load_settings
 
 __all__ = ["add_arguments", "run"]
@@ -33,7 +33,10 @@ def run(args: argparse.Namespace) -> int:
     from servingbench.sweep.calibrate import run_calibration
     from servingbench.sweep.instrument import LATEST, calibration_dir
 
-    doc = run_calibration(settings, users=args.users)
+    try:
+        doc = run_calibration(settings, users=args.users)
+    except FileExistsError as exc:
+        return existing_run("calibrate", exc)
     print(f"calibration written to {calibration_dir(settings.results_dir)}/{LATEST}")
     failed = [n for n, g in doc["generator"].items() if g["status"] != "ok"]
     return 1 if failed else 0

@@ -16,13 +16,33 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from servingbench.paths import state_dir
 
-__all__ = ["StackSettings", "default_server_cpus"]
+__all__ = ["StackSettings", "allowed_cpus", "default_pinning"]
 
 
-def default_server_cpus() -> list[int] | None:
-    """Core 0 when there are two or more cores (the load generator gets the rest), else none."""
-    count = os.cpu_count() or 1
-    return [0] if count >= 2 else None
+def allowed_cpus() -> list[int]:
+    """The cores this process may run on: its affinity mask (a cpuset container's share), sorted.
+
+    `os.cpu_count()` counts the host's cores, which a container limited by cpuset cannot use.
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))  # no affinity API (macOS): every core
+
+
+def default_pinning() -> tuple[list[int] | None, list[int] | None]:
+    """(server cores, generator cores) when not set: the first allowed core for the servers, the
+    rest for the load generator, so they don't compete; with one core, no pinning (None, None).
+
+    The single place this is decided: `serve-all` and the bench sweep both use it.
+    """
+    cores = allowed_cpus()
+    if len(cores) < 2:
+        return None, None
+    return cores[:1], cores[1:]
+
+
+def _default_server_cpus() -> list[int] | None:
+    return default_pinning()[0]
 
 
 class StackSettings(BaseSettings):
@@ -39,8 +59,11 @@ class StackSettings(BaseSettings):
     mlserver_metrics_port: int = Field(default=8082, description="MLServer Prometheus port.")
     api_port: int = Field(default=8000, description="Our FastAPI service's port.")
     server_cpus: list[int] | None = Field(
-        default_factory=default_server_cpus,
-        description="Cores both servers are pinned to with taskset; null or [] means no pinning.",
+        default_factory=_default_server_cpus,
+        description=(
+            "Cores both servers are pinned to with taskset; null or [] means no pinning. "
+            "Default: the first allowed core when two or more are allowed (see default_pinning)."
+        ),
     )
     state_dir: Path = Field(
         default_factory=state_dir,

@@ -62,7 +62,11 @@ def _start_noop(kind: str, settings: BenchSettings, layout: RunLayout) -> Proces
         if kind == "rest"
         else (lambda: port_in_use(port, settings.host))
     )
-    wait_until(handle, [check], settings.startup_timeout_s)
+    try:
+        wait_until(handle, [check], settings.startup_timeout_s)
+    except BaseException:
+        stop_handle(handle)  # not yet in the caller's cleanup list: a live one would be orphaned
+        raise
     return handle
 
 
@@ -72,15 +76,17 @@ def _port(handle: ProcessHandle) -> int:
 
 def _reference(protocol: str, address: str, settings: BenchSettings) -> dict[str, float]:
     argv = [sys.executable, "-m", "servingbench.sweep.reference_client", protocol, address]
-    argv += ["--model", settings.model, "--seconds", str(settings.duration_s)]
-    argv += ["--warmup", str(settings.warmup_s)]
+    argv += ["--model", settings.model, "--rows", str(settings.rows_per_request)]
+    argv += ["--seconds", str(settings.duration_s), "--warmup", str(settings.warmup_s)]
     done = subprocess.run(
         pin_argv(argv, settings.pinning()[1]),
         capture_output=True,
         text=True,
         timeout=settings.duration_s + settings.warmup_s + 60,
-        check=True,
+        check=False,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"reference client failed ({done.returncode}):\n{done.stderr[-2000:]}")
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -139,7 +145,7 @@ def _scenario_entry(
     reference = _reference(scenario.protocol, address, settings)
     locust_p50 = figures["one_user"]["p50_ms"]
     added = locust_p50 - reference["p50_ms"] if locust_p50 is not None else None
-    kind = "grpc" if scenario.protocol == "grpc" else "rest"
+    kind = scenario.user_kind
     per_core = figures["ceiling"]["rps_per_core"]
     generator = {
         **figures["ceiling"],
@@ -163,8 +169,7 @@ def run_calibration(
 ) -> dict[str, Any]:
     """Measure every scenario's locustfile against the no-op servers; returns the record."""
     base = calibration_dir(settings.results_dir)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    layout = create_run(base, settings.run_id or stamp)
+    layout = create_run(base, settings.run_id)  # default id: timestamp and pid, never reused
     server_cpus, generator_cpus = settings.pinning()
     doc: dict[str, Any] = {
         "calibration_id": layout.run_id,
@@ -173,6 +178,8 @@ def run_calibration(
         "hardware": hardware_info(),
         "software": software_info(),
         "pinning": {"server": server_cpus, "generator": generator_cpus},
+        "model": settings.model,
+        "rows_per_request": settings.rows_per_request,
         "parameters": {**settings.model_dump(mode="json"), "calibration_users": users},
         "targets": TARGETS,
         "generator": {},
@@ -184,14 +191,14 @@ def run_calibration(
             "measured window; a generator below ~90 % CPU was not saturated.",
         ],
     }
-    kinds = {"grpc" if get_scenario(s).protocol == "grpc" else "rest" for s in settings.scenarios}
+    kinds = {get_scenario(s).user_kind for s in settings.scenarios}
     handles: dict[str, ProcessHandle] = {}
     try:
         for kind in sorted(kinds):
             handles[kind] = _start_noop(kind, settings, layout)
         for name in settings.scenarios:
-            kind = "grpc" if get_scenario(name).protocol == "grpc" else "rest"
-            generator, latency = _scenario_entry(name, handles[kind], settings, layout, users)
+            handle = handles[get_scenario(name).user_kind]
+            generator, latency = _scenario_entry(name, handle, settings, layout, users)
             doc["generator"][name] = generator
             doc["added_latency"][name] = latency
             progress(

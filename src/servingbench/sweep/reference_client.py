@@ -1,9 +1,10 @@
 """The simplest possible client, the floor Locust's added latency is measured against.
 
 One blocking connection, one request at a time, no validation: `http.client` keep-alive for
-REST, a bare grpcio stub on pre-serialized bytes for gRPC. Prints a JSON summary.
+REST, a bare grpcio stub on pre-serialized bytes for gRPC. It sends the same model and rows per
+request as the Locust run it is compared to. Prints a JSON summary.
 
-    python -m servingbench.sweep.reference_client rest 127.0.0.1:9000 --seconds 5
+    python -m servingbench.sweep.reference_client rest 127.0.0.1:9000 --rows 1 --seconds 5
 """
 
 from __future__ import annotations
@@ -53,7 +54,11 @@ def _rest_call(address: str, body: bytes, path: str) -> Callable[[], object]:
 
     def call() -> bytes:
         conn.request("POST", path, body, headers)
-        return conn.getresponse().read()
+        response = conn.getresponse()
+        data = response.read()
+        if response.status != 200:  # e.g. a body the no-op server was not started for
+            raise RuntimeError(f"POST {path}: HTTP {response.status}: {data[:200]!r}")
+        return data
 
     return call
 
@@ -70,10 +75,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("protocol", choices=list(WIRE_FORMATS))
     parser.add_argument("address", help="host:port")
     parser.add_argument("--model", default="breast-cancer")
+    parser.add_argument(
+        "--rows", type=int, default=1, help="rows per request, as the Locust run it is compared to"
+    )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     args = parser.parse_args(argv)
-    body = build_payloads(args.protocol, args.model, 1)[0].body
+    body = build_payloads(args.protocol, args.model, args.rows)[0].body
     if args.protocol == "grpc":
         call = _grpc_call(args.address, body)
     else:

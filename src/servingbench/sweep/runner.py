@@ -17,7 +17,11 @@ from typing import Any
 from servingbench.loadgen.scenarios import get_scenario
 from servingbench.runs.layout import RunLayout, create_run
 from servingbench.runs.point import PointResult
-from servingbench.sweep.instrument import ceiling_per_core, load_latest_calibration
+from servingbench.sweep.instrument import (
+    calibration_mismatch,
+    ceiling_per_core,
+    load_latest_calibration,
+)
 from servingbench.sweep.measure import PointPlan, measure_point
 from servingbench.sweep.meta import initial_meta, servers_meta, write_meta
 from servingbench.sweep.parity_step import run_parity
@@ -70,7 +74,9 @@ def plan_points(
                         server_config=config.name,
                         server_key=config.key,
                         server_name=running.spec.name if running else None,
-                        ceiling_rps_per_core=ceiling_per_core(calibration, name),
+                        ceiling_rps_per_core=ceiling_per_core(
+                            calibration, name, settings.rows_per_request, settings.model
+                        ),
                     )
                 )
     return plans
@@ -89,6 +95,8 @@ def run_sweep(
     progress(f"run {layout.run_id}: results in {layout.root}")
     if calibration is None:
         progress("no calibration found (`make calibrate`): client-bound uses generator CPU only")
+    elif reason := calibration_mismatch(calibration, settings.rows_per_request, settings.model):
+        progress(f"{reason}; client-bound uses generator CPU only")
     servers = BenchServers()
     status = "failed"
     try:

@@ -11,21 +11,41 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-import psutil
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from servingbench.catalog import MODELS
 from servingbench.loadgen.scenarios import SCENARIOS
 from servingbench.paths import results_dir
+from servingbench.runs.stats import STABILITY_WINDOWS
 from servingbench.stack.configs import ServerConfig, resolve_configs
+from servingbench.stack.settings import default_pinning
 
-__all__ = ["ALL_SCENARIOS", "QUICK_PRESET", "BenchSettings", "load_settings", "parse_int_list"]
+__all__ = [
+    "ALL_SCENARIOS",
+    "MIN_WINDOWS",
+    "QUICK_PRESET",
+    "BenchSettings",
+    "load_settings",
+    "parse_int_list",
+]
 
 ALL_SCENARIOS = tuple(SCENARIOS)
 
-QUICK_PRESET: dict[str, Any] = {"concurrency": [1, 10], "duration_s": 3.0, "warmup_s": 1.0}
-"""`--quick`: a smoke run; sits between the config file and explicit CLI flags."""
+MIN_WINDOWS = STABILITY_WINDOWS
+"""Whole windows a point needs before `runs.stats.is_stable` can judge it."""
+
+QUICK_PRESET: dict[str, Any] = {
+    "concurrency": [1, 10],
+    "duration_s": 3.5,
+    "warmup_s": 1.0,
+    "window_s": 1.0,
+}
+"""`--quick`: a smoke run; sits between the config file and explicit CLI flags.
+
+3.5 s of 1 s windows: windows count from the first measured request, which starts a little
+after the warm-up ends, so exactly 3 s could yield only 2 whole windows.
+"""
 
 
 def parse_int_list(value: Any) -> Any:
@@ -34,6 +54,16 @@ def parse_int_list(value: Any) -> Any:
         text = value.strip().strip("[]")
         return [int(part) for part in text.split(",") if part.strip()]
     return value
+
+
+def _reject_duplicates(what: str, values: list[Any]) -> None:
+    """Each entry names a point folder; a repeat would collide with its first run half-way."""
+    repeated = [str(v) for v in dict.fromkeys(values) if values.count(v) > 1]
+    if repeated:
+        raise ValueError(
+            f"{what} {', '.join(repeated)} given more than once; each would reuse the same "
+            "point folder, so list each once"
+        )
 
 
 def _parse_str_list(value: Any) -> Any:
@@ -74,11 +104,17 @@ class BenchSettings(BaseSettings):
     model: str = Field(default="breast-cancer", description="catalog model every scenario serves")
     server_cpus: IntList | None = Field(
         default=None,
-        description="cores the servers are pinned to; unset: core 0 when >= 2 cores; [] = no pin",
+        description=(
+            "cores the servers are pinned to; unset: the first allowed core when >= 2 are "
+            "allowed; [] = no pin"
+        ),
     )
     generator_cpus: IntList | None = Field(
         default=None,
-        description="cores Locust is pinned to; unset: all but core 0 when >= 2 cores; [] = no pin",
+        description=(
+            "cores Locust is pinned to; unset: the other allowed cores when >= 2 are allowed; "
+            "[] = no pin"
+        ),
     )
     processes: int = Field(
         default=1, ge=1, description="Locust generator processes (>1 uses --processes)"
@@ -116,12 +152,14 @@ class BenchSettings(BaseSettings):
             raise ValueError(f"unknown scenario(s) {unknown}; known: {', '.join(ALL_SCENARIOS)}")
         if not value:
             raise ValueError("at least one scenario is needed")
+        _reject_duplicates("scenario(s)", value)
         return value
 
     @field_validator("server_configs")
     @classmethod
     def _known_configs(cls, value: list[str]) -> list[str]:
         resolve_configs(value)  # raises ValueError listing the known names
+        _reject_duplicates("server configuration(s)", value)
         return value
 
     def configs(self) -> list[ServerConfig]:
@@ -133,6 +171,7 @@ class BenchSettings(BaseSettings):
     def _positive_levels(cls, value: list[int]) -> list[int]:
         if not value or any(v < 1 for v in value):
             raise ValueError(f"concurrency levels must be >= 1, got {value}")
+        _reject_duplicates("concurrency level(s)", value)
         return value
 
     @field_validator("model")
@@ -142,17 +181,24 @@ class BenchSettings(BaseSettings):
             raise ValueError(f"unknown model {value!r}; known: {', '.join(MODELS)}")
         return value
 
+    @model_validator(mode="after")
+    def _enough_windows(self) -> BenchSettings:
+        if self.duration_s < MIN_WINDOWS * self.window_s:
+            raise ValueError(
+                f"duration {self.duration_s:g} s holds fewer than {MIN_WINDOWS} whole windows of "
+                f"{self.window_s:g} s, so no point could be judged stable: lengthen --duration "
+                f"(to at least {MIN_WINDOWS * self.window_s:g} s) or shorten --window"
+            )
+        return self
+
     def pinning(self) -> tuple[list[int] | None, list[int] | None]:
-        """(server cores, generator cores); None = not pinned. Auto splits core 0 / the rest."""
-        cores = psutil.cpu_count(logical=True) or 1
-        auto = cores >= 2
+        """(server cores, generator cores); None = not pinned. Unset: `default_pinning()`."""
+        auto_server, auto_generator = default_pinning()
 
-        def resolve(explicit: list[int] | None, default: list[int]) -> list[int] | None:
-            if explicit is not None:
-                return explicit or None
-            return default if auto else None
+        def resolve(explicit: list[int] | None, default: list[int] | None) -> list[int] | None:
+            return (explicit or None) if explicit is not None else default
 
-        return resolve(self.server_cpus, [0]), resolve(self.generator_cpus, list(range(1, cores)))
+        return resolve(self.server_cpus, auto_server), resolve(self.generator_cpus, auto_generator)
 
 
 def load_settings(
