@@ -21,6 +21,7 @@ from servingbench.runs.layout import POINT_FILE, RECORDS_FILE, point_id
 from servingbench.runs.point import PointResult, ProcessUsage, WindowRecord
 from servingbench.runs.records import RequestRecords
 from servingbench.runs.stats import measured_span_s, outcome_counts, summarize, windows
+from servingbench.stack.settings import allowed_cpus
 from servingbench.sweep.flags import generator_capacity, point_flags
 from servingbench.sweep.locust import LocustJob, load_parts, read_locust_rps, run_locust
 from servingbench.sweep.usage import Tracked, UsageSampler
@@ -117,9 +118,7 @@ def measured_point(
     measured_s = measured_span_s(records, plan.warmup_s)
     summary = summarize(records, measured_s)
     wins = windows(records, plan.window_s)
-    capacity = generator_capacity(
-        plan.generator_cpus, plan.processes, psutil.cpu_count(logical=True) or 1
-    )
+    capacity = generator_capacity(plan.generator_cpus, plan.processes, len(allowed_cpus()))
     return PointResult.model_validate(
         {
             **_base(plan, started_at),
