@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from servingbench.artifacts import (
+from servingbench.models.artifacts import (
     METADATA_FILE,
     ArtifactMetadata,
     HeldOut,
@@ -25,7 +25,7 @@ from servingbench.artifacts import (
     model_dir,
 )
 from servingbench.atomic import atomic_write_bytes
-from servingbench.catalog import MODELS, ModelSpec, as_features
+from servingbench.models.catalog import MODELS, ModelSpec, as_features
 from servingbench.environment import library_versions
 
 __all__ = ["DEFAULT_SEED", "is_up_to_date", "train_all", "train_model"]

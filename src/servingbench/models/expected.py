@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
-from servingbench.artifacts import ArtifactMetadata, load_metadata
-from servingbench.catalog import as_features
+from servingbench.models.artifacts import ArtifactMetadata, load_metadata
+from servingbench.models.catalog import as_features
 
 __all__ = ["ExpectedAnswers"]
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 from pydantic import BaseModel, Field
 
-from servingbench.catalog import as_features, get_spec
+from servingbench.models.catalog import as_features, get_spec
 from servingbench.paths import model_settings_dir
 
 __all__ = [
