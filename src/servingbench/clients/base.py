@@ -1,4 +1,4 @@
-"""The client interface, its errors, and the registry of client kinds by name."""
+"""The client interface, its errors, and the registry of clients by (wire format, library)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import importlib
 from collections.abc import Sequence
 from typing import Protocol
 
-from servingbench.protocol import Prediction
+from servingbench.servers.base import ClientLibrary
+from servingbench.wire import Prediction, WireName
 
-__all__ = ["CLIENT_KINDS", "Client", "EndpointError", "EndpointUnreachableError", "make_client"]
+__all__ = ["CLIENTS", "Client", "EndpointError", "EndpointUnreachableError", "make_client"]
 
 
 class EndpointError(RuntimeError):
@@ -29,23 +30,26 @@ class Client(Protocol):
     def close(self) -> None: ...
 
 
-# kind -> "module:Class"; imported on use so `predict` never pays for importing tritonclient.
-CLIENT_KINDS: dict[str, str] = {
-    "predict": "servingbench.clients.http_json:PredictClient",
-    "v2-json": "servingbench.clients.http_json:V2JsonClient",
-    "triton-http": "servingbench.clients.triton:TritonHttpClient",
-    "triton-grpc": "servingbench.clients.triton:TritonGrpcClient",
+# (wire, library) -> "module:Class"; imported on use so urllib never pays for tritonclient.
+CLIENTS: dict[tuple[WireName, ClientLibrary], str] = {
+    ("predict-json", "urllib"): "servingbench.clients.http_json:HttpJsonClient",
+    ("v2-json", "urllib"): "servingbench.clients.http_json:HttpJsonClient",
+    ("v2-json", "tritonclient"): "servingbench.clients.triton:TritonHttpClient",
+    ("v2-grpc", "tritonclient"): "servingbench.clients.triton:TritonGrpcClient",
 }
 
 
-def make_client(kind: str, address: str, timeout_s: float = 10.0) -> Client:
-    """A client of `kind` for `address` (`http://host:port`; `host:port` also works for gRPC)."""
+def make_client(
+    wire: WireName, library: ClientLibrary, address: str, timeout_s: float = 10.0
+) -> Client:
+    """A client speaking `wire` through `library` to `address` (`http://host:port` or
+    `host:port`)."""
     try:
-        target = CLIENT_KINDS[kind]
+        target = CLIENTS[(wire, library)]
     except KeyError:
-        raise ValueError(
-            f"unknown client kind {kind!r}; known: {', '.join(CLIENT_KINDS)}"
-        ) from None
+        known = ", ".join(f"{w} via {lib}" for w, lib in CLIENTS)
+        raise ValueError(f"no client for {wire} via {library}; known: {known}") from None
     module_name, class_name = target.split(":")
-    client: Client = getattr(importlib.import_module(module_name), class_name)(address, timeout_s)
+    cls = getattr(importlib.import_module(module_name), class_name)
+    client: Client = cls(wire, address, timeout_s)
     return client

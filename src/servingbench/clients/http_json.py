@@ -1,6 +1,8 @@
-"""Plain-HTTP JSON clients (stdlib urllib): our `/predict` and raw V2 REST.
+"""Plain-HTTP JSON client (stdlib urllib) for the HTTP wire formats: `predict-json`, `v2-json`.
 
 Raw bodies, no client library in between, so parity also proves the documented JSON works.
+Bodies are the wire format's own encoding, except that V2 asks for both outputs: parity checks
+the labels the server computes, not only those implied by the probabilities.
 """
 
 from __future__ import annotations
@@ -10,16 +12,9 @@ import urllib.request
 from collections.abc import Sequence
 
 from servingbench.clients.base import EndpointError, EndpointUnreachableError
-from servingbench.protocol import (
-    Prediction,
-    ProtocolError,
-    decode_predict_body,
-    decode_v2_body,
-    predict_body,
-    v2_body,
-)
+from servingbench.wire import OUTPUTS, Prediction, WireError, WireName, get_wire, v2_json_body
 
-__all__ = ["PredictClient", "V2JsonClient", "post_json"]
+__all__ = ["HttpJsonClient", "post_json"]
 
 
 def post_json(url: str, body: bytes, timeout_s: float) -> bytes:
@@ -39,37 +34,24 @@ def post_json(url: str, body: bytes, timeout_s: float) -> bytes:
         raise EndpointUnreachableError(f"cannot reach {url}: {reason}") from None
 
 
-class PredictClient:
-    """Our service's `POST /predict` with `{"features": [[...]], "model": name}`."""
+class HttpJsonClient:
+    """POSTs a JSON body of its wire format to the format's path; urllib opens a connection each."""
 
-    def __init__(self, address: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, wire: WireName, address: str, timeout_s: float = 10.0) -> None:
+        self.wire = get_wire(wire)
         self.address = address.rstrip("/")
         self.timeout_s = timeout_s
 
     def predict(self, model: str, rows: Sequence[Sequence[float]]) -> Prediction:
-        body = post_json(f"{self.address}/predict", predict_body(rows, model), self.timeout_s)
+        url = f"{self.address}{self.wire.path(model)}"
+        if self.wire.name == "v2-json":
+            body = v2_json_body(rows, OUTPUTS)
+        else:
+            body = self.wire.encode(model, rows)
+        reply = post_json(url, body, self.timeout_s)
         try:
-            return decode_predict_body(body, len(rows))
-        except ProtocolError as exc:
-            raise EndpointError(f"{self.address}/predict: {exc}") from None
-
-    def close(self) -> None:
-        """Nothing to release: urllib opens a connection per request."""
-
-
-class V2JsonClient:
-    """`POST /v2/models/{model}/infer` with a hand-built V2 JSON body (MLServer or our service)."""
-
-    def __init__(self, address: str, timeout_s: float = 10.0) -> None:
-        self.address = address.rstrip("/")
-        self.timeout_s = timeout_s
-
-    def predict(self, model: str, rows: Sequence[Sequence[float]]) -> Prediction:
-        url = f"{self.address}/v2/models/{model}/infer"
-        body = post_json(url, v2_body(rows), self.timeout_s)
-        try:
-            return decode_v2_body(body, len(rows))
-        except ProtocolError as exc:
+            return self.wire.decode(reply, len(rows))
+        except WireError as exc:
             raise EndpointError(f"{url}: {exc}") from None
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """V2 clients built on NVIDIA's tritonclient, the reference client of the V2 protocol.
 
 `tritonclient.http` must send and request JSON (`binary_data=False`): MLServer rejects the
-binary-tensor extension with 422. Responses go through `servingbench.protocol`'s decoders.
+binary-tensor extension with 422. Responses go through `servingbench.wire`'s decoders.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from servingbench.catalog import as_features
 from servingbench.clients.base import EndpointError, EndpointUnreachableError
-from servingbench.protocol import (
+from servingbench.models.catalog import as_features
+from servingbench.wire import (
     INPUT_NAME,
     OUTPUTS,
     Prediction,
-    ProtocolError,
+    WireError,
+    WireName,
     decode_v2_grpc_response,
     decode_v2_outputs,
 )
@@ -32,7 +33,7 @@ def _host_port(address: str) -> str:
 class TritonHttpClient:
     """V2 REST via `tritonclient.http.InferenceServerClient`."""
 
-    def __init__(self, address: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, wire: WireName, address: str, timeout_s: float = 10.0) -> None:
         import tritonclient.http as httpclient
 
         self._http = httpclient
@@ -56,7 +57,7 @@ class TritonHttpClient:
             raise EndpointUnreachableError(f"cannot reach {self.address}: {exc}") from None
         try:
             return decode_v2_outputs(result.get_response()["outputs"], len(x))
-        except (ProtocolError, KeyError) as exc:
+        except (WireError, KeyError) as exc:
             raise EndpointError(f"{self.address} (tritonclient.http): {exc}") from None
 
     def close(self) -> None:
@@ -66,7 +67,7 @@ class TritonHttpClient:
 class TritonGrpcClient:
     """V2 gRPC (`inference.GRPCInferenceService/ModelInfer`) via `tritonclient.grpc`."""
 
-    def __init__(self, address: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, wire: WireName, address: str, timeout_s: float = 10.0) -> None:
         import tritonclient.grpc as grpcclient
 
         self._grpc = grpcclient
@@ -92,7 +93,7 @@ class TritonGrpcClient:
             raise EndpointError(f"{self.address} (tritonclient.grpc): {exc}") from None
         try:
             return decode_v2_grpc_response(result.get_response(), len(x))
-        except ProtocolError as exc:
+        except WireError as exc:
             raise EndpointError(f"{self.address} (tritonclient.grpc): {exc}") from None
 
     def close(self) -> None:
