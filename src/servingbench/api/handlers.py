@@ -11,10 +11,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from servingbench.api.encoding import predict_response, v2_response
 from servingbench.api.state import ServiceState
-from servingbench.api.validation import feature_matrix, parse_predict, parse_v2
-from servingbench.protocol import PROBA_ONLY
+from servingbench.api.codec import feature_matrix, parse_predict, parse_v2
+from servingbench.wire import PROBA_ONLY, predict_response, v2_response
 
 __all__ = ["BodyReader", "infer", "predict"]
 

@@ -10,20 +10,7 @@ Why: profiled under load (py-spy), Starlette's middleware, routing, `Request` an
 dependency solving cost more than the model itself once the model ran once per request, and
 in batching mode each await unwinds and resumes that 20-frame stack.
 
-Performance notes (breast-cancer XGBoost, one row per `POST /predict`; server on core 0, wrk
-on core 1, medians of 3 interleaved runs on a shared, noisy machine; "after" = this hot path,
-one `predict_proba` per request, scrape-time metrics, no proxy-headers layer):
-
-| mode       | users | req/s before -> after | p50 ms before -> after | server CPU us/request |
-|------------|-------|-----------------------|------------------------|-----------------------|
-| event-loop | 1     | 981 -> 1710           | 0.71 -> 0.42           | 664 -> 408            |
-| event-loop | 50    | 1202 -> 3818          | 35.8 -> 13.5           | 588 -> 258            |
-| batching   | 1     | 1389 -> 2231          | 0.69 -> 0.43           | 668 -> 407            |
-| batching   | 50    | 5531 -> 16797         | 5.74 -> 2.59           | 181 -> 59             |
-
-`gc.freeze()` after loading (`main.py`) then cut p99 at 50 users from 92 to 5 ms (batching)
-and from 78 to 28 ms (event-loop). What remains at 50 users is uvicorn's HTTP protocol and
-the event loop (about 40 % of samples with batching), the model (65 % in event-loop mode).
+Measured before and after, with py-spy profiles: see the README ("Making our service fast").
 """
 
 from __future__ import annotations
@@ -36,9 +23,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from servingbench.api import handlers
-from servingbench.api.body import receive_json
-from servingbench.api.errors import ApiError, log_unexpected
-from servingbench.api.responses import dumps
+from servingbench.api.edge import ApiError, dumps, log_unexpected, receive_json
 from servingbench.api.state import ServiceState
 
 __all__ = ["HOT_ROUTES", "HotPath", "match"]

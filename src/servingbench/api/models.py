@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from servingbench.artifacts import (
+from servingbench.models.artifacts import (
     ArtifactMetadata,
     Predictor,
     load_metadata,
@@ -21,7 +21,7 @@ from servingbench.artifacts import (
     model_dir,
     model_version,
 )
-from servingbench.catalog import as_features
+from servingbench.models.catalog import as_features
 from servingbench.paths import model_settings_dir
 
 __all__ = ["ServedModel", "discover_models", "load_models"]

@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from servingbench.api.errors import ApiError
-from servingbench.api.inference import Outputs, Runner, make_runner
-from servingbench.api.metrics import Metrics
+from servingbench.api.edge import ApiError
+from servingbench.api.observability import LatencyStats, Metrics
 from servingbench.api.models import ServedModel
 from servingbench.api.settings import ApiSettings
-from servingbench.api.stats import LatencyStats
+from servingbench.api.runners import Outputs, Runner, make_runner
 
 __all__ = ["ServiceState"]
 

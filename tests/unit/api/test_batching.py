@@ -9,10 +9,10 @@ from collections import deque
 import numpy as np
 import pytest
 
-from servingbench.api.batching import BatchingRunner, Pending, take_batch
-from servingbench.api.inference import Outputs, predict_outputs
+from servingbench.api.runners import BatchingRunner, Pending, take_batch
+from servingbench.api.runners import Outputs, predict_outputs
 from servingbench.api.models import ServedModel, load_models
-from servingbench.catalog import as_features
+from servingbench.models.catalog import as_features
 
 pytestmark = pytest.mark.usefixtures("trained_models")
 

@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from servingbench.api.hotpath import HOT_ROUTES, HotPath, match
 from servingbench.api.main import create_app
 from servingbench.api.settings import ApiSettings
-from servingbench.artifacts import load_metadata
+from servingbench.models.artifacts import load_metadata
 from servingbench.protocol import PROBA_ONLY, predict_body, v2_body
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from servingbench.api.models import load_models
-from servingbench.catalog import as_features
+from servingbench.models.catalog import as_features
 
 
 @pytest.mark.usefixtures("trained_models")

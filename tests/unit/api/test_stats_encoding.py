@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from servingbench.api.encoding import predict_response, v2_output
-from servingbench.api.metrics import Metrics
-from servingbench.api.responses import dumps
-from servingbench.api.stats import LatencyStats, LatencyWindow
+from servingbench.wire import predict_response, v2_output
+from servingbench.api.observability import Metrics
+from servingbench.api.edge import dumps
+from servingbench.api.observability import LatencyStats, LatencyWindow
 
 
 def test_window_keeps_only_the_most_recent_values() -> None:

@@ -9,9 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from servingbench.api import handlers
-from servingbench.api.body import read_json
-from servingbench.api.openapi import json_body
-from servingbench.api.responses import json_response
+from servingbench.api.edge import json_body, json_response, read_json
 from servingbench.api.state import ServiceState
 
 __all__ = ["router"]

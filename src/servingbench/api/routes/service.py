@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from servingbench.api.responses import json_response
+from servingbench.api.edge import json_response
 from servingbench.api.state import ServiceState
 
 __all__ = ["router"]

@@ -13,12 +13,10 @@ from fastapi import APIRouter, Request, Response
 
 from servingbench import __version__
 from servingbench.api import handlers
-from servingbench.api.body import read_json
-from servingbench.api.openapi import json_body
-from servingbench.api.responses import json_response
+from servingbench.api.edge import json_body, json_response, read_json
 from servingbench.api.state import ServiceState
-from servingbench.api.validation import V2_DATATYPES
-from servingbench.protocol import OUTPUTS
+from servingbench.api.codec import V2_DATATYPES
+from servingbench.wire import OUTPUTS
 
 __all__ = ["router"]
 

@@ -1,8 +1,9 @@
-"""Hand-rolled checks that turn a parsed JSON body into the float32 matrix a model predicts on.
+"""Request JSON to the float32 matrix a model predicts on (responses: `servingbench.wire`).
 
-Pure functions (no I/O), each failure an `ApiError` whose message says what to change. Faster
-than pydantic request models for lists of numbers, and stricter: bools, strings and null are
-refused instead of coerced, values that overflow float32 are refused instead of becoming inf.
+Hand-rolled checks (no I/O), each failure an `ApiError` whose message says what to change:
+faster than pydantic request models for lists of numbers, and stricter (bools, strings and null
+are refused instead of coerced; values that overflow float32 are refused instead of becoming
+inf).
 """
 
 from __future__ import annotations
@@ -13,18 +14,20 @@ from typing import Any
 
 import numpy as np
 
-from servingbench.api.errors import ApiError
-from servingbench.catalog import as_features
-from servingbench.protocol import OUTPUTS
+from servingbench.api.edge import ApiError
+from servingbench.models.catalog import as_features
+from servingbench.wire import OUTPUTS
 
 __all__ = [
-    "V2_DATATYPES",
     "PredictRequest",
     "V2Request",
+    "V2_DATATYPES",
     "feature_matrix",
     "parse_predict",
     "parse_v2",
 ]
+
+# --- decoding requests ------------------------------------------------------------------------
 
 _FLOAT_TYPES = frozenset({int, float})
 _INT_TYPES = frozenset({int})
