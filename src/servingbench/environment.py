@@ -6,22 +6,42 @@ import os
 import platform
 import subprocess
 from importlib import metadata
-from typing import Any
 
 import psutil
 
-__all__ = ["git_commit", "hardware_info", "library_versions", "software_info"]
+from servingbench.runs.machine import GitInfo, Hardware, Software
 
-BENCH_LIBRARIES = (
-    "servingbench",
+__all__ = [
+    "BENCH_LIBRARIES",
+    "SERVER_LIBRARIES",
+    "git_commit",
+    "hardware_info",
+    "library_versions",
+    "software_info",
+]
+
+SERVER_LIBRARIES = (
     "mlserver",
     "mlserver-sklearn",
     "mlserver-xgboost",
+    "kserve",
     "fastapi",
     "starlette",
     "uvicorn",
     "uvloop",
+    "grpcio",
+    "protobuf",
+    "pydantic",
     "orjson",
+    "numpy",
+    "scikit-learn",
+    "xgboost",
+    "joblib",
+)
+"""What a backend environment is asked about for meta.json (absent ones say so)."""
+
+BENCH_LIBRARIES = (
+    "servingbench",
     "locust",
     "gevent",
     "geventhttpclient",
@@ -32,7 +52,9 @@ BENCH_LIBRARIES = (
     "pandas",
     "scikit-learn",
     "xgboost",
+    "joblib",
 )
+"""The harness environment's packages that shape a measurement."""
 
 
 def library_versions(names: tuple[str, ...] = BENCH_LIBRARIES) -> dict[str, str]:
@@ -56,29 +78,29 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def hardware_info() -> dict[str, Any]:
+def hardware_info() -> Hardware:
     freq = psutil.cpu_freq()
-    return {
-        "cpu_model": _cpu_model(),
-        "logical_cores": psutil.cpu_count(logical=True),
-        "physical_cores": psutil.cpu_count(logical=False),
-        "cpu_max_mhz": round(freq.max, 1) if freq and freq.max else None,
-        "memory_total_bytes": psutil.virtual_memory().total,
-        "os": platform.platform(),
-        "kernel": platform.release(),
-        "affinity_available": hasattr(os, "sched_setaffinity"),
-    }
+    return Hardware(
+        cpu_model=_cpu_model(),
+        logical_cores=psutil.cpu_count(logical=True),
+        physical_cores=psutil.cpu_count(logical=False),
+        cpu_max_mhz=round(freq.max, 1) if freq and freq.max else None,
+        memory_total_bytes=psutil.virtual_memory().total,
+        os=platform.platform(),
+        kernel=platform.release(),
+        affinity_available=hasattr(os, "sched_setaffinity"),
+    )
 
 
-def software_info() -> dict[str, Any]:
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "packages": library_versions(),
-    }
+def software_info() -> Software:
+    return Software(
+        python=platform.python_version(),
+        implementation=platform.python_implementation(),
+        packages=library_versions(),
+    )
 
 
-def git_commit(cwd: str | None = None) -> dict[str, Any]:
+def git_commit(cwd: str | None = None) -> GitInfo:
     """HEAD's commit and whether the tree had uncommitted changes (a result should say so)."""
 
     def run(*args: str) -> str:
@@ -87,6 +109,6 @@ def git_commit(cwd: str | None = None) -> dict[str, Any]:
         ).stdout.strip()
 
     try:
-        return {"commit": run("rev-parse", "HEAD"), "dirty": bool(run("status", "--porcelain"))}
+        return GitInfo(commit=run("rev-parse", "HEAD"), dirty=bool(run("status", "--porcelain")))
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+        return GitInfo(commit=None, dirty=None)

@@ -2,7 +2,7 @@
 
 results/<run-id>/
   meta.json                         run metadata: hardware, versions, servers, pinning, sweep
-  points/<point-id>/point.json      one point: parameters, measurements, flags, summary
+  points/<point-id>/point.json      one point: its key, measurements, flags, summary
   points/<point-id>/requests.npz    raw per-request records (see runs.records)
   points/<point-id>/locust_*.csv    Locust's own --csv output, kept for reference
   summary.csv, report.md, report.html, *.png   written by `servingbench report`
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,22 +26,12 @@ __all__ = [
     "create_run",
     "find_run",
     "latest_run",
-    "point_id",
 ]
 
 META_FILE = "meta.json"
 POINT_FILE = "point.json"
 RECORDS_FILE = "requests.npz"
 LOCUST_CSV_PREFIX = "locust"
-
-_SAFE = re.compile(r"[^A-Za-z0-9_.=@-]+")
-
-
-def point_id(scenario: str, server_config: str, concurrency: int) -> str:
-    """A folder name that sorts by scenario, configuration, then concurrency."""
-    label = scenario if server_config == "default" else f"{scenario}@{server_config}"
-    return f"{_SAFE.sub('_', label)}--c{concurrency:04d}"
-
 
 @dataclass(frozen=True)
 class RunLayout:

@@ -1,22 +1,60 @@
-"""`point.json`: one (scenario, server configuration, concurrency) measurement of a run.
+"""`point.json`: one measurement of a run, keyed by every parameter that changes the work.
 
-Written by the sweep after the point finishes; read by the report. Latency figures in
-`summary` come from `requests.npz` via `runs.stats.summarize`, never from Locust's buckets.
+Written by the sweep after the point finishes; read by the report. Latency figures come from
+`requests.npz` via `runs.stats`, never from Locust's buckets; the report recomputes them.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import re
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import ConfigDict, Field
 
-from servingbench.atomic import atomic_write_text
+from servingbench.runs.schema import Record, Versioned
+from servingbench.runs.stats import LatencySummary, MeasurePlan, Window
 
-__all__ = ["FLAGS", "Flag", "PointResult", "ProcessUsage", "WindowRecord"]
+__all__ = [
+    "FLAGS",
+    "Flag",
+    "GeneratorReport",
+    "Interference",
+    "LoadMode",
+    "PointKey",
+    "PointResult",
+    "ProcessUsage",
+    "WorkerReport",
+    "series_label",
+]
 
-Flag = Literal["client-bound", "unstable", "failed", "errors"]
-FLAGS: tuple[Flag, ...] = ("client-bound", "unstable", "failed", "errors")
+Flag = Literal[
+    "failed",
+    "errors",
+    "incomplete",
+    "unstable",
+    "client-bound",
+    "generator-late",
+    "dropped",
+    "contended",
+    "clock-unbounded",
+    "worker-lost",
+]
+FLAGS: tuple[Flag, ...] = (
+    "failed",
+    "errors",
+    "incomplete",
+    "unstable",
+    "client-bound",
+    "generator-late",
+    "dropped",
+    "contended",
+    "clock-unbounded",
+    "worker-lost",
+)
+"""Every flag, in the order they are listed (see `sweep.flags` for what each means)."""
+
+LoadMode = Literal["closed", "open"]
+_SAFE = re.compile(r"[^A-Za-z0-9_.=@-]+")
 
 
 def series_label(scenario: str, server_config: str) -> str:
@@ -24,78 +62,152 @@ def series_label(scenario: str, server_config: str) -> str:
     return scenario if server_config in ("", "default") else f"{scenario}@{server_config}"
 
 
-class ProcessUsage(BaseModel):
+class PointKey(Record):
+    """Everything that changes the work a point measures; two points compare only on equal keys
+    (except `repeat`, which tells repeats of one point apart)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scenario: str = Field(description="load-test scenario, e.g. mlserver-grpc")
+    backend: str
+    wire: str = Field(description="wire format: predict-json | v2-json | v2-grpc")
+    server_config: str = "default"
+    model: str
+    rows_per_request: int
+    load: LoadMode = "closed"
+    concurrency: int = Field(description="closed: users; open: most requests in flight")
+    rate: float | None = Field(default=None, description="open: arrivals per second")
+    arrivals: Literal["constant", "poisson"] | None = None
+    repeat: int = Field(default=1, ge=1)
+
+    @property
+    def series(self) -> str:
+        return series_label(self.scenario, self.server_config)
+
+    @property
+    def level(self) -> float:
+        """The x of the point in its series: users (closed) or offered req/s (open)."""
+        return self.rate if self.load == "open" and self.rate is not None else self.concurrency
+
+    def point_id(self) -> str:
+        """A folder name that sorts by series, model, rows, level, then repeat."""
+        level = f"c{self.concurrency:04d}" if self.load == "closed" else f"r{self.rate or 0:08.1f}"
+        parts = [self.series, self.model, f"rows{self.rows_per_request}", level]
+        return _SAFE.sub("_", "--".join(parts)) + f"--rep{self.repeat}"
+
+    def work(self) -> tuple[object, ...]:
+        """The key without the repeat: what repeats of one point share."""
+        return tuple(v for k, v in self.model_dump().items() if k != "repeat")
+
+
+class ProcessUsage(Record):
     """CPU and memory of one process tree (a server, or the load generator) during the point."""
 
-    role: Literal["server", "generator"]
+    role: Literal["server", "generator", "harness"]
     name: str
     pids: list[int]
     cpu_percent: float = Field(description="100 = one core fully busy, over the measured window")
     cpu_seconds: float
-    rss_bytes: int = Field(description="peak resident set size summed over the tree")
+    busiest_process_percent: float = Field(
+        default=0.0, description="the busiest single process's CPU % (a generator saturates one)"
+    )
+    rss_bytes: int = Field(description="peak resident set size summed over the tree (overstates)")
+    pss_bytes: int = Field(default=0, description="proportional set size: shared pages split")
+    uss_bytes: int = Field(default=0, description="unique set size: pages only the tree holds")
     cpus: list[int] | None = Field(default=None, description="cores it was pinned to")
 
 
-class WindowRecord(BaseModel):
-    """One `runs.stats.Window` as saved; `p99_ms` is absent from points saved before it existed."""
+class Interference(Record):
+    """What *other* processes used on our cores during the measured window.
 
-    start_s: float
-    end_s: float
-    requests: int
-    rps: float
-    p50_ms: float
-    p99_ms: float | None = None
+    Per-core busy time (from /proc/stat) minus the CPU time of our own processes pinned there,
+    in percent of one core; above a threshold the point is flagged `contended`.
+    """
+
+    server_cores: list[int] | None
+    generator_cores: list[int] | None
+    server_other_percent: float | None
+    generator_other_percent: float | None
+    idle_servers_percent: float = Field(
+        description="CPU of the other configurations' idle servers on the server cores"
+    )
 
 
-class PointResult(BaseModel):
+class WorkerReport(Record):
+    """What the collector knows about one process's records and clock."""
+
+    node: str
+    boot_id: str | None = None
+    chunks: int = 0
+    records: int = 0
+    declared_chunks: int | None = None
+    declared_records: int | None = None
+    clock_offset_ns: int = Field(default=0, description="worker clock minus the master's")
+    clock_uncertainty_ns: int | None = Field(
+        default=0, description="bound on the offset's error; None = could not be measured"
+    )
+    lost: bool = False
+    reason: str | None = None
+
+
+class GeneratorReport(Record):
+    """What the load generator's collecting process wrote beside the records (`generator.json`).
+
+    Times are absolute ns on its clock (`perf_counter_ns`, CLOCK_MONOTONIC).
+    """
+
+    t0_ns: int | None = Field(description="the first request's send time")
+    from_ns: int | None = Field(description="start of the measured interval (t0 + warm-up)")
+    to_ns: int | None = Field(description="end of the measured interval (a window's end)")
+    stop_reason: str
+    windows: int = 0
+    workers: list[WorkerReport] = Field(default_factory=list)
+    dropped: int = Field(default=0, description="open loop: arrivals no free slot could take")
+    arrivals: int = Field(default=0, description="open loop: arrivals scheduled")
+    seed: int | None = Field(default=None, description="open loop: arrival schedule seed")
+
+
+class PointResult(Versioned):
     point_id: str
-    scenario: str = Field(description="loadtest scenario, e.g. mlserver-grpc")
-    backend: str = Field(description="mlserver | fastapi")
-    protocol: str = Field(description="rest | v2-rest | grpc")
-    server_config: str = "default"
+    key: PointKey
+    host: str
     server_name: str | None = Field(
         default=None, description="the server process (in `usage`) this point loaded"
-    )
-    model: str
-    host: str
-    concurrency: int
-    rows_per_request: int
-    duration_s: float = Field(description="planned measured duration (after warm-up)")
-    warmup_s: float
-    measured_s: float | None = Field(
-        default=None,
-        description="measured window the summary used: warm-up end to last answer "
-        "(`runs.stats.measured_span_s`); None in points saved before it was recorded",
-    )
-    window_s: float | None = Field(
-        default=None, description="stability window length; None in older points"
     )
     started_at: str
     finished_at: str
     status: Literal["ok", "failed"]
     failure_reason: str | None = None
     flags: list[Flag] = Field(default_factory=list)
-    summary: dict[str, float] = Field(default_factory=dict)
-    windows: list[WindowRecord] = Field(default_factory=list)
+    flag_reasons: dict[str, str] = Field(default_factory=dict)
+    plan: MeasurePlan = Field(description="warm-up, windows, stability rule and cap")
+    timeout_s: float = Field(description="per-request timeout (shorter than the measured time)")
+    measured_s: float | None = Field(
+        default=None, description="the measured interval's length (end of warm-up to stop)"
+    )
+    converged: bool | None = Field(
+        default=None, description="whether the last windows agreed before the cap"
+    )
+    stop_reason: str | None = Field(
+        default=None, description="converged | cap | stopped (by Locust) | no-requests"
+    )
+    summary: LatencySummary | None = None
+    windows: list[Window] = Field(default_factory=list)
     usage: list[ProcessUsage] = Field(default_factory=list)
+    interference: Interference | None = None
     errors_by_outcome: dict[str, int] = Field(default_factory=dict)
     locust_rps: float | None = Field(default=None, description="Locust's own figure, for reference")
     generator_processes: int = Field(default=1, description="Locust processes that made the load")
+    generator: GeneratorReport | None = None
     pinning: dict[str, list[int] | None] = Field(
         default_factory=dict, description="cores per role (server, generator); None = not pinned"
     )
-    generator_ceiling_rps: float | None = Field(
+    instrument_added_ms: float | None = Field(
         default=None,
-        description="calibrated generator req/s per core for this protocol (`make calibrate`)",
+        description="latency the load generator itself adds at this point's load, from the "
+        "calibration curve (`make calibrate`); None without a matching calibration",
     )
 
     @property
     def series(self) -> str:
-        return series_label(self.scenario, self.server_config)
-
-    def save(self, path: Path) -> None:
-        atomic_write_text(path, self.model_dump_json(indent=2))
-
-    @classmethod
-    def load(cls, path: Path) -> PointResult:
-        return cls.model_validate_json(path.read_bytes())
+        return self.key.series

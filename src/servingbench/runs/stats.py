@@ -1,46 +1,53 @@
 """Statistics over raw records: percentiles with numpy, throughput windows, the stability rule.
 
-Pure functions on arrays, so the sweep, the report and the notebook compute the same numbers
-(one definition each of the window spread, the error counts and the measured window).
+Pure functions on arrays, so the load generator's stopping rule, the sweep, the report and the
+notebook compute the same numbers (one definition each of the measured population, the window,
+the error counts and the stability test).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
+from pydantic import Field
 
 from servingbench.runs.records import Outcome, RequestRecords
+from servingbench.runs.schema import Record
 
 __all__ = [
-    "DEFAULT_WINDOW_S",
     "PERCENTILES",
     "LatencySummary",
+    "MeasurePlan",
+    "Stability",
     "Window",
     "is_stable",
-    "measured_span_s",
     "outcome_counts",
     "relative_spread",
     "summarize",
     "windows",
 ]
 
-PERCENTILES = (25, 50, 90, 95, 99)
-STABILITY_TOLERANCE = 0.10  # perf_analyzer: last windows agree within 10 %
-STABILITY_WINDOWS = 3
-DEFAULT_WINDOW_S = 2.0  # the sweep's default window; for old points that did not record theirs
+PERCENTILES = (25, 50, 90, 95, 99, 99.9)
 
 
-@dataclass(frozen=True)
-class LatencySummary:
-    """One point's figures over its measured (post-warm-up) requests; latencies in ms."""
+def _name(p: float) -> str:
+    return f"p{str(p).replace('.', '')}_ms" if p != int(p) else f"p{int(p)}_ms"
 
-    requests: int
+
+class LatencySummary(Record):
+    """One point's figures over its measured requests; latencies in ms.
+
+    Latency is response time (completion minus intended start, which in a closed loop is the
+    actual start) of successful requests. `service_*` is completion minus actual start, and
+    `lateness_*` actual minus intended start: the generator's own delay (open loop).
+    """
+
+    requests: int = Field(description="requests meant to start in the measured interval")
     ok: int
-    errors: int
-    error_rate: float
-    duration_s: float
-    rps: float
+    errors: int = Field(description="requests that failed (any outcome but ok and incomplete)")
+    incomplete: int = Field(description="requests still in flight when the point stopped")
+    error_rate: float = Field(description="(errors + incomplete) / requests")
+    duration_s: float = Field(description="the measured interval's length")
+    rps: float = Field(description="completions in the measured interval per second")
     ok_rps: float
     avg_ms: float
     min_ms: float
@@ -50,32 +57,33 @@ class LatencySummary:
     p90_ms: float
     p95_ms: float
     p99_ms: float
-
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+    p999_ms: float
+    service_avg_ms: float
+    service_p50_ms: float
+    service_p99_ms: float
+    lateness_p50_ms: float
+    lateness_p99_ms: float
+    lateness_max_ms: float
+    effective_concurrency: float = Field(
+        description="rps x mean latency (Little's law): requests in flight on average"
+    )
 
 
 def _percentiles_ms(latency_ns: np.ndarray) -> dict[str, float]:
     if latency_ns.size == 0:
-        return {f"p{p}_ms": float("nan") for p in PERCENTILES}
+        return {_name(p): float("nan") for p in PERCENTILES}
     values = np.percentile(latency_ns, PERCENTILES) / 1e6
-    return {f"p{p}_ms": float(v) for p, v in zip(PERCENTILES, values, strict=True)}
+    return {_name(p): float(v) for p, v in zip(PERCENTILES, values, strict=True)}
 
 
-def measured_span_s(records: RequestRecords, warmup_s: float) -> float:
-    """The sweep's measured window: from the end of the warm-up to the last answer.
-
-    `start_ns` counts from the point's t0, so the warm-up ends at `warmup_s`. Requests that
-    started in the warm-up but ended after it still count towards the span's end.
-    """
-    if len(records) == 0:
-        return 0.0
-    end_ns = int(np.max(records.start_ns + records.latency_ns))
-    return (end_ns - round(warmup_s * 1e9)) / 1e9
+def _stat(values_ns: np.ndarray, fn: str) -> float:
+    if values_ns.size == 0:
+        return float("nan")
+    return float(getattr(np, fn)(values_ns) / 1e6)
 
 
 def outcome_counts(records: RequestRecords, *, include_ok: bool = False) -> dict[str, int]:
-    """Post-warm-up requests per outcome label, in `Outcome` order; failures only by default."""
+    """Measured requests per outcome label, in `Outcome` order; failures only by default."""
     measured = records.measured()
     codes, counts = np.unique(measured.outcome, return_counts=True)
     return {
@@ -85,39 +93,58 @@ def outcome_counts(records: RequestRecords, *, include_ok: bool = False) -> dict
     }
 
 
-def summarize(records: RequestRecords, duration_s: float | None = None) -> LatencySummary:
-    """Summary of the measured requests. Latency figures cover successful requests only.
-
-    `duration_s` is the measured window's length; by default it spans first send to last
-    completion of the measured requests.
-    """
+def summarize(records: RequestRecords) -> LatencySummary:
+    """The figures of one point (see `runs.records` for which requests count where)."""
     r = records.measured()
     n = len(r)
-    ok_lat = r.latency_ns[r.ok]
-    if duration_s is None:
-        duration_s = float((r.start_ns + r.latency_ns).max() - r.start_ns.min()) / 1e9 if n else 0.0
-    errors = int(n - ok_lat.size)
+    ok = r.ok
+    response = r.response_ns[ok]
+    service = r.latency_ns[ok]
+    lateness = (r.start_ns - r.intended_ns)[r.outcome != Outcome.INCOMPLETE]
+    incomplete = int(np.count_nonzero(r.outcome == Outcome.INCOMPLETE))
+    duration_s = records.duration_s
+    completed = records.completed_in(records.from_ns, records.to_ns)
+    rps = int(completed.sum()) / duration_s if duration_s > 0 else float("nan")
+    ok_rps = int((completed & records.ok).sum()) / duration_s if duration_s > 0 else float("nan")
+    avg_ms = _stat(response, "mean")
+    service_p50, service_p99 = (
+        (float(v) / 1e6 for v in np.percentile(service, (50, 99)))
+        if service.size
+        else (float("nan"), float("nan"))
+    )
+    late_p50, late_p99 = (
+        (float(v) / 1e6 for v in np.percentile(lateness, (50, 99)))
+        if lateness.size
+        else (float("nan"), float("nan"))
+    )
     return LatencySummary(
         requests=n,
-        ok=int(ok_lat.size),
-        errors=errors,
-        error_rate=errors / n if n else float("nan"),
+        ok=int(ok.sum()),
+        errors=n - int(ok.sum()) - incomplete,
+        incomplete=incomplete,
+        error_rate=(n - int(ok.sum())) / n if n else float("nan"),
         duration_s=duration_s,
-        rps=n / duration_s if duration_s > 0 else float("nan"),
-        ok_rps=ok_lat.size / duration_s if duration_s > 0 else float("nan"),
-        avg_ms=float(ok_lat.mean() / 1e6) if ok_lat.size else float("nan"),
-        min_ms=float(ok_lat.min() / 1e6) if ok_lat.size else float("nan"),
-        max_ms=float(ok_lat.max() / 1e6) if ok_lat.size else float("nan"),
-        **_percentiles_ms(ok_lat),
+        rps=rps,
+        ok_rps=ok_rps,
+        avg_ms=avg_ms,
+        min_ms=_stat(response, "min"),
+        max_ms=_stat(response, "max"),
+        **_percentiles_ms(response),
+        service_avg_ms=_stat(service, "mean"),
+        service_p50_ms=service_p50,
+        service_p99_ms=service_p99,
+        lateness_p50_ms=late_p50,
+        lateness_p99_ms=late_p99,
+        lateness_max_ms=_stat(lateness, "max"),
+        effective_concurrency=rps * avg_ms / 1e3 if np.isfinite(avg_ms) else float("nan"),
     )
 
 
-@dataclass(frozen=True)
-class Window:
-    """Throughput, median and p99 latency of the requests *completed* inside [start_s, end_s).
+class Window(Record):
+    """Throughput, median and p99 response time of the requests completed in [start_s, end_s).
 
-    Latencies are of the window's successful requests; NaN when it has none (or, for p99, when
-    the window was built without it).
+    Seconds count from the point's t0; latencies are of the window's successful requests, NaN
+    when it has none.
     """
 
     start_s: float
@@ -125,28 +152,32 @@ class Window:
     requests: int
     rps: float
     p50_ms: float
-    p99_ms: float = float("nan")
+    p99_ms: float
 
 
-def windows(records: RequestRecords, window_s: float) -> list[Window]:
-    """Consecutive fixed windows over the measured period, by completion time.
+def windows(records: RequestRecords, window_s: float, end_ns: int | None = None) -> list[Window]:
+    """Consecutive whole windows from the start of the measured interval, by completion time.
 
-    Only whole windows are returned: a trailing partial window would understate throughput.
+    They end at the measured interval's end (or `end_ns`, for a point still running); a
+    trailing partial window would understate throughput, so it is left out.
     """
-    r = records.measured()
-    if len(r) == 0 or window_s <= 0:
+    if window_s <= 0:
         return []
-    done_s = (r.start_ns + r.latency_ns) / 1e9
-    begin = float(r.start_ns.min()) / 1e9
-    count = int((float(done_s.max()) - begin) // window_s)
+    step = round(window_s * 1e9)
+    end = records.to_ns if end_ns is None else end_ns
+    count = max(0, (end - records.from_ns) // step)
+    done = records.done_ns
+    finished = records.outcome != Outcome.INCOMPLETE
     result = []
-    for i in range(count):
-        lo, hi = begin + i * window_s, begin + (i + 1) * window_s
-        mask = (done_s >= lo) & (done_s < hi)
-        ok_ns = r.latency_ns[mask & r.ok]
+    for i in range(int(count)):
+        lo = records.from_ns + i * step
+        hi = lo + step
+        mask = (done >= lo) & (done < hi) & finished
+        ok_ns = records.response_ns[mask & records.ok]
         p50, p99 = np.percentile(ok_ns, (50, 99)) / 1e6 if ok_ns.size else (np.nan, np.nan)
         n = int(mask.sum())
-        result.append(Window(lo, hi, n, n / window_s, float(p50), float(p99)))
+        result.append(Window(start_s=lo / 1e9, end_s=hi / 1e9, requests=n, rps=n / window_s,
+                             p50_ms=float(p50), p99_ms=float(p99)))  # fmt: skip
     return result
 
 
@@ -162,23 +193,56 @@ def relative_spread(values: list[float]) -> float:
     return float((arr.max() - arr.min()) / arr.mean())
 
 
-def is_stable(
-    wins: list[Window],
-    tolerance: float = STABILITY_TOLERANCE,
-    last: int = STABILITY_WINDOWS,
-) -> bool:
-    """perf_analyzer's rule: the last `last` windows agree within `tolerance` on throughput and p50.
+class Stability(Record):
+    """When a point has measured long enough: perf_analyzer's rule, with p99 added.
 
-    Agreement is `relative_spread` of each quantity. Fewer windows than `last` (or than two)
-    cannot show stability, nor can a window without a successful request.
+    The last `windows` windows must agree, each quantity within its own tolerance (relative
+    spread, (max - min) / mean). p99 over a 2 s window rests on a few dozen samples at low
+    load, so it gets a wider tolerance than req/s and p50.
     """
-    if len(wins) < last:
+
+    windows: int = Field(default=3, ge=2, description="how many last windows must agree")
+    rps: float = Field(default=0.10, gt=0, description="tolerance on req/s")
+    p50: float = Field(default=0.10, gt=0, description="tolerance on median latency")
+    p99: float = Field(default=0.25, gt=0, description="tolerance on p99 latency")
+
+    def spreads(self, wins: list[Window]) -> dict[str, float]:
+        """The relative spread of each quantity over the last `windows` windows."""
+        tail = wins[-self.windows :]
+        return {
+            "rps": relative_spread([w.rps for w in tail]),
+            "p50": relative_spread([w.p50_ms for w in tail]),
+            "p99": relative_spread([w.p99_ms for w in tail]),
+        }
+
+
+def is_stable(wins: list[Window], rule: Stability | None = None) -> bool:
+    """True when the last windows agree within the tolerances on req/s, p50 and p99.
+
+    Fewer windows than the rule asks for cannot show stability, nor can a window without a
+    successful request (its latencies are NaN).
+    """
+    rule = rule or Stability()
+    if len(wins) < rule.windows:
         return False
-    tail = wins[-last:]
-    for values in ([w.rps for w in tail], [w.p50_ms for w in tail]):
-        if not all(np.isfinite(values)):
-            return False
-        spread = relative_spread(values)
-        if not spread <= tolerance:  # NaN (no spread measurable) is not stable either
-            return False
-    return True
+    tail = wins[-rule.windows :]
+    if not all(np.isfinite([w.rps, w.p50_ms, w.p99_ms]).all() for w in tail):
+        return False
+    spreads = rule.spreads(wins)
+    limits = {"rps": rule.rps, "p50": rule.p50, "p99": rule.p99}
+    return all(spreads[k] <= limits[k] for k in limits)  # NaN compares False: not stable
+
+
+class MeasurePlan(Record):
+    """How long a point runs (from the sweep, through `SERVINGBENCH_LOAD_*`)."""
+
+    warmup_s: float = Field(default=1.0, ge=0)
+    window_s: float = Field(default=2.0, gt=0)
+    stability: Stability = Field(default_factory=Stability)
+    max_duration_s: float = Field(default=12.0, gt=0)
+    until_stable: bool = Field(
+        default=True, description="stop when the windows agree (else run to the cap or -t)"
+    )
+    settle_s: float = Field(
+        default=0.3, ge=0, description="wait after a window's end for its last records to ship"
+    )

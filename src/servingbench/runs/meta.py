@@ -1,0 +1,118 @@
+"""`meta.json`: everything needed to trust, reproduce and compare a run.
+
+Written at the start of a run and rewritten (atomically) as it goes: status `running` ->
+`complete` | `interrupted` | `failed`. The report reads it with these same models.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from servingbench.runs.calibration import CalibrationRecord
+from servingbench.runs.machine import GitInfo, Hardware, Software
+from servingbench.runs.schema import Record, Versioned
+
+__all__ = [
+    "ArtifactSummary",
+    "ParityCheck",
+    "ParityRecord",
+    "Pinning",
+    "RunMeta",
+    "RunStatus",
+    "ServerRecord",
+]
+
+RunStatus = Literal["running", "complete", "interrupted", "failed"]
+
+
+class Pinning(Record):
+    server: list[int] | None
+    generator: list[int] | None
+    harness: list[int] | None = Field(
+        default=None, description="cores the sweep's own process was kept on"
+    )
+    generator_processes: int = 1
+
+
+class ArtifactSummary(Record):
+    """Which artifact was served: hash, framework, accuracy, when and how it was trained."""
+
+    artifact_file: str
+    sha256: str
+    framework: str
+    description: str
+    version: str | None
+    test_accuracy: float
+    seed: int
+    trained_at: str
+    n_features: int
+    held_out_rows: int
+    library_versions: dict[str, str]
+
+
+class ServerRecord(Record):
+    """One server the sweep started (or tried to)."""
+
+    backend: str
+    server_config: str
+    key: str
+    description: str = ""
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="what the configuration table set"
+    )
+    environment: str | None = Field(default=None, description="backends/<environment>/.venv")
+    argv: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    ports: dict[str, int] = Field(default_factory=dict)
+    cpus: list[int] | None = None
+    pid: int | None = None
+    startup_s: float | None = None
+    log: str | None = None
+    launch: dict[str, Any] = Field(
+        default_factory=dict, description="what the launch rendered or chose"
+    )
+    failure: str | None = None
+
+
+class ParityCheck(Record):
+    endpoint: str
+    model: str
+    rows: int
+    label_mismatches: int
+    max_abs_dp: float
+    atol: float
+    passed: bool
+    error: str | None
+
+
+class ParityRecord(Record):
+    status: Literal["passed", "FAILED", "skipped"]
+    checks: list[ParityCheck] = Field(default_factory=list)
+
+
+class RunMeta(Versioned):
+    run_id: str
+    status: RunStatus = "running"
+    started_at: str
+    finished_at: str | None = None
+    argv: list[str]
+    cwd: str
+    git: GitInfo
+    hardware: Hardware
+    software: Software
+    environments: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="each backend environment's versions of the packages that matter",
+    )
+    sweep: dict[str, Any] = Field(description="the sweep's settings, verbatim")
+    pinning: Pinning
+    order: str
+    artifacts: dict[str, ArtifactSummary]
+    calibration: CalibrationRecord | None = None
+    servers: dict[str, ServerRecord] = Field(default_factory=dict)
+    parity: ParityRecord | None = None
+    points: list[str] = Field(default_factory=list)
+    failed_points: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
