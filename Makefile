@@ -28,16 +28,24 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
+# Each backend server runs from its own locked environment (backends/<name>/uv.lock), so its
+# pins never move the harness's or another server's versions.
+BACKEND_ENVS := $(patsubst %/pyproject.toml,%/.venv/.synced,$(wildcard backends/*/pyproject.toml))
+
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen
 	@touch $@
 
-setup: $(VENV)/.synced ## create the virtualenv from uv.lock
+backends/%/.venv/.synced: $(UV) backends/%/pyproject.toml backends/%/uv.lock pyproject.toml
+	$(UV) sync --frozen --project backends/$*
+	@touch $@
 
-train: setup ## train the models into model-settings/ (skipped when up to date; TRAIN_ARGS=--force)
+setup: $(VENV)/.synced $(BACKEND_ENVS) ## build the harness's and every backend's environment from their uv.lock
+
+train: $(VENV)/.synced ## train the models into model-settings/ (skipped when up to date; TRAIN_ARGS=--force)
 	$(SB) train $(TRAIN_ARGS)
 
-serve-all: train ## start MLServer (REST 8080, gRPC 8081) and our FastAPI service (8000)
+serve-all: train $(BACKEND_ENVS) ## start every backend's server: ours (8000), MLServer (8080/8081), KServe (8090/8091)
 ifeq ($(DOCKER),1)
 	docker compose up -d --build --wait
 else
@@ -51,42 +59,42 @@ else
 	@if [ -x $(VENV)/bin/servingbench ]; then $(SB) stop-all; else echo "nothing to stop (no virtualenv yet)"; fi
 endif
 
-status: setup ## show what serve-all started and whether it is ready
+status: $(VENV)/.synced ## show what serve-all started and whether it is ready
 	$(SB) status
 
-compose-up: train ## the same two servers under docker compose (needs a Docker engine)
+compose-up: train ## the same servers under docker compose (needs a Docker engine)
 	docker compose up -d --build --wait
 
 compose-down: ## stop the docker compose stack
 	docker compose down
 
-parity: setup ## same held-out rows to every endpoint; fail on any mismatch
+parity: $(VENV)/.synced ## same held-out rows to every endpoint; fail on any mismatch
 	$(SB) parity $(ARGS)
 
-bench: train ## the whole benchmark: serve-all, parity, the sweep, stop-all, summary
+bench: train $(BACKEND_ENVS) ## the whole benchmark: serve-all, parity, the sweep, stop-all, summary
 	$(SB) bench $(ARGS)
 
 calibrate: train ## measure the load generator's own ceiling and added latency
 	$(SB) calibrate $(ARGS)
 
-report: setup ## tables and plots for the latest run (RUN=<run-id>, BASELINE=<run-id>)
+report: $(VENV)/.synced ## tables and plots for the latest run (RUN=<run-id>, BASELINE=<run-id>)
 	$(SB) report $(if $(RUN),--run $(RUN)) $(if $(BASELINE),--baseline $(BASELINE)) $(ARGS)
 
-notebook: setup ## open notebooks/ in JupyterLab (SERVINGBENCH_RUN=<run-id> picks a run)
+notebook: $(VENV)/.synced ## open notebooks/ in JupyterLab (SERVINGBENCH_RUN=<run-id> picks a run)
 	$(UV_RUN) jupyter lab notebooks/
 
-lint: setup ## ruff (lint + format check) and mypy
+lint: $(VENV)/.synced ## ruff (lint + format check) and mypy
 	$(UV_RUN) ruff check src tests loadtests backends
 	$(UV_RUN) ruff format --check src tests loadtests backends
 	$(UV_RUN) mypy
 
-format: setup ## apply ruff's formatting and fixes
+format: $(VENV)/.synced ## apply ruff's formatting and fixes
 	$(UV_RUN) ruff check --fix src tests loadtests backends
 	$(UV_RUN) ruff format src tests loadtests backends
 
-test: train ## unit and integration tests (real servers on free loopback ports)
+test: train $(BACKEND_ENVS) ## unit and integration tests (real servers on free loopback ports)
 	$(UV_RUN) pytest $(ARGS)
 
 clean: stop-all ## remove the environment, artifacts and server state (keeps results/)
-	rm -rf $(VENV) $(TOOLS) .run .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) backends/*/.venv .run .mypy_cache .ruff_cache .pytest_cache
 	rm -f model-settings/*/model.* model-settings/*/metadata.json

@@ -6,10 +6,6 @@
 Options `--model`, `--rows-per-request`; env `SERVINGBENCH_LOAD_*` (servingbench.loadgen.settings).
 """
 
-from servingbench.loadgen.rest_user import RestUser
-from servingbench.loadgen.scenarios import SCENARIOS
+from servingbench.loadgen.users import scenario_user
 
-
-class FastapiRestUser(RestUser):
-    scenario = SCENARIOS["fastapi-rest"]
-    host = scenario.default_host
+FastapiRestUser = scenario_user("fastapi-rest")

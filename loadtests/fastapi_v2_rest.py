@@ -6,10 +6,6 @@
 Options `--model`, `--rows-per-request`; env `SERVINGBENCH_LOAD_*` (servingbench.loadgen.settings).
 """
 
-from servingbench.loadgen.rest_user import RestUser
-from servingbench.loadgen.scenarios import SCENARIOS
+from servingbench.loadgen.users import scenario_user
 
-
-class FastapiV2RestUser(RestUser):
-    scenario = SCENARIOS["fastapi-v2-rest"]
-    host = scenario.default_host
+FastapiV2RestUser = scenario_user("fastapi-v2-rest")

@@ -6,10 +6,6 @@
 Options `--model`, `--rows-per-request`; env `SERVINGBENCH_LOAD_*` (servingbench.loadgen.settings).
 """
 
-from servingbench.loadgen.grpc_user import GrpcUser
-from servingbench.loadgen.scenarios import SCENARIOS
+from servingbench.loadgen.users import scenario_user
 
-
-class MlserverGrpcUser(GrpcUser):
-    scenario = SCENARIOS["mlserver-grpc"]
-    host = scenario.default_host
+MlserverGrpcUser = scenario_user("mlserver-grpc")

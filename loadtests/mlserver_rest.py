@@ -6,10 +6,6 @@
 Options `--model`, `--rows-per-request`; env `SERVINGBENCH_LOAD_*` (servingbench.loadgen.settings).
 """
 
-from servingbench.loadgen.rest_user import RestUser
-from servingbench.loadgen.scenarios import SCENARIOS
+from servingbench.loadgen.users import scenario_user
 
-
-class MlserverRestUser(RestUser):
-    scenario = SCENARIOS["mlserver-rest"]
-    host = scenario.default_host
+MlserverRestUser = scenario_user("mlserver-rest")

@@ -1,60 +1,41 @@
 """Parity: every endpoint must give the held-out rows the answers the artifact gives in-process.
 
 The same rows go to each (endpoint, model), in batches covering all of them and one row per
-request for the first few; labels must be identical and probabilities within `atol`.
-`score` is the pure comparison, so it can be tested without servers.
+request for the first few; labels must be identical and probabilities within `atol`. The
+endpoints come from the backends' declarations (`Endpoint.parity_clients`), so a new backend is
+checked without a change here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from servingbench.clients import EndpointError, EndpointUnreachableError, make_client
-from servingbench.expected import ExpectedAnswers
-from servingbench.protocol import Prediction, ProtocolError
-from servingbench.stack.settings import StackSettings
+from servingbench.models.expected import ExpectedAnswers
+from servingbench.servers import get_backend
+from servingbench.servers.base import ClientLibrary
+from servingbench.wire import DEFAULT_ATOL, Score, WireError, WireName, score
 
 __all__ = [
     "DEFAULT_ATOL",
-    "Endpoint",
+    "ParityEndpoint",
     "ParityResult",
-    "Score",
+    "backend_endpoints",
     "check_endpoint",
-    "default_endpoints",
     "request_plan",
     "run_parity",
-    "score",
 ]
 
-DEFAULT_ATOL = 1e-6
-
 
 @dataclass(frozen=True)
-class Endpoint:
-    """One way of asking a server: a label for the table, a client kind, its address."""
+class ParityEndpoint:
+    """One way of asking one server: a label for the table, wire format, client library, address."""
 
     label: str
-    kind: str
+    wire: WireName
+    library: ClientLibrary
     address: str
-
-
-@dataclass(frozen=True)
-class Score:
-    """How far answers are from the expectation."""
-
-    rows: int
-    label_mismatches: int
-    max_abs_dp: float
-
-    def __add__(self, other: Score) -> Score:
-        return Score(
-            self.rows + other.rows,
-            self.label_mismatches + other.label_mismatches,
-            max(self.max_abs_dp, other.max_abs_dp),
-        )
 
 
 @dataclass(frozen=True)
@@ -75,33 +56,21 @@ class ParityResult:
         )
 
 
-def default_endpoints(settings: StackSettings | None = None) -> list[Endpoint]:
-    """Our service (/predict, V2 REST) and MLServer (raw JSON, tritonclient HTTP and gRPC)."""
-    s = settings or StackSettings()
-    api = f"http://{s.host}:{s.api_port}"
-    mlserver = f"http://{s.host}:{s.mlserver_http_port}"
-    grpc = f"{s.host}:{s.mlserver_grpc_port}"
+def backend_endpoints(
+    backend: str, server: str, host: str, ports: Mapping[str, int]
+) -> list[ParityEndpoint]:
+    """Every (wire format, client library) the backend's endpoints are checked with."""
+    spec = get_backend(backend)
     return [
-        Endpoint("fastapi /predict", "predict", api),
-        Endpoint("fastapi V2 REST", "v2-json", api),
-        Endpoint("mlserver V2 REST json", "v2-json", mlserver),
-        Endpoint("mlserver V2 REST tritonclient", "triton-http", mlserver),
-        Endpoint("mlserver V2 gRPC tritonclient", "triton-grpc", grpc),
-    ]
-
-
-def score(got: Prediction, expected: Prediction) -> Score:
-    """Label mismatches and the largest probability difference; a shape mismatch is a ValueError."""
-    labels, proba = got
-    want_labels, want_proba = expected
-    if labels.shape != want_labels.shape or proba.shape != want_proba.shape:
-        raise ValueError(
-            f"answer shapes {labels.shape}/{proba.shape} != expected "
-            f"{want_labels.shape}/{want_proba.shape}"
+        ParityEndpoint(
+            f"{server} {e.wire} via {library}",
+            e.wire,
+            library,
+            spec.endpoint_address(e, host, ports),
         )
-    mismatches = int(np.count_nonzero(labels != want_labels))
-    max_dp = float(np.max(np.abs(proba - want_proba))) if proba.size else 0.0
-    return Score(len(labels), mismatches, max_dp)
+        for e in spec.endpoints
+        for library in e.parity_clients
+    ]
 
 
 def request_plan(n_rows: int, batch_size: int, single_rows: int) -> list[slice]:
@@ -113,7 +82,7 @@ def request_plan(n_rows: int, batch_size: int, single_rows: int) -> list[slice]:
 
 
 def check_endpoint(
-    endpoint: Endpoint,
+    endpoint: ParityEndpoint,
     model: str,
     answers: ExpectedAnswers,
     plan: Sequence[slice],
@@ -123,16 +92,16 @@ def check_endpoint(
     total = Score(0, 0, 0.0)
     client = None
     try:
-        client = make_client(endpoint.kind, endpoint.address)
+        client = make_client(endpoint.wire, endpoint.library, endpoint.address)
         for part in plan:
             rows = answers.rows[part]
             got = client.predict(model, rows.tolist())
             total = total + score(got, answers.expected_for(rows))
     except EndpointUnreachableError as exc:
         return ParityResult(
-            endpoint.label, model, total, atol, f"{exc} (is the stack running? make serve-all)"
+            endpoint.label, model, total, atol, f"{exc} (is the server running? make serve-all)"
         )
-    except (EndpointError, ProtocolError, ValueError) as exc:
+    except (EndpointError, WireError, ValueError) as exc:
         return ParityResult(endpoint.label, model, total, atol, str(exc))
     finally:
         if client is not None:
@@ -141,7 +110,7 @@ def check_endpoint(
 
 
 def run_parity(
-    endpoints: Iterable[Endpoint],
+    endpoints: Iterable[ParityEndpoint],
     models: Iterable[str],
     batch_size: int = 32,
     single_rows: int = 5,

@@ -1,8 +1,9 @@
-"""Send the held-out rows to every endpoint for every model; fail on any mismatch.
+"""Send the held-out rows to every endpoint of every backend for every model; fail on a mismatch.
 
-Endpoints: our /predict and V2 REST, MLServer V2 REST (raw JSON and tritonclient) and V2 gRPC.
-Labels must equal, and probabilities be within --atol of, what the artifact gave in-process at
-train time. Needs the stack running (`make serve-all`).
+Endpoints: each backend's wire formats (our /predict and V2 REST, MLServer's and KServe's V2
+REST and gRPC), through raw JSON and through tritonclient where declared. Labels must equal,
+and probabilities be within --atol of, what the artifact gave in-process at train time. Needs
+the stack running (`make serve-all`); addresses are serve-all's (same flags).
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from servingbench.catalog import MODELS
 from servingbench.commands.stack_options import add_address_arguments, settings_from_args
 from servingbench.console import format_table
-from servingbench.parity import DEFAULT_ATOL, ParityResult, default_endpoints, run_parity
+from servingbench.models.catalog import MODELS
+from servingbench.parity import DEFAULT_ATOL, ParityResult, backend_endpoints, run_parity
 
 __all__ = ["add_arguments", "result_rows", "run"]
 
@@ -22,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_address_arguments(parser)
     parser.add_argument("--model", action="append", choices=list(MODELS), help="only this model")
     parser.add_argument(
-        "--endpoint", action="append", metavar="LABEL", help="only endpoints whose label has this"
+        "--endpoint", action="append", metavar="TEXT", help="only endpoints whose label has this"
     )
     parser.add_argument("--batch-size", type=int, default=32, help="rows per batched request")
     parser.add_argument("--single-rows", type=int, default=5, help="rows also sent one per request")
@@ -44,7 +45,12 @@ def result_rows(results: list[ParityResult]) -> list[tuple[str, ...]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    endpoints = default_endpoints(settings_from_args(args))
+    settings = settings_from_args(args)
+    endpoints = [
+        e
+        for name in settings.backend_names()
+        for e in backend_endpoints(name, name, settings.host, settings.backend_ports(name))
+    ]
     if args.endpoint:
         endpoints = [e for e in endpoints if any(f in e.label for f in args.endpoint)]
     try:

@@ -28,9 +28,10 @@ def run(args: argparse.Namespace) -> int:
             s.pid,
             "running" if s.alive else "exited",
             "yes" if s.ready else "no",
-            mib(s.rss_bytes) if s.alive else "-",
+            mib(s.memory.pss) if s.alive else "-",
+            mib(s.memory.rss) if s.alive else "-",
         )
         for s in statuses
     ]
-    print(format_table(["server", "pid", "process", "ready", "RSS"], rows))
+    print(format_table(["server", "pid", "process", "ready", "PSS", "RSS"], rows))
     return 0 if all(s.ready for s in statuses) else 1

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from servingbench.catalog import MODELS
-from servingbench.training import DEFAULT_SEED, train_all
+from servingbench.models.catalog import MODELS
+from servingbench.models.training import DEFAULT_SEED, train_all
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

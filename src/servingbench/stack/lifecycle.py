@@ -1,11 +1,11 @@
-"""Start, find and stop the local stack (MLServer + our FastAPI service) as detached processes.
+"""Start, find and stop the local stack (one server per backend) as detached processes.
 
 The Python API behind `serve-all`, `stop-all` and `status`. Servers are started by
 `stack.launch.launch_all`, as the benchmark sweep starts its own; what is specific here is the
 state in `.run/` that lets a later `stop-all` find them:
 
     stack = start_stack(StackSettings())      # no-op when the recorded servers are ready
-    for server in stack.servers: server.spec.config, server.handle.tree()
+    for server in stack.servers: server.spec.ports, server.handle.tree()
     stop_stack(settings.state_dir)
 """
 
@@ -18,17 +18,21 @@ from pathlib import Path
 
 import psutil
 
+from servingbench.servers import DEFAULT_CONFIG, ServerConfig, get_backend
+from servingbench.servers.base import LaunchSpec
+from servingbench.stack.configs import resolve_configs
 from servingbench.stack.launch import launch_all
 from servingbench.stack.processes import (
+    Memory,
     ProcessHandle,
     ServerStartError,
     http_checks,
     http_ok,
+    memory_of,
     port_in_use,
     stop_handle,
     wait_until,
 )
-from servingbench.stack.servers import ServerSpec, api_spec, mlserver_spec
 from servingbench.stack.settings import StackSettings
 from servingbench.stack.state import (
     RunningServer,
@@ -46,11 +50,12 @@ __all__ = [
     "StoppedServer",
     "check_ports_free",
     "load_running_stack",
+    "stack_configs",
     "stack_specs",
     "stack_status",
     "start_stack",
     "stop_stack",
-    "tree_rss",
+    "tree_memory",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,7 +77,7 @@ class RunningStack:
     already_running: bool = False
 
     @property
-    def specs(self) -> list[ServerSpec]:
+    def specs(self) -> list[LaunchSpec]:
         return [s.spec for s in self.servers]
 
     @property
@@ -94,7 +99,7 @@ class ServerStatus:
     pid: int
     alive: bool
     ready: bool
-    rss_bytes: int
+    memory: Memory
 
 
 @dataclass(frozen=True)
@@ -104,17 +109,38 @@ class StoppedServer:
     was_running: bool
 
 
-def stack_specs(settings: StackSettings) -> list[ServerSpec]:
-    """MLServer (repository rendered under `<state_dir>/mlserver/repo`) and our service."""
-    mlserver = mlserver_spec(
-        settings.state_dir / "mlserver" / "repo",
-        http_port=settings.mlserver_http_port,
-        grpc_port=settings.mlserver_grpc_port,
-        metrics_port=settings.mlserver_metrics_port,
-        host=settings.host,
-        server_overrides=settings.mlserver_server_overrides(),
-    )
-    return [mlserver, api_spec(settings.api_port, host=settings.host)]
+def stack_configs(settings: StackSettings) -> list[ServerConfig]:
+    """One configuration per backend started: the one named in `configs`, else its default."""
+    chosen = resolve_configs(settings.configs)
+    wanted = settings.backend_names()
+    by_backend: dict[str, ServerConfig] = {}
+    for config in chosen:
+        if config.backend not in wanted:
+            continue
+        if config.backend in by_backend and config.name != DEFAULT_CONFIG:
+            other = by_backend[config.backend]
+            if other.name != DEFAULT_CONFIG:
+                raise ValueError(
+                    f"serve-all runs one configuration per backend; got {other.key} and "
+                    f"{config.key} (the benchmark runs several side by side: `make bench "
+                    f"ARGS=\"--configs ...\"`)"
+                )
+        if config.backend not in by_backend or config.name != DEFAULT_CONFIG:
+            by_backend[config.backend] = config
+    return [by_backend[name] for name in wanted if name in by_backend]
+
+
+def stack_specs(settings: StackSettings) -> list[LaunchSpec]:
+    """The launch spec of every backend's configuration, on the stack's ports."""
+    return [
+        get_backend(config.backend).launch(
+            config,
+            settings.backend_ports(config.backend),
+            settings.host,
+            settings.state_dir / config.server_name,
+        )
+        for config in stack_configs(settings)
+    ]
 
 
 def _port_holder(port: int) -> str:
@@ -134,13 +160,13 @@ def check_ports_free(settings: StackSettings) -> None:
     """Fail before starting anything when a port is taken, rather than after a slow start-up."""
     busy = [
         f"{label} port {port} is already in use{_port_holder(port)}"
-        for label, port in settings.ports().items()
+        for label, port in settings.all_ports().items()
         if port_in_use(port, settings.host)
     ]
     if busy:
         raise PortBusyError(
             "; ".join(busy) + ". Stop that process (`make stop-all` if it is ours) or choose "
-            "other ports, e.g. `servingbench serve-all --api-port 9000`."
+            "other ports, e.g. `servingbench serve-all --fastapi-http-port 9000`."
         )
 
 
@@ -169,7 +195,7 @@ def start_stack(settings: StackSettings | None = None) -> RunningStack:
     check_ports_free(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
 
-    def record(spec: ServerSpec, handle: ProcessHandle) -> None:
+    def record(spec: LaunchSpec, handle: ProcessHandle) -> None:
         # Recorded at once, so `stop-all` finds a server even if this command is killed now.
         write_state(settings.state_dir, RunningServer(spec, handle))
 
@@ -196,23 +222,24 @@ def start_stack(settings: StackSettings | None = None) -> RunningStack:
 
 
 def _check_same_addresses(existing: RunningStack, settings: StackSettings) -> None:
-    """Reuse a running stack only as asked for: other ports or cores need a restart."""
+    """Reuse a running stack only as asked for: other ports, cores or servers need a restart."""
     wanted = {
-        "mlserver": {
-            "http": settings.mlserver_http_port,
-            "grpc": settings.mlserver_grpc_port,
-            "metrics": settings.mlserver_metrics_port,
-        },
-        "fastapi": {"http": settings.api_port},
+        config.server_name: settings.backend_ports(config.backend)
+        for config in stack_configs(settings)
     }
     cpus = tuple(sorted(settings.server_cpus)) if settings.server_cpus else None
-    for server in existing.servers:
-        ports = wanted.get(server.spec.name)
-        if ports != server.spec.ports or server.handle.cpus != cpus:
+    running = {server.spec.name: server for server in existing.servers}
+    if set(running) != set(wanted):
+        raise StackMismatchError(
+            f"the running stack has {sorted(running)}, not the {sorted(wanted)} asked for: "
+            "run `make stop-all` first"
+        )
+    for name, server in running.items():
+        if wanted[name] != server.spec.ports or server.handle.cpus != cpus:
             raise StackMismatchError(
-                f"{server.spec.name} is already running with ports {server.spec.ports} on cores "
-                f"{list(server.handle.cpus or []) or 'any'}, not the ports {ports} on cores "
-                f"{list(cpus or []) or 'any'} asked for: run `make stop-all` first"
+                f"{name} is already running with ports {server.spec.ports} on cores "
+                f"{list(server.handle.cpus or []) or 'any'}, not the ports {wanted[name]} on "
+                f"cores {list(cpus or []) or 'any'} asked for: run `make stop-all` first"
             )
 
 
@@ -244,13 +271,9 @@ def stop_stack(state_dir: Path | None = None) -> list[StoppedServer]:
     return stopped
 
 
-def tree_rss(handle: ProcessHandle) -> int:
-    """Resident memory of the process and its children, in bytes (shared pages counted twice)."""
-    total = 0
-    for proc in handle.tree():
-        with contextlib.suppress(psutil.Error):
-            total += proc.memory_info().rss
-    return total
+def tree_memory(handle: ProcessHandle) -> Memory:
+    """Memory of the process and its children (PSS splits shared pages, so they sum honestly)."""
+    return memory_of(handle.tree())
 
 
 def stack_status(state_dir: Path | None = None) -> list[ServerStatus]:
@@ -263,7 +286,7 @@ def stack_status(state_dir: Path | None = None) -> list[ServerStatus]:
             pid=s.handle.pid,
             alive=s.handle.alive(),
             ready=_is_ready(s),
-            rss_bytes=tree_rss(s.handle),
+            memory=tree_memory(s.handle),
         )
         for s in stack.servers
     ]

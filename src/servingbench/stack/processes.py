@@ -24,16 +24,19 @@ from pathlib import Path
 import psutil
 
 __all__ = [
+    "Memory",
     "ProcessHandle",
     "ServerStartError",
     "free_port",
     "http_checks",
     "http_ok",
+    "memory_of",
     "pin_argv",
     "port_in_use",
     "start_detached",
     "stop_handle",
     "tail",
+    "tcp_open",
     "wait_until",
 ]
 
@@ -79,6 +82,32 @@ class ProcessHandle:
             return [proc]
 
 
+@dataclass(frozen=True)
+class Memory:
+    """A process tree's memory in bytes.
+
+    RSS counts pages shared between the processes (forked workers, shared libraries) once per
+    process, so summing it over a tree overstates; PSS divides each shared page among its
+    sharers and sums to what the tree really costs; USS is what only the tree's processes hold.
+    """
+
+    rss: int
+    pss: int
+    uss: int
+
+
+def memory_of(procs: Iterable[psutil.Process]) -> Memory:
+    """Summed RSS, PSS and USS (`/proc/<pid>/smaps_rollup`; PSS = RSS where not available)."""
+    rss = pss = uss = 0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            info = proc.memory_full_info()
+            rss += info.rss
+            pss += getattr(info, "pss", info.rss)
+            uss += info.uss
+    return Memory(rss, pss, uss)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -105,8 +134,24 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
 
 
 def http_checks(urls: Iterable[str]) -> list[Callable[[], bool]]:
-    """One readiness check per URL, for `wait_until`."""
-    return [functools.partial(http_ok, url) for url in urls]
+    """One readiness check per URL, for `wait_until`: `http://` must answer 200, `tcp://host:port`
+    must accept a connection (a gRPC-only server has no HTTP page to poll)."""
+    return [
+        functools.partial(tcp_open, url[len("tcp://") :])
+        if url.startswith("tcp://")
+        else functools.partial(http_ok, url)
+        for url in urls
+    ]
+
+
+def tcp_open(address: str, timeout: float = 1.0) -> bool:
+    """True when `host:port` accepts a TCP connection."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def pin_argv(argv: Sequence[str], cpus: Iterable[int] | None) -> list[str]:

@@ -1,22 +1,22 @@
-"""Where `serve-all` puts the two servers: host, ports, pinned cores, state folder, MLServer knobs.
+"""Where `serve-all` puts the servers: host, ports, configurations, pinned cores, state folder.
 
 Every field can be set as `SERVINGBENCH_STACK_<FIELD>` (lists and dicts as JSON); command-line
-flags override both. Clients (`parity`, the load generator) read the same object, so a port is
-written down once.
+flags override both. Ports default to each backend's own (`servingbench.servers`), so a port
+is written down once; clients (`parity`, the load generator) read the same object.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from servingbench.paths import state_dir
+from servingbench.servers import backends, get_backend
 
-__all__ = ["StackSettings", "allowed_cpus", "default_pinning"]
+__all__ = ["StackSettings", "allowed_cpus", "default_pinning", "port_key"]
 
 
 def allowed_cpus() -> list[int]:
@@ -45,55 +45,81 @@ def _default_server_cpus() -> list[int] | None:
     return default_pinning()[0]
 
 
+def port_key(backend: str, port: str) -> str:
+    """How a port is named in settings, flags and messages: `mlserver.grpc`."""
+    return f"{backend}.{port}"
+
+
+def check_port_keys(ports: dict[str, int]) -> dict[str, int]:
+    """Refuse a `<backend>.<port>` key no backend declares (a ValueError listing the known ones)."""
+    known = [port_key(b.name, p) for b in backends().values() for p in b.ports]
+    unknown = sorted(set(ports) - set(known))
+    if unknown:
+        raise ValueError(f"unknown port(s) {unknown}; known: {', '.join(known)}")
+    return ports
+
+
 class StackSettings(BaseSettings):
-    """The local stack started by `servingbench serve-all`."""
+    """The local servers started by `servingbench serve-all`: one configuration per backend."""
 
     model_config = SettingsConfigDict(env_prefix="SERVINGBENCH_STACK_", extra="forbid")
 
     host: str = Field(
         default="127.0.0.1",
-        description="Interface both servers bind to and clients connect to (loopback only).",
+        description="Interface every server binds to and clients connect to (loopback only).",
     )
-    mlserver_http_port: int = Field(default=8080, description="MLServer V2 REST port.")
-    mlserver_grpc_port: int = Field(default=8081, description="MLServer V2 gRPC port.")
-    mlserver_metrics_port: int = Field(default=8082, description="MLServer Prometheus port.")
-    api_port: int = Field(default=8000, description="Our FastAPI service's port.")
+    ports: dict[str, int] = Field(
+        default_factory=dict,
+        description="Ports that differ from the backends' defaults, keyed `<backend>.<port>`, "
+        'e.g. {"fastapi.http": 9000, "mlserver.grpc": 9001}.',
+    )
+    backends: list[str] | None = Field(
+        default=None, description="Backends to start (null = every registered backend)."
+    )
+    configs: list[str] = Field(
+        default_factory=list,
+        description="Named configurations to run instead of a backend's default, e.g. "
+        '["mlserver:parallel-workers-1"] (backends/server-configs.toml); one per backend.',
+    )
     server_cpus: list[int] | None = Field(
         default_factory=_default_server_cpus,
         description=(
-            "Cores both servers are pinned to with taskset; null or [] means no pinning. "
+            "Cores every server is pinned to with taskset; null or [] means no pinning. "
             "Default: the first allowed core when two or more are allowed (see default_pinning)."
         ),
     )
     state_dir: Path = Field(
         default_factory=state_dir,
-        description="Logs, state files and the rendered MLServer repository (`.run/`).",
+        description="Logs, state files and rendered server files (`.run/`).",
     )
     ready_timeout_s: float = Field(
         default=120.0, gt=0, description="How long to wait for every model to be ready."
     )
-    mlserver_parallel_workers: int | None = Field(
-        default=None,
-        ge=0,
-        description="Overrides `parallel_workers` of settings.json (0 = predict in-process).",
-    )
-    mlserver_overrides: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Any other MLServer server settings to override, as a JSON object.",
-    )
 
-    def mlserver_server_overrides(self) -> dict[str, Any]:
-        """What is merged over the committed `settings.json` (ports and host are added later)."""
-        overrides = dict(self.mlserver_overrides)
-        if self.mlserver_parallel_workers is not None:
-            overrides["parallel_workers"] = self.mlserver_parallel_workers
-        return overrides
+    @field_validator("ports")
+    @classmethod
+    def _known_ports(cls, value: dict[str, int]) -> dict[str, int]:
+        return check_port_keys(value)
 
-    def ports(self) -> dict[str, int]:
-        """Every port the stack binds, by a name a user recognises in an error message."""
+    @field_validator("backends")
+    @classmethod
+    def _known_backends(cls, value: list[str] | None) -> list[str] | None:
+        for name in value or []:
+            get_backend(name)
+        return value
+
+    def backend_names(self) -> list[str]:
+        return list(self.backends) if self.backends is not None else list(backends())
+
+    def backend_ports(self, backend: str) -> dict[str, int]:
+        """Every port of `backend`: its defaults, with this object's overrides."""
+        defaults = get_backend(backend).ports
+        return {p: self.ports.get(port_key(backend, p), d) for p, d in defaults.items()}
+
+    def all_ports(self) -> dict[str, int]:
+        """Every port the stack binds, keyed `<backend>.<port>` (for "port busy" messages)."""
         return {
-            "MLServer REST": self.mlserver_http_port,
-            "MLServer gRPC": self.mlserver_grpc_port,
-            "MLServer metrics": self.mlserver_metrics_port,
-            "FastAPI": self.api_port,
+            port_key(name, p): port
+            for name in self.backend_names()
+            for p, port in self.backend_ports(name).items()
         }

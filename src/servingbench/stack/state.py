@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from servingbench.atomic import atomic_write_json
+from servingbench.servers.base import LaunchSpec
 from servingbench.stack.processes import ProcessHandle
-from servingbench.stack.servers import ServerSpec
 
 __all__ = ["RunningServer", "log_path", "read_states", "state_path", "write_state"]
 
@@ -22,7 +22,7 @@ __all__ = ["RunningServer", "log_path", "read_states", "state_path", "write_stat
 class RunningServer:
     """A started server: how it was launched, the process, and its start-up time if known."""
 
-    spec: ServerSpec
+    spec: LaunchSpec
     handle: ProcessHandle
     startup_s: float | None = None
 
@@ -37,7 +37,7 @@ def log_path(state_dir: Path, name: str) -> Path:
 
 def write_state(state_dir: Path, server: RunningServer) -> Path:
     path = state_path(state_dir, server.spec.name)
-    atomic_write_json(path, asdict(server))
+    atomic_write_json(path, asdict(server))  # Paths become strings (default=str)
     return path
 
 
@@ -46,8 +46,10 @@ def _from_dict(doc: dict[str, Any]) -> RunningServer:
     handle["argv"] = tuple(handle["argv"])
     if handle.get("cpus") is not None:
         handle["cpus"] = tuple(handle["cpus"])
+    spec = dict(doc["spec"])
+    spec["workdir"] = Path(spec["workdir"])
     return RunningServer(
-        spec=ServerSpec(**doc["spec"]),
+        spec=LaunchSpec(**spec),
         handle=ProcessHandle(**handle),
         startup_s=doc.get("startup_s"),
     )

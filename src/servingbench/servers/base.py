@@ -1,0 +1,207 @@
+"""The backend plug-in interface: what servingbench must know to start, probe and load a server.
+
+A backend is one module in `servingbench.servers` that subclasses `Backend` and decorates it with
+`@register`. It declares its ports (with the defaults `serve-all` uses), the options a named
+configuration may set in `backends/server-configs.toml`, the wire formats it speaks (each one a
+load-test scenario, checked by parity), and how to launch it. Everything else, from `serve-all`
+to the report, iterates over the registry; nothing outside a backend's module names it.
+"""
+
+from __future__ import annotations
+
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel
+
+from servingbench.paths import project_root
+from servingbench.wire import WIRE_FORMATS, WireName
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "SINGLE_THREAD_ENV",
+    "Backend",
+    "ClientLibrary",
+    "Endpoint",
+    "LaunchSpec",
+    "Scenario",
+    "ServerConfig",
+    "address",
+    "environment_bin",
+    "environment_dir",
+    "harness_bin",
+]
+
+DEFAULT_CONFIG = "default"
+
+SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+"""Thread pools sized to the pinned core: more threads than cores only adds contention."""
+
+ClientLibrary = Literal["urllib", "tritonclient"]
+"""How parity talks a wire format: raw bytes over urllib, or NVIDIA's reference V2 client."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One wire format a backend speaks on one of its ports: a scenario, and its parity checks."""
+
+    scenario: str
+    """Load-test scenario name, e.g. `mlserver-grpc` (also `loadtests/mlserver_grpc.py`)."""
+    wire: WireName
+    port: str
+    """The name of the backend port it listens on (a key of `Backend.ports`)."""
+    parity_clients: tuple[ClientLibrary, ...] = ("urllib",)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A backend spoken to in one wire format: what one Locust user class loads."""
+
+    name: str
+    backend: str
+    wire: WireName
+    port: str
+    default_port: int
+
+    @property
+    def default_host(self) -> str:
+        """Where `serve-all` puts it: `http://127.0.0.1:<port>`, or `127.0.0.1:<port>` for gRPC."""
+        return address(self.wire, "127.0.0.1", self.default_port)
+
+
+def address(wire: WireName, host: str, port: int) -> str:
+    """`http://host:port` for HTTP wire formats, `host:port` for gRPC."""
+    if WIRE_FORMATS[wire].transport == "grpc":
+        return f"{host}:{port}"
+    return f"http://{host}:{port}"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """One named way to run a backend: a table `[<backend>.<name>]` of server-configs.toml."""
+
+    backend: str
+    name: str
+    options: BaseModel
+    description: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.backend}:{self.name}"
+
+    @property
+    def server_name(self) -> str:
+        """The process name: `mlserver-default`, `fastapi-batching`."""
+        return f"{self.backend}-{self.name}"
+
+    def overrides(self) -> dict[str, Any]:
+        """What the table set explicitly (recorded in meta.json)."""
+        return self.options.model_dump(mode="json", exclude_unset=True)
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """A server process to start: command, environment, readiness URLs, ports, what to record."""
+
+    name: str
+    backend: str
+    argv: list[str]
+    env: dict[str, str]
+    ready_urls: list[str]
+    ports: dict[str, int]
+    workdir: Path
+    """The server's own folder: its working directory, and where rendered files go."""
+    host: str = "127.0.0.1"
+    environment: str | None = None
+    """The backend environment `argv[0]` comes from (`backends/<environment>/.venv`), if any."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """What the launch rendered or chose (MLServer's merged settings, workers, ...), for meta.json."""
+
+
+def environment_dir(name: str) -> Path:
+    """`backends/<name>/`: the backend's own uv project (pyproject.toml, uv.lock, .venv)."""
+    return project_root() / "backends" / name
+
+
+def environment_bin(name: str, program: str) -> str:
+    """A program of backend `name`'s own environment, e.g. `backends/mlserver/.venv/bin/mlserver`.
+
+    Each server runs from its own locked environment, so its pins never move the load
+    generator's or another server's versions. The Makefile builds them (`make setup`); the
+    launcher checks they exist (`stack.environments`).
+    """
+    return str(environment_dir(name) / ".venv" / "bin" / program)
+
+
+def harness_bin(program: str) -> str:
+    """A console script of the harness's own environment (the running interpreter's)."""
+    return str(Path(sys.executable).with_name(program))
+
+
+class Backend(ABC):
+    """A way of serving the models. Subclass it in one module and decorate it with `@register`."""
+
+    name: ClassVar[str]
+    """Short id used in configuration keys, scenario names and reports (`mlserver`)."""
+    title: ClassVar[str]
+    """How reports name it (`MLServer`)."""
+    ports: ClassVar[Mapping[str, int]]
+    """Port name -> the default `serve-all` uses; the sweep picks free ports instead."""
+    endpoints: ClassVar[tuple[Endpoint, ...]]
+    options: ClassVar[type[BaseModel]]
+    """What a configuration table may set; unknown keys are refused (`extra="forbid"`)."""
+    ours: ClassVar[bool] = False
+    """This project's own service (reports compare it against the stock servers)."""
+    environment: ClassVar[str | None] = None
+    """Folder under `backends/` with its uv project; None runs it from the harness's own."""
+    library_probe: ClassVar[tuple[str, ...]] = ("numpy", "scikit-learn", "xgboost", "joblib")
+    """Packages whose versions must match the artifact's (see `servers.environments`)."""
+
+    @abstractmethod
+    def launch(
+        self, config: ServerConfig, ports: Mapping[str, int], host: str, workdir: Path
+    ) -> LaunchSpec:
+        """The process serving every model of `model-settings/` under `config` on `ports`.
+
+        `workdir` is this server's own folder (rendered files may go there); it is also the
+        process's working directory.
+        """
+
+    def scenarios(self) -> list[Scenario]:
+        return [
+            Scenario(e.scenario, self.name, e.wire, e.port, self.ports[e.port])
+            for e in self.endpoints
+        ]
+
+    def endpoint_address(self, endpoint: Endpoint, host: str, ports: Mapping[str, int]) -> str:
+        return address(endpoint.wire, host, ports[endpoint.port])
+
+    def describe_endpoints(
+        self, host: str, ports: Mapping[str, int], model: str
+    ) -> list[tuple[str, str]]:
+        """(what, address) rows for `serve-all`'s table; backends add their extra pages."""
+        rows = []
+        for e in self.endpoints:
+            wire = WIRE_FORMATS[e.wire]
+            where = self.endpoint_address(e, host, ports)
+            suffix = wire.path(model) if wire.transport == "http" else f" {wire.path(model)}"
+            rows.append((f"{self.title} {e.wire}", f"{where}{suffix}"))
+        return rows
+
+    def check_options(self, table: Mapping[str, Any], where: str) -> BaseModel:
+        """The table validated by `options`; a ValueError names the unknown or wrong keys."""
+        from pydantic import ValidationError
+
+        try:
+            return self.options.model_validate(dict(table))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or '(table)'}: {e['msg']}" for e in exc.errors()
+            )
+            known = ", ".join(self.options.model_fields)
+            raise ValueError(f"{where}: {problems} (known keys: description, {known})") from None
+

@@ -1,0 +1,78 @@
+"""Our FastAPI service (`servingbench.api`) as a backend: `/predict` and V2 REST on one port.
+
+It runs from `backends/fastapi/`'s environment (`servingbench[api]`), as `servingbench serve-api`
+under uvicorn; a configuration's options become `SERVINGBENCH_API_*` variables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from servingbench.api.settings import ApiOptions
+from servingbench.servers import register
+from servingbench.servers.base import (
+    SINGLE_THREAD_ENV,
+    Backend,
+    Endpoint,
+    LaunchSpec,
+    ServerConfig,
+    environment_bin,
+)
+
+__all__ = ["FastapiBackend"]
+
+
+def _env_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@register
+class FastapiBackend(Backend):
+    name = "fastapi"
+    title = "our FastAPI service"
+    ports = {"http": 8000}
+    endpoints = (
+        Endpoint("fastapi-rest", "predict-json", "http"),
+        Endpoint("fastapi-v2-rest", "v2-json", "http"),
+    )
+    options = ApiOptions
+    environment = "fastapi"
+    ours = True
+
+    def launch(
+        self, config: ServerConfig, ports: Mapping[str, int], host: str, workdir: Path
+    ) -> LaunchSpec:
+        env = dict(SINGLE_THREAD_ENV)
+        env.update(
+            {f"SERVINGBENCH_API_{k.upper()}": _env_value(v) for k, v in config.overrides().items()}
+        )
+        env["SERVINGBENCH_API_HOST"] = host
+        env["SERVINGBENCH_API_PORT"] = str(ports["http"])
+        base = f"http://{host}:{ports['http']}"
+        options = ApiOptions.model_validate(config.overrides())
+        return LaunchSpec(
+            name=config.server_name,
+            backend=self.name,
+            argv=[environment_bin(self.environment, "servingbench"), "serve-api"],
+            env=env,
+            ready_urls=[f"{base}/v2/health/ready"],
+            ports=dict(ports),
+            workdir=workdir,
+            host=host,
+            environment=self.environment,
+            config={"options": options.model_dump(mode="json")},
+        )
+
+    def describe_endpoints(
+        self, host: str, ports: Mapping[str, int], model: str
+    ) -> list[tuple[str, str]]:
+        base = f"http://{host}:{ports['http']}"
+        return [
+            *super().describe_endpoints(host, ports, model),
+            (f"{self.title} docs", f"{base}/docs"),
+            (f"{self.title} stats", f"{base}/stats"),
+            (f"{self.title} metrics", f"{base}/metrics"),
+        ]
