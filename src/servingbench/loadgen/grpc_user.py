@@ -17,6 +17,7 @@ Channel policy (`SERVINGBENCH_LOAD_GRPC_CHANNEL`, recorded in `loadgen-<pid>.jso
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -26,11 +27,11 @@ from locust import User, constant, events, task
 
 from servingbench.loadgen.hooks import LoadContext, context_for, listen
 from servingbench.loadgen.payloads import Payload, payload_cycle
-from servingbench.loadgen.scenarios import Scenario
 from servingbench.loadgen.verdicts import Verdict, check_body
-from servingbench.loadgen.wire import GRPC_METHOD, WIRE_FORMATS
+from servingbench.runs.records import UNKNOWN_NS
+from servingbench.wire import GRPC_METHOD, WireName, get_wire
 
-__all__ = ["GrpcUser", "grpc_target", "open_channel"]
+__all__ = ["GrpcReply", "GrpcUser", "grpc_target", "open_channel"]
 
 grpc.experimental.gevent.init_gevent()
 
@@ -58,11 +59,22 @@ def open_channel(host: str, own_connection: bool) -> Any:
     return grpc.insecure_channel(target, options=options)
 
 
+@dataclass(frozen=True, slots=True)
+class GrpcReply:
+    """A response message's bytes (gRPC servers report no per-request time)."""
+
+    body: bytes
+    server_ns: int = UNKNOWN_NS
+
+    def __len__(self) -> int:
+        return len(self.body)
+
+
 class GrpcUser(User):
     """Calls ModelInfer on pre-encoded held-out rows, one call at a time; validates answers."""
 
     abstract = True
-    scenario: ClassVar[Scenario]
+    wire: ClassVar[WireName] = "v2-grpc"
     wait_time = constant(0)
 
     def __init__(self, environment: Any) -> None:
@@ -72,7 +84,7 @@ class GrpcUser(User):
 
     def on_start(self) -> None:
         settings = self._context.settings
-        host = str(self.host or self.scenario.default_host)
+        host = str(self.host)
         if settings.grpc_channel == "shared":
             if host not in _shared_channels:
                 _shared_channels[host] = open_channel(host, own_connection=False)
@@ -83,9 +95,9 @@ class GrpcUser(User):
         self._call = channel.unary_unary(GRPC_METHOD)
         self._timeout = settings.timeout_s
         self._validate = settings.validate_responses
-        self._decode = WIRE_FORMATS["grpc"].decode
+        self._decode = get_wire(self.wire).decode
         self._payloads: Iterator[Payload] = payload_cycle(
-            self._context.payloads("grpc"), self._context.next_user_index()
+            self._context.payloads(self.wire), self._context.next_user_index()
         )
 
     @task
@@ -99,12 +111,11 @@ class GrpcUser(User):
             self._channel.close()
             self._channel = None
 
-    def _send(self, body: bytes) -> bytes:
-        reply: bytes = self._call(body, timeout=self._timeout)
-        return reply
+    def _send(self, body: bytes) -> GrpcReply:
+        return GrpcReply(self._call(body, timeout=self._timeout))
 
-    def _check(self, reply: bytes, payload: Payload) -> Verdict:
-        return check_body(reply, payload, self._decode, self._validate)
+    def _check(self, reply: GrpcReply, payload: Payload) -> Verdict:
+        return check_body(reply.body, payload, self._decode, self._validate)
 
 
 def _close_shared_channels(**_kwargs: Any) -> None:

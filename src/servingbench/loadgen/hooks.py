@@ -1,91 +1,173 @@
 """Per-process load-generator state and the Locust event hooks that manage it.
 
 Importing this module (the users do) registers the hooks once per process:
-- `init_command_line_parser`: `--model`, `--rows-per-request`;
-- `init` / `test_start`: settings resolved from env + Locust options (the web UI may change them
-  between tests), a settings snapshot `loadgen-<pid>.json` beside the records;
-- `test_stop` and `quit`: the records written atomically to `part-<pid>.npz`. Locust fires
-  `test_stop` on a timed end, on Ctrl-C and on SIGTERM alike (its shutdown stops the runner
-  first), `quit` is a last chance; a process that ran no users (`--processes` master) writes none.
-  Records accumulate over every test the process runs (the web UI can start several).
+- `init_command_line_parser`: `--model`, `--rows-per-request` (also in the web UI);
+- `init`: the record messages registered on the runner (`loadgen.collect`);
+- `test_start`: settings re-read (the web UI may change them between tests); processes that run
+  users start shipping records; the collecting process (the master, or the only one) starts a
+  fresh collection, its clock checks, and, when a point is being measured, the controller that
+  stops the test once the windows agree (`loadgen.stopping`);
+- `test_stop`: the last records shipped; the collecting process waits for every worker's
+  `done`, then writes `records.npz` and `generator.json` atomically into the records folder.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import os
 from collections.abc import Callable
+from time import perf_counter_ns
 from typing import Any
 
 import gevent
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
-from servingbench.atomic import atomic_write_json
-from servingbench.environment import library_versions
+from servingbench.atomic import atomic_write_text
+from servingbench.loadgen.clock import ClockProbe
+from servingbench.loadgen.collect import DONE_MSG, RECORDS_MSG, RecordCollector, RecordShipper
 from servingbench.loadgen.payloads import Payload, build_payloads
-from servingbench.loadgen.recorder import Recorder, part_path
-from servingbench.loadgen.scenarios import Protocol
+from servingbench.loadgen.recorder import Recorder
 from servingbench.loadgen.settings import LoadSettings, add_locust_options, resolve_settings
+from servingbench.loadgen.stopping import PointController
+from servingbench.runs.point import GeneratorReport
+from servingbench.wire import WireName
 
-__all__ = ["LoadContext", "context_for", "listen"]
+__all__ = ["RECORDS_FILE", "REPORT_FILE", "LoadContext", "context_for", "listen"]
 
 log = logging.getLogger(__name__)
 
+RECORDS_FILE = "records.npz"
+REPORT_FILE = "generator.json"
+DONE_TIMEOUT_S = 15.0
+"""How long the collector waits for a worker's last records before declaring it lost."""
 _WORKER_STRIDE = 100_003  # keeps user indexes of different worker processes apart
 
 
 class LoadContext:
-    """What every user of one Locust process shares: settings, recorder, encoded payloads."""
+    """What one Locust process shares: settings, recorder, payloads, shipping and collecting."""
 
     def __init__(self, environment: Any) -> None:
         self.environment = environment
         self.settings: LoadSettings = resolve_settings(environment.parsed_options)
         self.recorder = Recorder(environment.events.request)
-        self._payloads: dict[tuple[Protocol, str, int], list[Payload]] = {}
+        self.shipper: RecordShipper | None = None
+        self.collector: RecordCollector | None = None
+        self.controller: PointController | None = None
+        self.clock: ClockProbe | None = None
+        self._payloads: dict[tuple[WireName, str, int], list[Payload]] = {}
         self._user_numbers = itertools.count()
 
-    def refresh(self) -> None:
-        """Re-read the options: the web UI can change `--model` between two tests."""
-        self.settings = resolve_settings(self.environment.parsed_options)
+    @property
+    def runner(self) -> Any:
+        return self.environment.runner
 
-    def payloads(self, protocol: Protocol) -> list[Payload]:
+    def runs_users(self) -> bool:
+        return not isinstance(self.runner, MasterRunner)
+
+    def collects(self) -> bool:
+        return not isinstance(self.runner, WorkerRunner)
+
+    def payloads(self, wire: WireName) -> list[Payload]:
         """The encoded payload cycle for the current model and batch size (built once)."""
-        key = (protocol, self.settings.model, self.settings.rows_per_request)
+        key = (wire, self.settings.model, self.settings.rows_per_request)
         if key not in self._payloads:
             self._payloads[key] = build_payloads(*key)
         return self._payloads[key]
 
     def next_user_index(self) -> int:
         """A deterministic index per user: creation order, offset by the worker's index."""
-        runner = self.environment.runner
+        runner = self.runner
         worker = runner.worker_index if isinstance(runner, WorkerRunner) else 0
         return worker * _WORKER_STRIDE + next(self._user_numbers)
 
-    def runs_users(self) -> bool:
-        return not isinstance(self.environment.runner, MasterRunner)
+    # --- message wiring (at init, once per process) ---------------------------------------
 
-    def save_records(self) -> None:
-        records_dir = self.settings.records_dir
-        if records_dir is not None and self.runs_users():
-            self.recorder.save(part_path(records_dir))
-
-    def save_snapshot(self) -> None:
-        """Record what this process sends: settings, user classes, host, library versions."""
-        records_dir = self.settings.records_dir
-        if records_dir is None or not self.runs_users():
+    def register_messages(self) -> None:
+        runner = self.runner
+        if runner is None:
             return
-        env = self.environment
-        atomic_write_json(
-            records_dir / f"loadgen-{os.getpid()}.json",
-            {
-                "settings": self.settings.model_dump(mode="json"),
-                "host": env.host,
-                "user_classes": [cls.__name__ for cls in env.user_classes],
-                "packages": library_versions(("locust", "gevent", "geventhttpclient", "grpcio")),
-            },
+        if self.collects():
+            runner.register_message(RECORDS_MSG, self._on_records)
+            runner.register_message(DONE_MSG, self._on_done)
+        self.clock = ClockProbe(runner)
+        self.clock.register()
+
+    def _on_records(self, environment: Any, msg: Any, **kwargs: Any) -> None:
+        if self.collector is not None:
+            chunk = self.collector.on_records(environment, msg)
+            if chunk is not None and self.controller is not None:
+                self.controller.on_chunk(chunk)
+
+    def _on_done(self, environment: Any, msg: Any, **kwargs: Any) -> None:
+        if self.collector is not None:
+            self.collector.on_done(environment, msg)
+
+    # --- a test's life --------------------------------------------------------------------
+
+    def start_test(self) -> None:
+        self.settings = resolve_settings(self.environment.parsed_options)
+        if self.collects():
+            self.collector = RecordCollector()
+            if self.clock is not None and isinstance(self.runner, MasterRunner):
+                self.clock.start(self.collector)
+            plan = self.settings.measure
+            if plan is not None:
+                collector = self.collector
+                self.controller = PointController(
+                    plan, collector.first_start_ns, collector.snapshot, self._stop_test
+                )
+                self.controller.start()
+        if self.runs_users():
+            self.recorder.buffer.drain()  # nothing of a previous test travels into this one
+            self.shipper = RecordShipper(self.runner, self.recorder.buffer)
+            self.shipper.start()
+
+    def _stop_test(self) -> None:
+        """The controller's decision: end the test (headless: the process then exits)."""
+        gevent.spawn(self.runner.quit)
+
+    def stop_test(self) -> None:
+        if self.shipper is not None:
+            self.shipper.finish()
+            self.shipper = None
+        if not self.collects() or self.collector is None:
+            return
+        collector = self.collector
+        if self.controller is not None:
+            self.controller.stopped(perf_counter_ns())
+        if self.clock is not None:
+            self.clock.stop()
+        expected = set(self.runner.clients) if isinstance(self.runner, MasterRunner) else set()
+        for node in collector.wait_done(expected, DONE_TIMEOUT_S):
+            collector.mark_lost(node, f"no last records within {DONE_TIMEOUT_S:g} s of the stop")
+        self.write(collector)
+        self.collector = None
+
+    def write(self, collector: RecordCollector) -> None:
+        """`records.npz` (times since t0, the measured interval) and `generator.json`."""
+        records_dir = self.settings.records_dir
+        if records_dir is None:
+            return
+        controller = self.controller
+        merged = collector.snapshot()
+        t0 = controller.t0_ns if controller and controller.t0_ns is not None else None
+        start = t0 if t0 is not None else (collector.first_start_ns() or 0)
+        from_ns = controller.from_ns if controller and controller.from_ns is not None else start
+        to_ns = controller.to_ns if controller and controller.to_ns is not None else perf_counter_ns()
+        report = GeneratorReport(
+            t0_ns=t0,
+            from_ns=controller.from_ns if controller else None,
+            to_ns=controller.to_ns if controller else None,
+            stop_reason=(controller.reason or "stopped") if controller else "stopped",
+            windows=len(controller.windows) if controller else 0,
+            workers=collector.reports(),
         )
+        records_dir.mkdir(parents=True, exist_ok=True)
+        merged = type(merged).concat([merged], start, from_ns, to_ns)
+        merged.save(records_dir / RECORDS_FILE)
+        atomic_write_text(records_dir / REPORT_FILE, report.model_dump_json(indent=2))
+        log.info("wrote %d request records to %s", len(merged), records_dir)
 
 
 class _Current:
@@ -111,22 +193,15 @@ def _on_init(environment: Any, **_kwargs: Any) -> None:
     # locustfile was imported (seconds on a busy machine): without a refresh, `-t 10s` ends
     # the test early by the import time. Locust arms its run-time timer after `init`.
     gevent.get_hub().loop.update_now()
-    context_for(environment)
+    context_for(environment).register_messages()
 
 
 def _on_test_start(environment: Any, **_kwargs: Any) -> None:
-    context = context_for(environment)
-    context.refresh()
-    context.save_snapshot()
+    context_for(environment).start_test()
 
 
 def _on_test_stop(environment: Any, **_kwargs: Any) -> None:
-    context_for(environment).save_records()
-
-
-def _on_quit(**_kwargs: Any) -> None:
-    if _Current.context is not None:
-        _Current.context.save_records()
+    context_for(environment).stop_test()
 
 
 def listen(hook: Any, handler: Callable[..., None]) -> None:
@@ -138,4 +213,3 @@ listen(events.init_command_line_parser, _add_options)
 listen(events.init, _on_init)
 listen(events.test_start, _on_test_start)
 listen(events.test_stop, _on_test_stop)
-listen(events.quit, _on_quit)

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from servingbench.artifacts import load_metadata
-from servingbench.loadgen.scenarios import Protocol
-from servingbench.loadgen.wire import WIRE_FORMATS
+from servingbench.models.artifacts import load_metadata
+from servingbench.wire import WireName, get_wire
 
 __all__ = ["Payload", "build_payloads", "payload_cycle", "start_offset"]
 
@@ -32,8 +31,13 @@ class Payload:
     labels: np.ndarray
     proba: np.ndarray
 
+    @property
+    def proba32(self) -> np.ndarray:
+        """The probabilities as the model computes them (float32), for no-op answers."""
+        return self.proba.astype(np.float32)
 
-def build_payloads(protocol: Protocol, model: str, rows_per_request: int) -> list[Payload]:
+
+def build_payloads(wire_name: WireName, model: str, rows_per_request: int) -> list[Payload]:
     """Every distinct request of the cycle, encoded once."""
     if rows_per_request < 1:
         raise ValueError(f"rows_per_request must be >= 1, got {rows_per_request}")
@@ -41,7 +45,7 @@ def build_payloads(protocol: Protocol, model: str, rows_per_request: int) -> lis
     n = len(held_out.rows)
     if n == 0:
         raise ValueError(f"model {model!r} has no held-out rows in its metadata")
-    wire = WIRE_FORMATS[protocol]
+    wire = get_wire(wire_name)
     labels = np.asarray(held_out.expected_labels, dtype=np.int64)
     proba = np.asarray(held_out.expected_proba, dtype=np.float64)
     payloads = []

@@ -1,7 +1,6 @@
-"""`RestUser`: one parametrised Locust user for every JSON-over-HTTP scenario.
+"""`RestUser`: one parametrised Locust user for every HTTP wire format (`predict-json`, `v2-json`).
 
-A subclass sets `scenario` (protocol `rest` = our `/predict`, `v2-rest` = the V2 infer route)
-and `host`. It is a `FastHttpUser` (geventhttpclient: far less CPU per request than
+A subclass sets `wire` and `host` (`loadgen.users.scenario_user` makes one per scenario). It is a `FastHttpUser` (geventhttpclient: far less CPU per request than
 `HttpUser`), but sends through the session's underlying keep-alive `HTTPClient` directly:
 Locust's session would time and report the request itself, and adds `Accept-Encoding: gzip`,
 which turns MLServer's gzip middleware on. Each user has one connection (closed loop).
@@ -18,9 +17,9 @@ from locust import FastHttpUser, constant, task
 
 from servingbench.loadgen.hooks import LoadContext, context_for
 from servingbench.loadgen.payloads import Payload, payload_cycle
-from servingbench.loadgen.scenarios import Scenario
 from servingbench.loadgen.verdicts import Verdict, check_http
-from servingbench.loadgen.wire import WIRE_FORMATS, WireFormat
+from servingbench.runs.records import UNKNOWN_NS
+from servingbench.wire import WireFormat, WireName, get_wire
 
 __all__ = ["HttpReply", "RestUser"]
 
@@ -29,10 +28,11 @@ HEADERS = {"Content-Type": "application/json"}  # no Accept-Encoding: both backe
 
 @dataclass(frozen=True, slots=True)
 class HttpReply:
-    """Status and fully read body of one response."""
+    """Status and fully read body of one response, and the server's own time if it said."""
 
     status: int
     body: bytes
+    server_ns: int = UNKNOWN_NS
 
     def __len__(self) -> int:
         return len(self.body)
@@ -42,7 +42,7 @@ class RestUser(FastHttpUser):
     """POSTs pre-encoded held-out rows, one request at a time, and validates every answer."""
 
     abstract = True
-    scenario: ClassVar[Scenario]
+    wire: ClassVar[WireName]
     wait_time = constant(0)
     concurrency = 1  # one keep-alive connection per user
 
@@ -54,14 +54,14 @@ class RestUser(FastHttpUser):
 
     def on_start(self) -> None:
         settings = self._context.settings
-        self._wire: WireFormat = WIRE_FORMATS[self.scenario.protocol]
+        self._wire: WireFormat = get_wire(self.wire)
         self._validate = settings.validate_responses
         self._path = self._wire.path(settings.model)
         url = URL(str(self.host).rstrip("/") + self._path)
         self._http = self.client.client.clientpool.get_client(url)
         self._uri = url.request_uri
         self._payloads: Iterator[Payload] = payload_cycle(
-            self._context.payloads(self.scenario.protocol), self._context.next_user_index()
+            self._context.payloads(self.wire), self._context.next_user_index()
         )
 
     @task

@@ -13,7 +13,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from servingbench.catalog import MODELS, get_spec
+from servingbench.models.catalog import MODELS, get_spec
+from servingbench.runs.stats import MeasurePlan
+from servingbench.wire import WireName
 
 __all__ = ["CLI_FIELDS", "ChannelPolicy", "LoadSettings", "add_locust_options", "resolve_settings"]
 
@@ -28,6 +30,13 @@ class LoadSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SERVINGBENCH_LOAD_", extra="forbid")
 
+    scenario: str | None = Field(
+        default=None, description="Scenario name, for labels (set by the sweep)."
+    )
+    wire: WireName | None = Field(
+        default=None,
+        description="Wire format the sweep's own locustfile speaks (loadtests/ files set theirs).",
+    )
     model: str = Field(
         default="breast-cancer",
         description="Catalog model to query; its held-out rows and answers are the payloads.",
@@ -43,8 +52,13 @@ class LoadSettings(BaseSettings):
     )
     records_dir: Path | None = Field(
         default=None,
-        description="Folder for the raw per-request records, `part-<pid>.npz` per Locust process "
-        "(absolute perf_counter_ns start times); unset = no records are written.",
+        description="Folder where the collecting process (the master, or the only one) writes "
+        "`records.npz` and `generator.json` at the end; unset = no records are written.",
+    )
+    measure: MeasurePlan | None = Field(
+        default=None,
+        description="Measure a point (JSON): warm-up, windows until stable, a cap; the test "
+        "stops by itself. Unset: Locust's own `-t` ends the test.",
     )
     grpc_channel: ChannelPolicy = Field(
         default="per-user",

@@ -15,7 +15,7 @@ from geventhttpclient._parser import HTTPParseError
 from geventhttpclient.response import HTTPConnectionClosed
 
 from servingbench.loadgen.payloads import Payload
-from servingbench.protocol import Prediction, ProtocolError, compare
+from servingbench.wire import Prediction, WireError, mismatch
 from servingbench.runs.records import Outcome
 
 __all__ = ["OK", "RequestError", "Verdict", "check_body", "check_http", "classify_exception"]
@@ -76,11 +76,11 @@ def check_body(
         return OK
     try:
         got = decode(body, payload.n_rows)
-    except ProtocolError as exc:
+    except WireError as exc:
         return Outcome.MALFORMED, _short(f"malformed: {exc}")
-    mismatch = compare(got, payload.labels, payload.proba)
-    if mismatch is not None:
-        return Outcome.WRONG_ANSWER, _short(f"wrong answer: {mismatch}")
+    wrong = mismatch(got, (payload.labels, payload.proba))
+    if wrong is not None:
+        return Outcome.WRONG_ANSWER, _short(f"wrong answer: {wrong}")
     return OK
 
 
