@@ -1,8 +1,9 @@
-"""Measure the instrument: Locust's req/s ceiling per core and its added latency at one user.
+"""Measure the instrument: Locust's added latency at several loads and its req/s per core.
 
-Runs each scenario's locustfile against no-op servers (REST and gRPC, pinned like the real
-servers) and a minimal reference client; writes results/calibration/<id>.json and latest.json,
-which every later `servingbench bench` records and uses for its client-bound flag.
+Runs the sweep's locustfile against no-op servers (HTTP and gRPC, pinned like the real servers)
+beside the fastest Python client (and wrk, when installed); writes
+results/calibration/<id>.json and latest.json, which every later `servingbench bench` records
+and looks points up in for its client-bound flag.
 """
 
 from __future__ import annotations
@@ -14,29 +15,42 @@ from pydantic import ValidationError
 
 from servingbench.commands.bench import add_arguments as add_bench_arguments
 from servingbench.commands.bench import cli_overrides, existing_run
-from servingbench.sweep.settings import load_settings
+from servingbench.sweep.settings import load_settings, parse_int_list
+from servingbench.wire import WIRE_FORMATS
 
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_bench_arguments(parser)
-    parser.add_argument("--users", type=int, default=20, help="users for the ceiling point")
+    parser.add_argument(
+        "--users", type=parse_int_list, default=None, help="user counts of the curve, e.g. 1,10,50"
+    )
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per load")
+    parser.add_argument(
+        "--wires",
+        type=lambda text: [w.strip() for w in text.split(",") if w.strip()],
+        default=None,
+        help=f"wire formats to calibrate (default: all of {', '.join(WIRE_FORMATS)})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config, cli_overrides(args), args.quick)
+        unknown = [w for w in args.wires or [] if w not in WIRE_FORMATS]
+        if unknown:
+            raise ValueError(f"unknown wire format(s) {unknown}; known: {', '.join(WIRE_FORMATS)}")
     except (ValidationError, ValueError, FileNotFoundError) as exc:
         print(f"calibrate: invalid settings: {exc}", file=sys.stderr)
         return 2
-    from servingbench.sweep.calibrate import run_calibration
-    from servingbench.sweep.instrument import LATEST, calibration_dir
+    from servingbench.calibration.run import CURVE_USERS, calibration_path, run_calibration
 
     try:
-        doc = run_calibration(settings, users=args.users)
+        record = run_calibration(
+            settings, args.users or CURVE_USERS, args.seconds, args.wires or None
+        )
     except FileExistsError as exc:
         return existing_run("calibrate", exc)
-    print(f"calibration written to {calibration_dir(settings.results_dir)}/{LATEST}")
-    failed = [n for n, g in doc["generator"].items() if g["status"] != "ok"]
-    return 1 if failed else 0
+    print(f"calibration written to {calibration_path(settings.results_dir)}")
+    return 0 if all(entry.curve for entry in record.wires.values()) else 1

@@ -1,28 +1,53 @@
-"""No-op inference servers for `make calibrate`: constant, valid answers, far cheaper than Locust.
+"""No-op inference servers for `make calibrate`: the real answers, in microseconds.
 
 Every request body the load generator can send (`loadgen.payloads.build_payloads`) is mapped at
-start-up to its complete, correct response, so the generator's validation stays on and each
-request costs the server one dict lookup. REST: a raw HTTP/1.1 keep-alive server on asyncio
-(uvloop); gRPC: grpcio with a generic handler on raw bytes (no protobuf work per request).
+start-up to the response a real server gives it, built by the same code (`servingbench.wire`):
+our `/predict` document, MLServer's V2 JSON and gRPC messages (a fixed request id of a uuid's
+length stands in for the server's random one). So the generator's validation stays on, it
+reads the very bytes it reads from a real server, and each request costs the server one dict
+lookup. REST: a raw HTTP/1.1 keep-alive server on asyncio (uvloop); gRPC: grpcio with a generic
+handler on raw bytes (no protobuf work per request).
 
-    python -m servingbench.sweep.noop rest --port 9000 --model breast-cancer
+    python -m servingbench.calibration.noop http --port 9000 --model breast-cancer
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from concurrent import futures
+from pathlib import Path
 from typing import cast
 
 import orjson
 
 from servingbench.loadgen.payloads import Payload, build_payloads
-from servingbench.loadgen.scenarios import Protocol
+from servingbench.servers.base import LaunchSpec
+from servingbench.wire import (
+    RESPONSE_JSON,
+    WIRE_FORMATS,
+    Transport,
+    WireName,
+    predict_response,
+    v2_grpc_response,
+    v2_response,
+)
 
-__all__ = ["GRPC_SERVICE", "grpc_answers", "http_answers", "main", "serve_grpc", "serve_http"]
+__all__ = [
+    "GRPC_SERVICE",
+    "answers",
+    "grpc_answers",
+    "http_answers",
+    "main",
+    "noop_spec",
+    "serve_grpc",
+    "serve_http",
+]
 
 GRPC_SERVICE = "inference.GRPCInferenceService"
+VERSION = "1"
+REQUEST_ID = "00000000-0000-4000-8000-000000000000"  # a uuid4's length
 
 
 def _http_response(status: str, body: bytes) -> bytes:
@@ -30,41 +55,39 @@ def _http_response(status: str, body: bytes) -> bytes:
     return head.encode() + b"\r\n\r\n" + body
 
 
-def _rest_body(model: str, protocol: Protocol, p: Payload) -> bytes:
-    if protocol == "rest":
-        return orjson.dumps({"labels": p.labels.tolist(), "probabilities": p.proba.tolist()})
-    n, classes = p.proba.shape
-    outputs = [
-        {"name": "predict", "datatype": "INT64", "shape": [n, 1], "data": p.labels.tolist()},
-        {"name": "predict_proba", "datatype": "FP64", "shape": [n, classes],
-         "data": p.proba.reshape(-1).tolist()},
-    ]  # fmt: skip
-    return orjson.dumps({"model_name": model, "outputs": outputs})
+def _answer(wire: WireName, model: str, p: Payload) -> bytes:
+    """The body a real server answers payload `p` with (see the module docstring)."""
+    if wire == "predict-json":
+        doc = predict_response(model, VERSION, {"predict": p.labels, "predict_proba": p.proba32})
+        return orjson.dumps(doc, option=RESPONSE_JSON)
+    if wire == "v2-json":
+        doc = v2_response(model, VERSION, REQUEST_ID, {"predict_proba": p.proba32})
+        return orjson.dumps(doc, option=RESPONSE_JSON)
+    message = v2_grpc_response(model, VERSION, REQUEST_ID, {"predict_proba": p.proba32})
+    return bytes(message.SerializeToString())
+
+
+def answers(wires: tuple[WireName, ...], model: str, rows_per_request: int) -> dict[bytes, bytes]:
+    """Request body -> response body for every payload of `wires`."""
+    return {
+        p.body: _answer(wire, model, p)
+        for wire in wires
+        for p in build_payloads(wire, model, rows_per_request)
+    }
 
 
 def http_answers(model: str, rows_per_request: int) -> dict[bytes, bytes]:
-    """Request body -> full HTTP response, for our /predict and V2 REST bodies alike."""
-    protocols: tuple[Protocol, ...] = ("rest", "v2-rest")
+    """Request body -> full HTTP response, for every HTTP wire format's bodies."""
+    wires = tuple(w.name for w in WIRE_FORMATS.values() if w.transport == "http")
     return {
-        p.body: _http_response("200 OK", _rest_body(model, protocol, p))
-        for protocol in protocols
-        for p in build_payloads(protocol, model, rows_per_request)
+        body: _http_response("200 OK", reply)
+        for body, reply in answers(wires, model, rows_per_request).items()
     }
 
 
 def grpc_answers(model: str, rows_per_request: int) -> dict[bytes, bytes]:
     """Serialized ModelInferRequest -> serialized ModelInferResponse."""
-    from tritonclient.grpc import service_pb2
-
-    answers = {}
-    for p in build_payloads("grpc", model, rows_per_request):
-        response = service_pb2.ModelInferResponse(model_name=model)
-        labels = response.outputs.add(name="predict", datatype="INT64", shape=[p.n_rows, 1])
-        labels.contents.int64_contents.extend(p.labels.tolist())
-        proba = response.outputs.add(name="predict_proba", datatype="FP64", shape=p.proba.shape)
-        proba.contents.fp64_contents.extend(p.proba.reshape(-1).tolist())
-        answers[p.body] = response.SerializeToString()
-    return answers
+    return answers(("v2-grpc",), model, rows_per_request)
 
 
 _UNKNOWN = _http_response("400 Bad Request", b'{"error": "not a body the load generator sends"}')
@@ -126,15 +149,34 @@ def serve_grpc(host: str, port: int, answers: dict[bytes, bytes]) -> None:
     server.wait_for_termination()
 
 
+def noop_spec(
+    transport: Transport, host: str, port: int, model: str, rows: int, workdir: Path
+) -> LaunchSpec:
+    """How to launch a no-op server (harness environment), ready when it answers."""
+    argv = [sys.executable, "-m", "servingbench.calibration.noop", transport, "--host", host]
+    argv += ["--port", str(port), "--model", model, "--rows", str(rows)]
+    ready = f"http://{host}:{port}/" if transport == "http" else f"tcp://{host}:{port}"
+    return LaunchSpec(
+        name=f"noop-{transport}",
+        backend="noop",
+        argv=argv,
+        env={},
+        ready_urls=[ready],
+        ports={transport: port},
+        workdir=workdir,
+        host=host,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m servingbench.sweep.noop")
-    parser.add_argument("protocol", choices=["rest", "grpc"])
+    parser = argparse.ArgumentParser(prog="python -m servingbench.calibration.noop")
+    parser.add_argument("transport", choices=["http", "grpc"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--model", default="breast-cancer")
     parser.add_argument("--rows", type=int, default=1)
     args = parser.parse_args(argv)
-    if args.protocol == "grpc":
+    if args.transport == "grpc":
         serve_grpc(args.host, args.port, grpc_answers(args.model, args.rows))
         return
     import uvloop
