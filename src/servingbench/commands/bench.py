@@ -16,28 +16,31 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from servingbench.sweep.settings import ALL_SCENARIOS, load_settings
+from servingbench.sweep.settings import load_settings
 
 __all__ = ["add_arguments", "cli_overrides", "existing_run", "run"]
 
 # flag -> (settings field, type, help)
 _FLAGS: dict[str, tuple[str, Any, str]] = {
-    "--scenarios": ("scenarios", str, f"comma list of {', '.join(ALL_SCENARIOS)}"),
+    "--scenarios": ("scenarios", str, "comma list of scenarios (default: every backend's)"),
     "--configs": (
         "server_configs",
         str,
         "named server configurations (backends/server-configs.toml), e.g. all or "
         "fastapi:batching,mlserver:all; unnamed backends run their default",
     ),
-    "--concurrency": ("concurrency", str, "comma list of user counts, e.g. 1,2,5,10,20,50"),
-    "--duration": ("duration_s", float, "measured seconds per point"),
-    "--warmup": ("warmup_s", float, "warm-up seconds per point (excluded)"),
-    "--rows": ("rows_per_request", int, "held-out rows per request"),
-    "--model": ("model", str, "catalog model to serve and query"),
+    "--concurrency": ("concurrency", str, "comma list of user counts, e.g. 1,10,50"),
+    "--models": ("models", str, "comma list of catalog models"),
+    "--rows": ("rows", str, "comma list of held-out rows per request, e.g. 1,8,64"),
+    "--repeats": ("repeats", int, "measure every point this many times (shuffled order)"),
+    "--seed": ("seed", int, "seed of the shuffled order (default: random, recorded)"),
+    "--warmup": ("warmup_s", float, "warm-up seconds per point (recorded, not counted)"),
+    "--window": ("window_s", float, "stability window in seconds"),
+    "--max-duration": ("max_duration_s", float, "cap on a point's measured seconds"),
+    "--timeout": ("timeout_s", float, "per-request timeout in seconds"),
     "--processes": ("processes", int, "Locust generator processes"),
     "--server-cpus": ("server_cpus", str, "cores for the servers, e.g. 0 ('' = no pinning)"),
     "--generator-cpus": ("generator_cpus", str, "cores for Locust, e.g. 1 ('' = no pinning)"),
-    "--window": ("window_s", float, "stability window in seconds"),
     "--results-dir": ("results_dir", Path, "where run folders are written"),
     "--run-id": ("run_id", str, "run folder name (must not exist yet)"),
 }
@@ -48,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: concurrency 1,10 and 1+3.5 s points in 1 s windows",
+        help="smoke run: 1 and 10 users, one repeat, 1 s windows, points of at most 4 s",
     )
     parser.add_argument(
         "--skip-parity", action="store_true", default=None, help="skip the parity check"

@@ -1,55 +1,114 @@
 """The flags that travel with a point: when its numbers should not be read at face value.
 
+Each raised flag comes with a reason that states the figure behind it.
+
 - `failed`: the point could not run (server dead, Locust crashed, no records).
 - `errors`: some measured requests failed.
-- `unstable`: the last windows disagree (perf_analyzer's rule, `runs.stats.is_stable`).
-- `client-bound`: the generator, not the server, was the limit: its CPU near saturation of the
-  cores it may use, or its throughput near the calibrated ceiling of the instrument.
+- `incomplete`: requests were still in flight when the stop's grace period ended (a hang).
+- `unstable`: the windows did not settle within the cap.
+- `client-bound`: the generator, not the server, was the limit: the latency Locust itself adds
+  at this load (calibration curve) is above the bound, or its busiest process was near a full
+  core.
+- `generator-late` / `dropped`: open loop only; arrivals were sent late, or not at all.
+- `contended`: other processes used a share of the server's or the generator's cores.
+- `clock-unbounded` / `worker-lost`: distributed generation; a worker's clock offset could not
+  be bounded, or its records did not all arrive.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from servingbench.runs.point import FLAGS, Flag, ProcessUsage
-from servingbench.runs.stats import LatencySummary, Window, is_stable
+from servingbench.runs.point import FLAGS, Flag, GeneratorReport, Interference, ProcessUsage
+from servingbench.runs.stats import LatencySummary
 
-__all__ = ["SATURATION", "client_bound", "generator_capacity", "point_flags"]
+__all__ = ["SATURATION", "FlagInputs", "Thresholds", "point_flags"]
 
-SATURATION = 0.90  # Locust itself warns above 90 % CPU
-
-
-def generator_capacity(cpus: Sequence[int] | None, processes: int, cores: int) -> int:
-    """Cores the generator can keep busy: one per Locust process, at most the cores it may use."""
-    usable = len(cpus) if cpus else cores
-    return max(1, min(usable, processes))
+SATURATION = 90.0
+"""% of one core at which a Locust process is saturated (Locust itself warns there)."""
 
 
-def client_bound(
-    rps: float,
-    usage: Sequence[ProcessUsage],
-    capacity: int,
-    ceiling_rps_per_core: float | None = None,
-) -> bool:
-    generator_cpu = sum(u.cpu_percent for u in usage if u.role == "generator")
-    if generator_cpu >= SATURATION * 100.0 * capacity:
-        return True
-    return ceiling_rps_per_core is not None and rps >= SATURATION * ceiling_rps_per_core * capacity
+@dataclass(frozen=True)
+class Thresholds:
+    added_latency_ms: float = 0.1
+    contention_percent: float = 5.0
+    lateness_ms: float = 1.0
+    clock_bound_ms: float = 5.0
+
+
+@dataclass(frozen=True)
+class FlagInputs:
+    summary: LatencySummary
+    converged: bool | None
+    usage: Sequence[ProcessUsage]
+    interference: Interference | None
+    generator: GeneratorReport | None
+    added_latency_ms: float | None
+
+
+def _client_bound(inputs: FlagInputs, limits: Thresholds) -> str | None:
+    busiest = max(
+        (u.busiest_process_percent for u in inputs.usage if u.role == "generator"), default=0.0
+    )
+    if busiest >= SATURATION:
+        return f"busiest generator process at {busiest:.0f} % of a core"
+    added = inputs.added_latency_ms
+    if added is not None and added > limits.added_latency_ms:
+        return (
+            f"Locust adds {added:.3f} ms at this load (calibration), above "
+            f"{limits.added_latency_ms:g} ms"
+        )
+    return None
+
+
+def _contended(interference: Interference | None, limits: Thresholds) -> str | None:
+    if interference is None:
+        return None
+    parts = [
+        f"{what} cores {value:.1f} % of a core"
+        for what, value in (
+            ("server", interference.server_other_percent),
+            ("generator", interference.generator_other_percent),
+        )
+        if value is not None and value > limits.contention_percent
+    ]
+    return "other processes used " + ", ".join(parts) if parts else None
 
 
 def point_flags(
-    summary: LatencySummary,
-    wins: list[Window],
-    usage: Sequence[ProcessUsage],
-    capacity: int,
-    ceiling_rps_per_core: float | None = None,
-) -> list[Flag]:
-    """Flags of a point that ran (a point that could not run is just `failed`)."""
-    raised: set[Flag] = set()
-    if client_bound(summary.rps, usage, capacity, ceiling_rps_per_core):
-        raised.add("client-bound")
-    if not is_stable(wins):
-        raised.add("unstable")
-    if summary.errors > 0:
-        raised.add("errors")
-    return [f for f in FLAGS if f in raised]
+    inputs: FlagInputs, limits: Thresholds | None = None
+) -> tuple[list[Flag], dict[str, str]]:
+    """Flags of a point that ran (a point that could not run is just `failed`), with reasons."""
+    limits = limits or Thresholds()
+    s = inputs.summary
+    reasons: dict[str, str] = {}
+    if s.errors:
+        reasons["errors"] = f"{s.errors} of {s.requests} measured requests failed"
+    if s.incomplete:
+        reasons["incomplete"] = (
+            f"{s.incomplete} request(s) still in flight after the stop's grace period"
+        )
+    if inputs.converged is False:
+        reasons["unstable"] = "the last windows did not agree before the cap"
+    if (why := _client_bound(inputs, limits)) is not None:
+        reasons["client-bound"] = why
+    if s.lateness_p99_ms > limits.lateness_ms:
+        reasons["generator-late"] = (
+            f"p99 of send lateness {s.lateness_p99_ms:.2f} ms > {limits.lateness_ms:g} ms"
+        )
+    generator = inputs.generator
+    if generator is not None and generator.dropped:
+        reasons["dropped"] = (
+            f"{generator.dropped} of {generator.arrivals} arrivals found no free slot"
+        )
+    if (why := _contended(inputs.interference, limits)) is not None:
+        reasons["contended"] = why
+    for worker in generator.workers if generator else []:
+        if worker.lost:
+            reasons["worker-lost"] = f"{worker.node}: {worker.reason}"
+        bound = worker.clock_uncertainty_ns
+        if bound is None or bound > limits.clock_bound_ms * 1e6:
+            shown = "unknown" if bound is None else f"±{bound / 1e6:.2f} ms"
+            reasons["clock-unbounded"] = f"{worker.node}: clock offset {shown}"
+    return [f for f in FLAGS if f in reasons], reasons

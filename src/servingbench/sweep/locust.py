@@ -1,7 +1,9 @@
-"""Running Locust headless as a subprocess for one point, and collecting what it wrote.
+"""Running Locust headless as a subprocess for one point, and reading what it wrote.
 
-Each Locust process writes its raw records to `<records dir>/part-<pid>.npz` (the load
-generator's contract); Locust's own `--csv` files are kept beside them for reference only.
+The Locust process measures the point itself (`loadgen.stopping`): windows until stable or the
+cap, then it stops. The collecting process writes `records.npz` and `generator.json` into the
+records folder (`loadgen.hooks`); Locust's own `--csv` files are kept beside them for
+reference only. `-t` is only a safety net above the cap.
 """
 
 from __future__ import annotations
@@ -12,42 +14,45 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from servingbench.runs.layout import LOCUST_CSV_PREFIX
-from servingbench.runs.records import RequestRecords
+from servingbench.runs.stats import MeasurePlan
+from servingbench.servers.base import SINGLE_THREAD_ENV, harness_bin
 from servingbench.stack.processes import pin_argv, tail
-from servingbench.stack.servers import SINGLE_THREAD_ENV, venv_bin
 
-__all__ = [
-    "LocustJob",
-    "LocustOutcome",
-    "load_parts",
-    "locust_argv",
-    "read_locust_rps",
-    "run_locust",
-]
+__all__ = ["SWEEP_LOCUSTFILE", "LocustJob", "LocustOutcome", "locust_argv", "read_locust_rps"]
 
-STOP_GRACE_S = 30.0  # Locust may hang on exit (e.g. a gRPC client left open): then it is killed
+SWEEP_LOCUSTFILE = Path(__file__).resolve().parent.parent / "loadgen" / "locustfile.py"
+SAFETY_MARGIN_S = 10.0
+"""`-t` beyond warm-up + cap: startup, the settle, and the stop's grace fit well within it."""
+EXIT_GRACE_S = 30.0
+"""After `-t`, how long Locust may take to exit before it is killed (e.g. a client left open)."""
 
 
 @dataclass(frozen=True)
 class LocustJob:
-    """One headless Locust run: which file, how many users, for how long, against what."""
+    """One headless Locust run: what to load, how many users, how to measure, where to write."""
 
-    locustfile: Path
     users: int
-    run_time_s: float
     host: str
     out_dir: Path
     records_dir: Path
-    model: str
-    rows_per_request: int
+    plan: MeasurePlan
+    timeout_s: float
+    stop_grace_s: float
+    env: dict[str, str] = field(default_factory=dict)
+    """SERVINGBENCH_LOAD_* settings: wire, scenario, model, rows (see loadgen.settings)."""
+    locustfile: Path = SWEEP_LOCUSTFILE
     processes: int = 1
     cpus: Sequence[int] | None = None
+
+    @property
+    def run_time_s(self) -> float:
+        return self.plan.warmup_s + self.plan.max_duration_s + SAFETY_MARGIN_S
 
     @property
     def csv_prefix(self) -> Path:
@@ -67,7 +72,7 @@ class LocustOutcome:
 
 def locust_argv(job: LocustJob) -> list[str]:
     argv = [
-        venv_bin("locust"),
+        harness_bin("locust"),
         "-f",
         str(job.locustfile),
         "--headless",
@@ -77,6 +82,8 @@ def locust_argv(job: LocustJob) -> list[str]:
         str(job.users),
         "-t",
         f"{math.ceil(job.run_time_s)}s",
+        "--stop-timeout",
+        f"{job.stop_grace_s:g}",
         "--host",
         job.host,
         "--csv",
@@ -92,9 +99,10 @@ def locust_env(job: LocustJob) -> dict[str, str]:
     return {
         **os.environ,
         **SINGLE_THREAD_ENV,
+        **job.env,
         "SERVINGBENCH_LOAD_RECORDS_DIR": str(job.records_dir),
-        "SERVINGBENCH_LOAD_MODEL": job.model,
-        "SERVINGBENCH_LOAD_ROWS_PER_REQUEST": str(job.rows_per_request),
+        "SERVINGBENCH_LOAD_MEASURE": job.plan.model_dump_json(),
+        "SERVINGBENCH_LOAD_TIMEOUT_S": f"{job.timeout_s:g}",
     }
 
 
@@ -119,7 +127,7 @@ def run_locust(job: LocustJob, on_start: Callable[[int], None] | None = None) ->
         if on_start is not None:
             on_start(proc.pid)
         try:
-            proc.wait(timeout=job.run_time_s + STOP_GRACE_S)
+            proc.wait(timeout=job.run_time_s + EXIT_GRACE_S)
         except subprocess.TimeoutExpired:
             timed_out = True
     finally:
@@ -139,9 +147,3 @@ def read_locust_rps(csv_prefix: Path) -> float | None:
         return float(row.iloc[0]) if not row.empty else None
     except (OSError, KeyError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return None
-
-
-def load_parts(records_dir: Path) -> list[RequestRecords]:
-    """Every `part-*.npz` a Locust process wrote; empty parts are dropped."""
-    parts = [RequestRecords.load(p) for p in sorted(records_dir.glob("part-*.npz"))]
-    return [p for p in parts if len(p)]

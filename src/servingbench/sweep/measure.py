@@ -1,4 +1,4 @@
-"""One point: Locust at N users against one scenario, measured from raw records, saved to disk.
+"""One point: Locust against one server until its windows agree, measured, judged, saved.
 
 Writes `point.json`, `requests.npz`, Locust's csv files and log into the point's folder. A
 point that cannot run still gets a `point.json` (status `failed`, with the reason), so a run
@@ -10,135 +10,123 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
-from servingbench.atomic import atomic_write_bytes
-from servingbench.loadgen.scenarios import Scenario
-from servingbench.runs.layout import POINT_FILE, RECORDS_FILE, point_id
-from servingbench.runs.point import PointResult, ProcessUsage, WindowRecord
+from servingbench.runs.calibration import CalibrationRecord
+from servingbench.runs.layout import POINT_FILE, RECORDS_FILE
+from servingbench.runs.point import GeneratorReport, PointKey, PointResult
 from servingbench.runs.records import RequestRecords
-from servingbench.runs.stats import measured_span_s, outcome_counts, summarize, windows
-from servingbench.stack.settings import allowed_cpus
-from servingbench.sweep.flags import generator_capacity, point_flags
-from servingbench.sweep.locust import LocustJob, load_parts, read_locust_rps, run_locust
+from servingbench.runs.schema import IncompatibleRunError
+from servingbench.runs.stats import MeasurePlan, outcome_counts, summarize, windows
+from servingbench.sweep.flags import FlagInputs, Thresholds, point_flags
+from servingbench.sweep.locust import LocustJob, read_locust_rps, run_locust
 from servingbench.sweep.usage import Tracked, UsageSampler
 
-__all__ = ["PointPlan", "failed_point", "measure_point", "measured_point"]
+__all__ = ["Health", "PointPlan", "failed_point", "measure_point"]
 
 Health = Callable[[], str | None]
-"""Returns why the scenario's server is unusable (dead, with its log tail), or None."""
+"""Returns why the point's server is unusable (dead, with its log tail), or None."""
+
+RECORDS = "records.npz"
+REPORT = "generator.json"
 
 
 @dataclass(frozen=True)
 class PointPlan:
-    """Everything that defines one point of the sweep."""
+    """Everything that defines one point of the sweep, and how it is measured."""
 
-    scenario: Scenario
-    concurrency: int
+    key: PointKey
     host: str
-    model: str
-    rows_per_request: int
-    duration_s: float
-    warmup_s: float
-    window_s: float
+    plan: MeasurePlan
+    timeout_s: float
+    stop_grace_s: float
     processes: int = 1
     generator_cpus: list[int] | None = None
     server_cpus: list[int] | None = None
-    server_config: str = "default"
-    server_key: str = "default"
-    """`backend:config` of the server this point loads (for its health)."""
     server_name: str | None = None
-    """That server's process name in the usage records (for CPU accounting)."""
-    ceiling_rps_per_core: float | None = None
+    """The loaded server's process name in the usage records (for CPU accounting)."""
+    calibration: CalibrationRecord | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def point_id(self) -> str:
-        return point_id(self.scenario.name, self.server_config, self.concurrency)
+        return self.key.point_id()
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
-def _base(plan: PointPlan, started_at: str) -> dict[str, object]:
-    return {
-        "point_id": plan.point_id,
-        "scenario": plan.scenario.name,
-        "backend": plan.scenario.backend,
-        "protocol": plan.scenario.protocol,
-        "server_config": plan.server_config,
-        "server_name": plan.server_name,
-        "model": plan.model,
-        "host": plan.host,
-        "concurrency": plan.concurrency,
-        "rows_per_request": plan.rows_per_request,
-        "duration_s": plan.duration_s,
-        "warmup_s": plan.warmup_s,
-        "window_s": plan.window_s,
-        "started_at": started_at,
-        "generator_processes": plan.processes,
-        "pinning": {"server": plan.server_cpus, "generator": plan.generator_cpus},
-        "generator_ceiling_rps": plan.ceiling_rps_per_core,
-    }
+def _result(plan: PointPlan, started_at: str, **fields: object) -> PointResult:
+    return PointResult.model_validate(
+        {
+            "point_id": plan.point_id,
+            "key": plan.key,
+            "host": plan.host,
+            "server_name": plan.server_name,
+            "started_at": started_at,
+            "finished_at": _now(),
+            "plan": plan.plan,
+            "timeout_s": plan.timeout_s,
+            "generator_processes": plan.processes,
+            "pinning": {"server": plan.server_cpus, "generator": plan.generator_cpus},
+            **fields,
+        }
+    )
 
 
 def failed_point(
     plan: PointPlan, point_dir: Path, reason: str, started_at: str = ""
 ) -> PointResult:
     """Record a point that could not run; the reason should say what to look at."""
-    result = PointResult.model_validate(
-        {
-            **_base(plan, started_at or _now()),
-            "finished_at": _now(),
-            "status": "failed",
-            "failure_reason": reason,
-            "flags": ["failed"],
-        }
+    result = _result(
+        plan,
+        started_at or _now(),
+        status="failed",
+        failure_reason=reason,
+        flags=["failed"],
+        flag_reasons={"failed": reason.splitlines()[0]},
     )
     point_dir.mkdir(parents=True, exist_ok=True)
-    result.save(point_dir / POINT_FILE)
+    result.write(point_dir / POINT_FILE)
     return result
 
 
-def measured_point(
-    plan: PointPlan,
-    started_at: str,
-    records: RequestRecords,
-    usage: list[ProcessUsage],
-    locust_rps: float | None,
-) -> PointResult:
-    """The `ok` result of a point from its records: summary, windows, flags, error counts.
-
-    The measured duration used for req/s is saved as `measured_s`, so the report divides by
-    the same span.
-    """
-    measured_s = measured_span_s(records, plan.warmup_s)
-    summary = summarize(records, measured_s)
-    wins = windows(records, plan.window_s)
-    capacity = generator_capacity(plan.generator_cpus, plan.processes, len(allowed_cpus()))
-    return PointResult.model_validate(
-        {
-            **_base(plan, started_at),
-            "measured_s": measured_s,
-            "finished_at": _now(),
-            "status": "ok",
-            "flags": point_flags(summary, wins, usage, capacity, plan.ceiling_rps_per_core),
-            "summary": summary.as_dict(),
-            "windows": [WindowRecord(**vars(w)) for w in wins],
-            "usage": usage,
-            "errors_by_outcome": outcome_counts(records),
-            "locust_rps": locust_rps,
-        }
+def _job(plan: PointPlan, point_dir: Path, records_dir: Path) -> LocustJob:
+    key = plan.key
+    return LocustJob(
+        users=key.concurrency,
+        host=plan.host,
+        out_dir=point_dir,
+        records_dir=records_dir,
+        plan=plan.plan,
+        timeout_s=plan.timeout_s,
+        stop_grace_s=plan.stop_grace_s,
+        env={
+            "SERVINGBENCH_LOAD_SCENARIO": key.scenario,
+            "SERVINGBENCH_LOAD_WIRE": key.wire,
+            "SERVINGBENCH_LOAD_MODEL": key.model,
+            "SERVINGBENCH_LOAD_ROWS_PER_REQUEST": str(key.rows_per_request),
+            **plan.extra_env,
+        },
+        processes=plan.processes,
+        cpus=plan.generator_cpus,
     )
 
 
-def keep_snapshot(parts_dir: Path, point_dir: Path) -> None:
-    """Save the first Locust process's `loadgen-*.json` (what it sent, as run) as loadgen.json."""
-    for snapshot in sorted(parts_dir.glob("loadgen-*.json"))[:1]:
-        atomic_write_bytes(point_dir / "loadgen.json", snapshot.read_bytes())
+def _read_generator(records_dir: Path) -> tuple[GeneratorReport, RequestRecords] | None:
+    report_path, records_path = records_dir / REPORT, records_dir / RECORDS
+    if not (report_path.is_file() and records_path.is_file()):
+        return None
+    try:
+        report = GeneratorReport.model_validate_json(report_path.read_bytes())
+    except ValueError as exc:
+        raise IncompatibleRunError(f"{report_path}: {exc}") from None
+    return report, RequestRecords.load(records_path)
 
 
 def measure_point(
@@ -146,6 +134,7 @@ def measure_point(
     point_dir: Path,
     servers: Sequence[Tracked],
     health: Health,
+    harness: Tracked | None = None,
 ) -> PointResult:
     """Run the point and save it; never raises for a point that merely failed."""
     started_at = _now()
@@ -156,46 +145,71 @@ def measure_point(
     tracked = [
         Tracked("generator", "locust", lambda: generator, plan.generator_cpus),
         *servers,
+        *([harness] if harness else []),
     ]
-    with tempfile.TemporaryDirectory(prefix="servingbench-parts-") as tmp:
-        job = LocustJob(
-            locustfile=plan.scenario.locustfile,
-            users=plan.concurrency,
-            run_time_s=plan.warmup_s + plan.duration_s,
-            host=plan.host,
-            out_dir=point_dir,
-            records_dir=Path(tmp),
-            model=plan.model,
-            rows_per_request=plan.rows_per_request,
-            processes=plan.processes,
-            cpus=plan.generator_cpus,
-        )
+    with tempfile.TemporaryDirectory(prefix="servingbench-records-") as tmp:
+        job = _job(plan, point_dir, Path(tmp))
         with UsageSampler(tracked) as sampler:
             outcome = run_locust(job, on_start=lambda pid: generator.append(psutil.Process(pid)))
-        parts = load_parts(Path(tmp))
-        keep_snapshot(Path(tmp), point_dir)
+        read = _read_generator(Path(tmp))
     if (reason := health()) is not None:
         return failed_point(plan, point_dir, reason, started_at)
-    if not parts:
+    if read is None:
         why = "timed out and was killed" if outcome.timed_out else f"exit code {outcome.returncode}"
         return failed_point(
             plan,
             point_dir,
-            f"Locust wrote no request records ({why}); last lines of {job.log_path}:\n"
-            f"{outcome.log_tail}",
+            f"Locust wrote no records ({why}); last lines of {job.log_path}:\n{outcome.log_tail}",
             started_at,
         )
-    t0_ns = min(int(p.start_ns.min()) for p in parts)
-    warmup_ns = round(plan.warmup_s * 1e9)
-    records = RequestRecords.concat(parts, warmup_ns)
-    records.save(point_dir / RECORDS_FILE)
-    measured_s = measured_span_s(records, plan.warmup_s)
-    if measured_s <= 0 or not (~records.warmup).any():
+    report, records = read
+    if report.from_ns is None or report.to_ns is None or report.t0_ns is None:
         return failed_point(
-            plan, point_dir, f"no request started after the {plan.warmup_s} s warm-up", started_at
+            plan, point_dir, f"no request was sent ({report.stop_reason})", started_at
         )
-    end_ns = warmup_ns + round(measured_s * 1e9)
-    usage = sampler.usage(t0_ns + warmup_ns, t0_ns + end_ns)
-    result = measured_point(plan, started_at, records, usage, read_locust_rps(job.csv_prefix))
-    result.save(point_dir / POINT_FILE)
+    records.save(point_dir / RECORDS_FILE)
+    if records.duration_s <= 0 or not records.measured_mask.any():
+        return failed_point(
+            plan, point_dir, f"no request started after the {plan.plan.warmup_s} s warm-up"
+        )
+    summary = summarize(records)
+    usage = sampler.usage(report.from_ns, report.to_ns)
+    interference = sampler.interference(
+        report.from_ns,
+        report.to_ns,
+        usage,
+        plan.server_cpus,
+        plan.generator_cpus,
+        plan.server_name,
+    )
+    added = (
+        plan.calibration.added_latency_ms(plan.key.wire, summary.rps / max(1, plan.processes))
+        if plan.calibration is not None
+        and plan.calibration.mismatch(plan.key.model, plan.key.rows_per_request) is None
+        else None
+    )
+    converged = {"converged": True, "cap": False}.get(report.stop_reason)
+    flags, reasons = point_flags(
+        FlagInputs(summary, converged, usage, interference, report, added), plan.thresholds
+    )
+    result = _result(
+        plan,
+        started_at,
+        status="ok",
+        flags=flags,
+        flag_reasons=reasons,
+        measured_s=records.duration_s,
+        converged=converged,
+        stop_reason=report.stop_reason,
+        summary=summary,
+        windows=windows(records, plan.plan.window_s),
+        usage=usage,
+        interference=interference,
+        errors_by_outcome=outcome_counts(records),
+        locust_rps=read_locust_rps(job.csv_prefix),
+        generator=report,
+        instrument_added_ms=added,
+    )
+    result.write(point_dir / POINT_FILE)
     return result
+

@@ -1,11 +1,12 @@
 """The bench's own servers: one per named configuration, on free ports, in the run folder.
 
 Decision: the sweep never reuses `make serve-all`'s servers. It starts every configuration it
-runs (`stack.configs`, `backends/server-configs.toml`) on free ports with state and logs under
-`<run>/servers/`, so a user's stack is not disturbed and every run starts from fresh processes.
-All are up for the whole sweep, pinned to the same server core(s); an idle server costs almost
-nothing, and its CPU is recorded with every point. A configuration that fails to start fails
-its own points, not the whole sweep.
+runs (`backends/server-configs.toml`, each through its backend's `launch`) on free ports with
+state and logs under `<run>/servers/`, so a user's stack is not disturbed and every run starts
+from fresh processes. All are up for the whole sweep, pinned to the same server core(s), so
+repeats can interleave them; what the idle ones cost the busy one is measured with every point
+(`sweep.interference`). A configuration that fails to start fails its own points, not the
+whole sweep.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import psutil
 
-from servingbench.stack.configs import DEFAULT_CONFIG, ServerConfig, config_spec
+from servingbench.servers import DEFAULT_CONFIG, ServerConfig, get_backend
+from servingbench.servers.base import LaunchSpec
 from servingbench.stack.launch import launch_all
 from servingbench.stack.processes import (
     ProcessHandle,
@@ -24,8 +26,7 @@ from servingbench.stack.processes import (
     stop_handle,
     tail,
 )
-from servingbench.stack.servers import ServerSpec
-from servingbench.stack.settings import StackSettings
+from servingbench.stack.settings import port_key
 from servingbench.sweep.settings import BenchSettings
 from servingbench.sweep.usage import Tracked
 
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BenchServer:
-    spec: ServerSpec
+    spec: LaunchSpec
     handle: ProcessHandle
     startup_s: float
     config: ServerConfig
@@ -58,6 +59,8 @@ class BenchServers:
 
     running: dict[str, BenchServer] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    specs: dict[str, LaunchSpec] = field(default_factory=dict)
+    """every configuration's launch spec, started or not (for meta.json)"""
 
     def health(self, key: str) -> str | None:
         """None when `key`'s server is alive; otherwise why not (once dead, always dead)."""
@@ -83,18 +86,14 @@ class BenchServers:
 
 
 def _ports(settings: BenchSettings, config: ServerConfig) -> dict[str, int]:
-    """Explicit ports apply to a backend's default configuration; the rest get free ports."""
+    """Fixed ports (`--port backend.port=N`) apply to a backend's default configuration; every
+    other port is a free one."""
 
-    def port(value: int) -> int:
-        return value if value and config.name == DEFAULT_CONFIG else free_port(settings.host)
+    def port(name: str) -> int:
+        fixed = settings.ports.get(port_key(config.backend, name), 0)
+        return fixed if fixed and config.name == DEFAULT_CONFIG else free_port(settings.host)
 
-    if config.backend == "fastapi":
-        return {"http": port(settings.api_port)}
-    return {
-        "http": port(settings.mlserver_http_port),
-        "grpc": port(settings.mlserver_grpc_port),
-        "metrics": port(settings.mlserver_metrics_port),
-    }
+    return {name: port(name) for name in get_backend(config.backend).ports}
 
 
 def start_servers(
@@ -102,13 +101,13 @@ def start_servers(
 ) -> BenchServers:
     """Start one server per configuration side by side and wait for all (`stack.launch`).
 
-    Start-up failures are recorded, not raised. MLServer knobs from `SERVINGBENCH_STACK_*`
-    (e.g. parallel workers) still apply underneath each configuration's own settings.
+    Start-up failures (an environment not built, a server that exits) are recorded, not raised.
     """
-    base = StackSettings().mlserver_server_overrides()
-    by_name: dict[str, tuple[ServerConfig, ServerSpec]] = {}
+    by_name: dict[str, tuple[ServerConfig, LaunchSpec]] = {}
     for config in configs:
-        spec = config_spec(config, _ports(settings, config), state_dir, settings.host, base)
+        backend = get_backend(config.backend)
+        workdir = state_dir / config.server_name
+        spec = backend.launch(config, _ports(settings, config), settings.host, workdir)
         by_name[spec.name] = (config, spec)
     state_dir.mkdir(parents=True, exist_ok=True)
     result = launch_all(
@@ -117,7 +116,7 @@ def start_servers(
         settings.pinning()[0],
         settings.startup_timeout_s,
     )
-    servers = BenchServers()
+    servers = BenchServers(specs={config.key: spec for config, spec in by_name.values()})
     for launched in result.ready:
         config, _ = by_name[launched.spec.name]
         servers.running[config.key] = BenchServer(

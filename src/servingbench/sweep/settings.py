@@ -1,12 +1,14 @@
 """`BenchSettings`: every knob of the sweep, from defaults < env < `--config` file < CLI flags.
 
 Environment variables use the `SERVINGBENCH_BENCH_` prefix; lists may be written `1,2,5` (env,
-file or CLI alike) or as JSON. The defaults keep the full sweep (4 scenarios x 6 levels) near five
-minutes on a 2-core machine, server start-up included.
+file or CLI alike) or as JSON. The defaults measure every scenario of every backend at 1, 10
+and 50 users, three times each in shuffled order, each point until its windows agree: about
+ten minutes on a 2-core machine, server start-up included.
 """
 
 from __future__ import annotations
 
+import secrets
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,38 +16,23 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from servingbench.catalog import MODELS
-from servingbench.loadgen.scenarios import SCENARIOS
+from servingbench.models.catalog import MODELS
 from servingbench.paths import results_dir
-from servingbench.runs.stats import STABILITY_WINDOWS
-from servingbench.stack.configs import ServerConfig, resolve_configs
-from servingbench.stack.settings import default_pinning
+from servingbench.runs.stats import Stability
+from servingbench.servers import ServerConfig, scenarios
+from servingbench.stack.configs import resolve_configs
+from servingbench.stack.settings import check_port_keys, default_pinning
 
-__all__ = [
-    "ALL_SCENARIOS",
-    "MIN_WINDOWS",
-    "QUICK_PRESET",
-    "BenchSettings",
-    "load_settings",
-    "parse_int_list",
-]
-
-ALL_SCENARIOS = tuple(SCENARIOS)
-
-MIN_WINDOWS = STABILITY_WINDOWS
-"""Whole windows a point needs before `runs.stats.is_stable` can judge it."""
+__all__ = ["QUICK_PRESET", "BenchSettings", "load_settings", "parse_int_list"]
 
 QUICK_PRESET: dict[str, Any] = {
     "concurrency": [1, 10],
-    "duration_s": 3.5,
-    "warmup_s": 1.0,
+    "repeats": 1,
+    "warmup_s": 0.5,
     "window_s": 1.0,
+    "max_duration_s": 4.0,
 }
-"""`--quick`: a smoke run; sits between the config file and explicit CLI flags.
-
-3.5 s of 1 s windows: windows count from the first measured request, which starts a little
-after the warm-up ends, so exactly 3 s could yield only 2 whole windows.
-"""
+"""`--quick`: a smoke run; sits between the config file and explicit CLI flags."""
 
 
 def parse_int_list(value: Any) -> Any:
@@ -53,17 +40,9 @@ def parse_int_list(value: Any) -> Any:
     if isinstance(value, str):
         text = value.strip().strip("[]")
         return [int(part) for part in text.split(",") if part.strip()]
+    if isinstance(value, int):
+        return [value]
     return value
-
-
-def _reject_duplicates(what: str, values: list[Any]) -> None:
-    """Each entry names a point folder; a repeat would collide with its first run half-way."""
-    repeated = [str(v) for v in dict.fromkeys(values) if values.count(v) > 1]
-    if repeated:
-        raise ValueError(
-            f"{what} {', '.join(repeated)} given more than once; each would reuse the same "
-            "point folder, so list each once"
-        )
 
 
 def _parse_str_list(value: Any) -> Any:
@@ -72,8 +51,19 @@ def _parse_str_list(value: Any) -> Any:
     return value
 
 
+def _reject_duplicates(what: str, values: list[Any]) -> None:
+    """Each entry names point folders; a repeat would collide with its first run half-way."""
+    repeated = [str(v) for v in dict.fromkeys(values) if values.count(v) > 1]
+    if repeated:
+        raise ValueError(f"{what} {', '.join(repeated)} given more than once; list each once")
+
+
 IntList = Annotated[list[int], NoDecode]
 StrList = Annotated[list[str], NoDecode]
+
+
+def _all_scenarios() -> list[str]:
+    return list(scenarios())
 
 
 class BenchSettings(BaseSettings):
@@ -81,6 +71,10 @@ class BenchSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SERVINGBENCH_BENCH_", extra="forbid")
 
+    scenarios: StrList = Field(
+        default_factory=_all_scenarios,
+        description="load-test scenarios to run (default: every scenario of every backend)",
+    )
     server_configs: StrList = Field(
         default_factory=list,
         description=(
@@ -88,20 +82,53 @@ class BenchSettings(BaseSettings):
             "e.g. fastapi:batching,mlserver:all or all; a backend not named runs its default"
         ),
     )
-    scenarios: StrList = Field(
-        default_factory=lambda: list(ALL_SCENARIOS),
-        description="load-test scenarios to run, in this order within each concurrency level",
-    )
     concurrency: IntList = Field(
-        default_factory=lambda: [1, 2, 5, 10, 20, 50],
+        default_factory=lambda: [1, 10, 50],
         description="Locust users per point (closed loop: each waits for its answer)",
     )
-    duration_s: float = Field(default=8.0, gt=0, description="measured seconds per point")
-    warmup_s: float = Field(
-        default=3.0, ge=0, description="seconds per point before measuring (requests discarded)"
+    models: StrList = Field(
+        default_factory=lambda: ["breast-cancer"], description="catalog models every scenario serves"
     )
-    rows_per_request: int = Field(default=1, ge=1, description="held-out rows in each request")
-    model: str = Field(default="breast-cancer", description="catalog model every scenario serves")
+    rows: IntList = Field(default_factory=lambda: [1], description="held-out rows per request")
+    repeats: int = Field(
+        default=3,
+        ge=1,
+        description="measure every point this many times; the order of series is shuffled in "
+        "each repeat, and tables give the median with a 95 % interval across repeats",
+    )
+    seed: int = Field(
+        default_factory=lambda: secrets.randbelow(2**31),
+        description="seed of the shuffled order (recorded, so a run's order can be replayed)",
+    )
+    warmup_s: float = Field(
+        default=1.0, ge=0, description="seconds per point before measuring (recorded, not counted)"
+    )
+    window_s: float = Field(default=2.0, gt=0, description="stability window in seconds")
+    stability: Stability = Field(
+        default_factory=Stability,
+        description="how many last windows must agree, and within which tolerances",
+    )
+    max_duration_s: float = Field(
+        default=12.0,
+        gt=0,
+        description="cap on a point's measured seconds: a point whose windows never agree "
+        "stops here and is flagged unstable",
+    )
+    timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="per-request timeout; shorter than the measured time, so a hang shows as "
+        "timeouts instead of vanishing",
+    )
+    stop_grace_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="after the stop, how long requests in flight may finish before they are "
+        "recorded as incomplete",
+    )
+    processes: int = Field(
+        default=1, ge=1, description="Locust generator processes (>1 uses --processes)"
+    )
     server_cpus: IntList | None = Field(
         default=None,
         description=(
@@ -116,30 +143,37 @@ class BenchSettings(BaseSettings):
             "[] = no pin"
         ),
     )
-    processes: int = Field(
-        default=1, ge=1, description="Locust generator processes (>1 uses --processes)"
+    contention_percent: float = Field(
+        default=5.0,
+        ge=0,
+        description="flag a point `contended` when other processes used more than this share "
+        "of a core (percent) on the server or generator cores",
     )
-    window_s: float = Field(default=2.0, gt=0, description="stability window length in seconds")
+    added_latency_bound_ms: float = Field(
+        default=0.1,
+        gt=0,
+        description="flag a point `client-bound` when the calibrated latency Locust adds at its "
+        "load exceeds this (p50, ms)",
+    )
     results_dir: Path = Field(
         default_factory=results_dir, description="runs are written to <results_dir>/<run_id>/"
     )
     run_id: str | None = Field(default=None, description="run folder name; default: a timestamp")
     skip_parity: bool = Field(default=False, description="skip the parity check before the sweep")
     host: str = Field(default="127.0.0.1", description="interface the bench's servers bind")
-    api_port: int = Field(
-        default=0, ge=0, description="FastAPI port for the bench's own server; 0 = a free port"
+    ports: dict[str, int] = Field(
+        default_factory=dict,
+        description="fixed ports of the default configurations, keyed `<backend>.<port>`; "
+        "every other port is a free one",
     )
-    mlserver_http_port: int = Field(default=0, ge=0, description="MLServer REST port; 0 = free")
-    mlserver_grpc_port: int = Field(default=0, ge=0, description="MLServer gRPC port; 0 = free")
-    mlserver_metrics_port: int = Field(default=0, ge=0, description="MLServer metrics; 0 = free")
     startup_timeout_s: float = Field(default=120.0, gt=0, description="server readiness limit")
 
-    @field_validator("concurrency", "server_cpus", "generator_cpus", mode="before")
+    @field_validator("concurrency", "rows", "server_cpus", "generator_cpus", mode="before")
     @classmethod
     def _int_list(cls, value: Any) -> Any:
         return parse_int_list(value)
 
-    @field_validator("scenarios", "server_configs", mode="before")
+    @field_validator("scenarios", "server_configs", "models", mode="before")
     @classmethod
     def _str_list(cls, value: Any) -> Any:
         return _parse_str_list(value)
@@ -147,9 +181,10 @@ class BenchSettings(BaseSettings):
     @field_validator("scenarios")
     @classmethod
     def _known_scenarios(cls, value: list[str]) -> list[str]:
-        unknown = [s for s in value if s not in ALL_SCENARIOS]
+        known = _all_scenarios()
+        unknown = [s for s in value if s not in known]
         if unknown:
-            raise ValueError(f"unknown scenario(s) {unknown}; known: {', '.join(ALL_SCENARIOS)}")
+            raise ValueError(f"unknown scenario(s) {unknown}; known: {', '.join(known)}")
         if not value:
             raise ValueError("at least one scenario is needed")
         _reject_duplicates("scenario(s)", value)
@@ -162,34 +197,47 @@ class BenchSettings(BaseSettings):
         _reject_duplicates("server configuration(s)", value)
         return value
 
-    def configs(self) -> list[ServerConfig]:
-        """The configurations to start, each backend at least with its default."""
-        return resolve_configs(self.server_configs)
-
-    @field_validator("concurrency")
+    @field_validator("concurrency", "rows")
     @classmethod
-    def _positive_levels(cls, value: list[int]) -> list[int]:
+    def _positive(cls, value: list[int]) -> list[int]:
         if not value or any(v < 1 for v in value):
-            raise ValueError(f"concurrency levels must be >= 1, got {value}")
-        _reject_duplicates("concurrency level(s)", value)
+            raise ValueError(f"values must be >= 1, got {value}")
+        _reject_duplicates("value(s)", value)
         return value
 
-    @field_validator("model")
+    @field_validator("models")
     @classmethod
-    def _known_model(cls, value: str) -> str:
-        if value not in MODELS:
-            raise ValueError(f"unknown model {value!r}; known: {', '.join(MODELS)}")
+    def _known_models(cls, value: list[str]) -> list[str]:
+        unknown = [m for m in value if m not in MODELS]
+        if unknown or not value:
+            raise ValueError(f"unknown model(s) {unknown}; known: {', '.join(MODELS)}")
+        _reject_duplicates("model(s)", value)
         return value
+
+    @field_validator("ports")
+    @classmethod
+    def _known_ports(cls, value: dict[str, int]) -> dict[str, int]:
+        return check_port_keys(value)
 
     @model_validator(mode="after")
-    def _enough_windows(self) -> BenchSettings:
-        if self.duration_s < MIN_WINDOWS * self.window_s:
+    def _consistent_times(self) -> BenchSettings:
+        needed = self.stability.windows * self.window_s
+        if self.max_duration_s < needed:
             raise ValueError(
-                f"duration {self.duration_s:g} s holds fewer than {MIN_WINDOWS} whole windows of "
-                f"{self.window_s:g} s, so no point could be judged stable: lengthen --duration "
-                f"(to at least {MIN_WINDOWS * self.window_s:g} s) or shorten --window"
+                f"--max-duration {self.max_duration_s:g} s holds fewer than "
+                f"{self.stability.windows} windows of {self.window_s:g} s, so no point could be "
+                f"judged stable: raise it to at least {needed:g} s or shorten --window"
+            )
+        if self.timeout_s >= needed:
+            raise ValueError(
+                f"--timeout {self.timeout_s:g} s must be shorter than the shortest measured "
+                f"time ({needed:g} s), or a hang could never show up as timeouts"
             )
         return self
+
+    def configs(self) -> list[ServerConfig]:
+        """The configurations to start: those named, each backend at least with its default."""
+        return resolve_configs(self.server_configs)
 
     def pinning(self) -> tuple[list[int] | None, list[int] | None]:
         """(server cores, generator cores); None = not pinned. Unset: `default_pinning()`."""

@@ -1,11 +1,14 @@
-"""The end-of-sweep table (scenario x concurrency) and the one-line progress per point.
+"""The one-line progress per point and the end-of-sweep table.
 
-Figures are the point's summary, computed by `runs.stats.summarize` from its raw records.
+Figures are the point's summary, computed by `runs.stats.summarize` from its raw records; the
+table gives the median over repeats (the report adds the intervals).
 """
 
 from __future__ import annotations
 
 import math
+import statistics
+from collections import defaultdict
 from collections.abc import Sequence
 
 from servingbench.console import format_table
@@ -13,7 +16,8 @@ from servingbench.runs.point import PointResult
 
 __all__ = ["HEADERS", "progress_line", "summary_table"]
 
-HEADERS = ("series", "users", "req/s", "p50 ms", "p99 ms", "errors %", "flags")
+HEADERS = ("series", "model", "rows", "users", "repeats", "req/s", "p50 ms", "p99 ms", "errors %",
+           "flags")  # fmt: skip
 
 
 def _num(value: float | None, digits: int) -> str:
@@ -22,32 +26,50 @@ def _num(value: float | None, digits: int) -> str:
     return f"{value:.{digits}f}"
 
 
-def _row(point: PointResult) -> list[str]:
-    s = point.summary
-    error_rate = s.get("error_rate")
-    return [
-        point.series,
-        str(point.concurrency),
-        _num(s.get("rps"), 1),
-        _num(s.get("p50_ms"), 2),
-        _num(s.get("p99_ms"), 2),
-        _num(100.0 * error_rate if error_rate is not None else None, 2),
-        ",".join(point.flags) or "-",
-    ]
-
-
 def progress_line(point: PointResult) -> str:
-    scenario, users, rps, p50, p99, errors, flags = _row(point)
+    s = point.summary
+    key = point.key
+    figures = (
+        f"{_num(s.rps, 1):>8} req/s  p50 {_num(s.p50_ms, 2):>7} ms  p99 {_num(s.p99_ms, 2):>7} ms"
+        f"  {len(point.windows)} windows"
+        if s
+        else "no figures"
+    )
     line = (
-        f"{scenario:<28} users {users:>3}  {rps:>8} req/s  p50 {p50:>7} ms  p99 {p99:>7} ms  "
-        f"errors {errors:>5} %  flags {flags}"
+        f"{point.series:<32} N={key.concurrency:<3} rep {key.repeat}  {figures}  "
+        f"flags {','.join(point.flags) or '-'}"
     )
     if point.failure_reason:
         line += f"\n    {point.failure_reason.splitlines()[0]}"
     return line
 
 
+def _median(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return statistics.median(finite) if finite else float("nan")
+
+
 def summary_table(points: Sequence[PointResult]) -> str:
-    """Rows sorted by scenario then concurrency."""
-    ordered = sorted(points, key=lambda p: (p.scenario, p.server_config, p.concurrency))
-    return format_table(HEADERS, [_row(p) for p in ordered])
+    """One row per point across repeats: medians, and the flags any repeat raised."""
+    groups: dict[tuple[object, ...], list[PointResult]] = defaultdict(list)
+    for p in points:
+        groups[(p.series, p.key.model, p.key.rows_per_request, p.key.concurrency)].append(p)
+    rows = []
+    for (series, model, rows_per, users), group in sorted(groups.items(), key=str):
+        summaries = [p.summary for p in group if p.summary is not None]
+        flags = sorted({f for p in group for f in p.flags})
+        rows.append(
+            [
+                str(series),
+                str(model),
+                str(rows_per),
+                str(users),
+                f"{len(summaries)}/{len(group)}",
+                _num(_median([s.rps for s in summaries]), 1),
+                _num(_median([s.p50_ms for s in summaries]), 2),
+                _num(_median([s.p99_ms for s in summaries]), 2),
+                _num(_median([100 * s.error_rate for s in summaries]), 2),
+                ",".join(flags) or "-",
+            ]
+        )
+    return format_table(HEADERS, rows)

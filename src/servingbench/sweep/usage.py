@@ -1,8 +1,13 @@
-"""CPU and memory of the servers and the load generator while a point runs (psutil, in a thread).
+"""CPU and memory of our processes, and of everything else on our cores, while a point runs.
 
-Samples carry `time.perf_counter_ns()` stamps: on Linux that is CLOCK_MONOTONIC, the same clock
-the Locust processes stamp requests with, so the measured window (warm-up end to last answer)
-is cut exactly from the samples after the run instead of guessed while it runs.
+A thread samples, every `interval_s`: each tracked process tree's per-process CPU times and RSS,
+its PSS/USS less often (reading smaps costs more), and the machine's per-core CPU times. Samples
+carry `time.perf_counter_ns()` stamps, the clock the load generator stamps requests with, so
+the measured window is cut exactly from the samples after the run.
+
+Interference is per-core busy time (user, system, irq, ..., steal) over the window minus the CPU
+time of our own processes pinned to those cores: what other processes (or the hypervisor) took
+from the cores the measurement relies on.
 """
 
 from __future__ import annotations
@@ -11,22 +16,25 @@ import bisect
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import psutil
 
-from servingbench.runs.point import ProcessUsage
+from servingbench.runs.point import Interference, ProcessUsage
+from servingbench.stack.processes import memory_of
 
-__all__ = ["Tracked", "UsageSampler"]
+__all__ = ["Tracked", "UsageSampler", "busy_seconds", "other_percent"]
+
+Role = Literal["server", "generator", "harness"]
 
 
 @dataclass(frozen=True)
 class Tracked:
     """A process tree to watch; `roots` is called at each sample (the tree may grow)."""
 
-    role: Literal["server", "generator"]
+    role: Role
     name: str
     roots: Callable[[], list[psutil.Process]]
     cpus: list[int] | None = None
@@ -37,12 +45,20 @@ class _Sample:
     t_ns: int
     cpu: dict[int, float]  # pid -> user + system seconds
     rss: int
+    pss: int | None = None
+    uss: int | None = None
 
 
 @dataclass
 class _Series:
     tracked: Tracked
     samples: list[_Sample] = field(default_factory=list)
+
+
+@dataclass
+class _CoreSample:
+    t_ns: int
+    busy: list[float]  # per core: seconds not idle (steal included)
 
 
 def _tree(roots: list[psutil.Process]) -> list[psutil.Process]:
@@ -54,35 +70,59 @@ def _tree(roots: list[psutil.Process]) -> list[psutil.Process]:
     return list(members.values())
 
 
-def _sample(tracked: Tracked) -> _Sample:
+def busy_seconds(times: Sequence[object]) -> list[float]:
+    """Per core: everything but idle and iowait (psutil's `cpu_times(percpu=True)` entries)."""
+    out = []
+    for t in times:
+        total = sum(getattr(t, name) for name in t._fields)  # type: ignore[attr-defined]
+        idle = getattr(t, "idle", 0.0) + getattr(t, "iowait", 0.0)
+        out.append(total - idle)
+    return out
+
+
+def _sample(tracked: Tracked, with_memory: bool) -> _Sample:
     cpu: dict[int, float] = {}
     rss = 0
-    for proc in _tree(tracked.roots()):
+    procs = _tree(tracked.roots())
+    for proc in procs:
         with contextlib.suppress(psutil.Error), proc.oneshot():
             times = proc.cpu_times()
             cpu[proc.pid] = times.user + times.system
             rss += proc.memory_info().rss
-    return _Sample(time.perf_counter_ns(), cpu, rss)
+    sample = _Sample(time.perf_counter_ns(), cpu, rss)
+    if with_memory and procs:
+        memory = memory_of(procs)
+        sample.pss, sample.uss = memory.pss, memory.uss
+    return sample
 
 
 class UsageSampler:
-    """Samples every tracked tree every `interval_s` until stopped."""
+    """Samples every tracked tree and every core every `interval_s` until stopped."""
 
-    def __init__(self, tracked: list[Tracked], interval_s: float = 0.25) -> None:
+    def __init__(
+        self, tracked: list[Tracked], interval_s: float = 0.25, memory_every: int = 4
+    ) -> None:
         self._series = [_Series(t) for t in tracked]
+        self._cores: list[_CoreSample] = []
         self._interval_s = interval_s
+        self._memory_every = memory_every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="usage-sampler", daemon=True)
 
-    def _take(self) -> None:
+    def _take(self, tick: int) -> None:
+        with_memory = tick % self._memory_every == 0
         for series in self._series:
-            sample = _sample(series.tracked)
+            sample = _sample(series.tracked, with_memory)
             if sample.cpu:
                 series.samples.append(sample)
+        busy = busy_seconds(psutil.cpu_times(percpu=True))
+        self._cores.append(_CoreSample(time.perf_counter_ns(), busy))
 
     def _loop(self) -> None:
+        tick = 0
         while not self._stop.is_set():
-            self._take()
+            self._take(tick)
+            tick += 1
             self._stop.wait(self._interval_s)
 
     def __enter__(self) -> UsageSampler:
@@ -92,24 +132,85 @@ class UsageSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._take(0)  # a last sample, memory included
 
-    def usage(self, start_ns: int | None, end_ns: int | None) -> list[ProcessUsage]:
-        """Each tree's CPU % over [start_ns, end_ns] (nearest samples inside) and its peak RSS."""
+    def usage(self, start_ns: int, end_ns: int) -> list[ProcessUsage]:
+        """Each tree's CPU % over [start_ns, end_ns] (nearest samples inside), its peak memory."""
         return [u for s in self._series if (u := _usage(s, start_ns, end_ns)) is not None]
 
+    def interference(
+        self,
+        start_ns: int,
+        end_ns: int,
+        usage: list[ProcessUsage],
+        server_cores: list[int] | None,
+        generator_cores: list[int] | None,
+        measured_server: str | None,
+    ) -> Interference:
+        """Other processes' CPU on the server and generator cores over the window."""
+        stamps = [c.t_ns for c in self._cores]
+        first, last = _bounds(stamps, start_ns, end_ns)
+        elapsed_s = (stamps[last] - stamps[first]) / 1e9 if self._cores else 0.0
+        busy = (
+            [b - a for a, b in zip(self._cores[first].busy, self._cores[last].busy, strict=True)]
+            if elapsed_s > 0
+            else []
+        )
+        idle_servers = sum(
+            u.cpu_percent for u in usage if u.role == "server" and u.name != measured_server
+        )
+        return Interference(
+            server_cores=server_cores,
+            generator_cores=generator_cores,
+            server_other_percent=other_percent(busy, elapsed_s, server_cores, usage),
+            generator_other_percent=other_percent(busy, elapsed_s, generator_cores, usage),
+            idle_servers_percent=idle_servers,
+        )
 
-def _usage(series: _Series, start_ns: int | None, end_ns: int | None) -> ProcessUsage | None:
+
+def other_percent(
+    busy_s: list[float],
+    elapsed_s: float,
+    cores: list[int] | None,
+    usage: list[ProcessUsage],
+) -> float | None:
+    """Busy time of `cores` minus our processes pinned inside them, in % of one core.
+
+    None when the cores are not pinned (then our processes may run anywhere and nothing can be
+    attributed) or nothing was sampled. Processes pinned to a superset of `cores` are not ours
+    to subtract here, which is why the harness pins every process it starts.
+    """
+    if not cores or elapsed_s <= 0 or not busy_s:
+        return None
+    core_set = set(cores)
+    total = sum(busy_s[c] for c in cores if c < len(busy_s))
+    own = sum(u.cpu_seconds for u in usage if u.cpus and set(u.cpus) <= core_set)
+    return max(0.0, 100.0 * (total - own) / elapsed_s)
+
+
+def _bounds(stamps: list[int], start_ns: int, end_ns: int) -> tuple[int, int]:
+    if not stamps:
+        return 0, 0
+    first = bisect.bisect_left(stamps, start_ns)
+    last = bisect.bisect_right(stamps, end_ns) - 1
+    if last <= first:  # window shorter than two samples: widen to the whole run
+        first, last = 0, len(stamps) - 1
+    return first, last
+
+
+def _usage(series: _Series, start_ns: int, end_ns: int) -> ProcessUsage | None:
     samples = series.samples
     if not samples:
         return None
-    stamps = [s.t_ns for s in samples]
-    first = bisect.bisect_left(stamps, start_ns) if start_ns is not None else 0
-    last = bisect.bisect_right(stamps, end_ns) - 1 if end_ns is not None else len(samples) - 1
-    if last <= first:  # window shorter than two samples: widen to the whole run
-        first, last = 0, len(samples) - 1
+    first, last = _bounds([s.t_ns for s in samples], start_ns, end_ns)
     a, b = samples[first], samples[last]
-    seconds = sum(cpu - a.cpu.get(pid, 0.0) for pid, cpu in b.cpu.items())
+    per_pid = {pid: cpu - a.cpu.get(pid, 0.0) for pid, cpu in b.cpu.items()}
+    seconds = sum(per_pid.values())
     elapsed_s = (b.t_ns - a.t_ns) / 1e9
+    window = samples[first : last + 1]
+    with_memory = [s for s in window if s.pss is not None] or [
+        s for s in samples if s.pss is not None
+    ]
     tracked = series.tracked
     return ProcessUsage(
         role=tracked.role,
@@ -117,6 +218,11 @@ def _usage(series: _Series, start_ns: int | None, end_ns: int | None) -> Process
         pids=sorted(set(a.cpu) | set(b.cpu)),
         cpu_percent=100.0 * seconds / elapsed_s if elapsed_s > 0 else 0.0,
         cpu_seconds=seconds,
-        rss_bytes=max(s.rss for s in samples[first : last + 1]),
+        busiest_process_percent=100.0 * max(per_pid.values(), default=0.0) / elapsed_s
+        if elapsed_s > 0
+        else 0.0,
+        rss_bytes=max(s.rss for s in window),
+        pss_bytes=max((s.pss or 0) for s in with_memory) if with_memory else 0,
+        uss_bytes=max((s.uss or 0) for s in with_memory) if with_memory else 0,
         cpus=tracked.cpus,
     )
