@@ -18,7 +18,7 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS: dict[str, str] = {
     "train": "servingbench.commands.train",
     "serve-api": "servingbench.commands.serve_api",
-    "serve-mlserver": "servingbench.commands.serve_mlserver",
+    "serve": "servingbench.commands.serve",
     "serve-all": "servingbench.commands.serve_all",
     "stop-all": "servingbench.commands.stop_all",
     "status": "servingbench.commands.status",
@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "bench": "servingbench.commands.bench",
     "calibrate": "servingbench.commands.calibrate",
     "report": "servingbench.commands.report",
+    "compare": "servingbench.commands.compare",
 }
 
 

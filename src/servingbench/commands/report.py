@@ -1,7 +1,7 @@
 """Tables, plots, report.md and report.html for a run (default: the latest under results/).
 
 With --baseline, also comparison.md/.csv: this run's points against the same points of another
-run, each difference judged against the window-to-window noise of both points.
+run, each difference judged by its 95 % interval across repeats (see `servingbench compare`).
 """
 
 from __future__ import annotations
@@ -16,15 +16,16 @@ from servingbench.runs.layout import find_run, latest_run
 
 log = logging.getLogger(__name__)
 
-_COMPACT = {
-    "series": "series",
-    "concurrency": "N",
-    "req_s": "req/s",
-    "p50_ms": "p50 ms",
-    "p99_ms": "p99 ms",
-    "error_rate_pct": "err %",
-    "flags": "flags",
-}
+__all__ = ["add_arguments", "compact_table", "parse_fraction", "run"]
+
+
+def parse_fraction(text: str) -> float:
+    """`5%` or `0.05` -> 0.05."""
+    text = text.strip()
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share like 5% or 0.05, got {text!r}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,33 +34,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--p99-bound-ms",
         type=float,
-        help="latency bound for 'max throughput sustained' (default 50, env "
+        help="latency bound of the capacity table (default 50, env "
         "SERVINGBENCH_REPORT_P99_BOUND_MS)",
     )
     parser.add_argument(
-        "--cdf-concurrency",
-        type=int,
-        help="concurrency of the latency CDF plot (default: highest common to all series)",
+        "--min-effect",
+        type=parse_fraction,
+        help="smallest change called a difference, e.g. 5%% (default)",
     )
     parser.add_argument(
-        "--baseline-scenario",
+        "--cdf-level",
+        type=float,
+        help="load level of the latency CDF plot (default: highest common to all series)",
+    )
+    parser.add_argument(
+        "--baseline-series",
         help="series the ratio tables divide by, `scenario` or `scenario@config` "
-        "(default: the MLServer series with the highest peak req/s)",
+        "(default: the fastest stock-server series)",
     )
 
 
 def _settings(args: argparse.Namespace) -> ReportSettings:
     overrides = {
         "p99_bound_ms": args.p99_bound_ms,
-        "cdf_concurrency": args.cdf_concurrency,
-        "baseline_series": args.baseline_scenario,
+        "min_effect": args.min_effect,
+        "cdf_level": args.cdf_level,
+        "baseline_series": args.baseline_series,
     }
     return ReportSettings(**{k: v for k, v in overrides.items() if v is not None})
 
 
 def compact_table(summary: pd.DataFrame) -> str:
     """The few columns that answer "which backend, at what load, at what latency"."""
-    table = summary[list(_COMPACT)].rename(columns=_COMPACT)
+    columns = {
+        "series": "series",
+        "level": "level",
+        "repeats": "reps",
+        "rps": "req/s",
+        "rps_lo": "lo",
+        "rps_hi": "hi",
+        "p50_ms": "p50 ms",
+        "p99_ms": "p99 ms",
+        "flags": "flags",
+    }
+    table = summary[list(columns)].rename(columns=columns)
     return table.to_string(index=False, float_format=lambda v: f"{v:.2f}", na_rep="n/a")
 
 
@@ -74,12 +92,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(compact_table(report.tables.summary))
     print()
-    bound = report.tables.under_bound[["series", "result", "p99_ms", "incl_flagged"]]
-    print(
-        f"max throughput with p99 <= {report.tables.bound_ms:g} ms "
-        "(result: unflagged points only; incl_flagged: a faster flagged point, marked):"
-    )
-    print(bound.to_string(index=False, float_format=lambda v: f"{v:.2f}", na_rep="n/a"))
+    for sentence in report.verdict:
+        print(f"- {sentence}")
     print()
     for path in report.files:
         print(f"wrote {path}")

@@ -13,9 +13,10 @@ from servingbench.report.document import build_document
 from servingbench.report.html import write_html
 from servingbench.report.load import RunData
 from servingbench.report.markdown import write_markdown
-from servingbench.report.plots import check_cdf_concurrency, write_plots
+from servingbench.report.plots import check_cdf_level, write_plots
 from servingbench.report.settings import ReportSettings
 from servingbench.report.tables import ReportTables, build_tables, write_tables
+from servingbench.report.verdict import verdict_sentences
 
 __all__ = ["Report", "build_report"]
 
@@ -25,6 +26,7 @@ class Report:
     """What a build produced: the tables (for printing) and every file written."""
 
     tables: ReportTables
+    verdict: list[str]
     files: list[Path]
 
 
@@ -40,13 +42,13 @@ def build_report(
     if data.points.empty:
         raise ValueError(f"run {data.run_id} has no finished points yet (no points/*/point.json)")
     tables = build_tables(data, settings)
-    check_cdf_concurrency(data, settings.cdf_concurrency)
+    check_cdf_level(data, settings.cdf_level)
     files = write_tables(tables, data.root)
-    plots = write_plots(data, settings.cdf_concurrency)
+    plots = write_plots(data, settings.cdf_level)
     files += [path for path, _ in plots]
     blocks = build_document(data, tables, plots)
     files.append(write_markdown(blocks, data.root / "report.md"))
     files.append(write_html(blocks, data.root / "report.html", f"servingbench {data.run_id}"))
     if baseline is not None:
-        files += write_comparison(data, baseline)
-    return Report(tables, files)
+        files += write_comparison(data, baseline, settings.min_effect)
+    return Report(tables, verdict_sentences(data, tables), files)

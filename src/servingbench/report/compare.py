@@ -1,10 +1,12 @@
-"""A run beside a baseline run: deltas and ratios per matching point, with a noise verdict.
+"""A run beside a baseline run: per matching point, ratios with intervals and a verdict.
 
-Points match on (scenario, server configuration, concurrency). A difference counts as real only
-when it is larger than the run-to-run spread we can see: the window-to-window variation inside
-each of the two points ((max - min) / mean over the measurement windows, as `runs.stats`
-measures stability). Each figure is judged against the spread of the same figure: req/s
-against the windows' req/s, p50 against their p50, p99 against their p99.
+Points match on every parameter that changes the work: scenario (hence backend and wire
+format), server configuration, model, rows per request, load mode and level. Their repeats are
+independent between runs, so each ratio is Welch's interval on the logs (`report.intervals`).
+A difference is real only when the interval excludes 1 and the change is at least the minimum
+effect; otherwise "no significant difference". What differs between the runs without changing
+the work (durations, windows, pinning, generator processes, library versions) is listed as a
+warning, not used to match.
 """
 
 from __future__ import annotations
@@ -12,96 +14,92 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from servingbench.atomic import atomic_write_text
-from servingbench.report.document import (
-    Block,
-    Bullets,
-    Heading,
-    Paragraph,
-    fmt,
-    frame_table,
-    get_path,
-)
+from servingbench.report.document import Block, Bullets, Heading, Paragraph, frame_table
+from servingbench.report.intervals import MIN_EFFECT, unpaired_ratio, verdict
 from servingbench.report.load import RunData
 from servingbench.report.markdown import render_markdown
 
 __all__ = [
+    "KEY",
     "METRICS",
-    "NOISE_RULE",
-    "NO_WINDOW_P99",
     "compare_runs",
+    "regressions",
+    "setting_warnings",
     "unmatched",
-    "verdict",
     "write_comparison",
 ]
 
-KEY = ["scenario", "server_config", "concurrency"]
-# (column, spread column, +1 when higher is better / -1 when lower is better)
-METRICS: tuple[tuple[str, str, int], ...] = (
-    ("rps", "rps_spread", +1),
-    ("p50_ms", "p50_spread", -1),
-    ("p99_ms", "p99_spread", -1),
-)
-NO_WINDOW_P99 = "unknown (no per-window p99)"
-NOISE_RULE = (
-    'A change is "within noise" when |ratio - 1| is not larger than the bigger of the two '
-    "points' window-to-window spreads ((max - min) / mean over their measurement windows) of "
-    "the same figure: req/s against the windows' req/s, p50 against their p50, p99 against "
-    'their p99. "unknown" means a point had fewer than two whole windows; '
-    f'"{NO_WINDOW_P99}" that it had windows but not two with a p99.'
-)
+KEY = ["scenario", "server_config", "model", "rows_per_request", "load", "level"]
+METRICS: tuple[tuple[str, bool], ...] = (("rps", True), ("p50_ms", False), ("p99_ms", False))
+"""(figure, higher is better)"""
+
+_SETTINGS = ("warmup_s", "window_s", "max_duration_s", "timeout_s", "processes", "stability")
+_VERSIONS = ("locust", "geventhttpclient", "grpcio", "numpy", "scikit-learn", "xgboost")
 
 
-def verdict(base: float, current: float, noise: float, higher_is_better: bool) -> str:
-    """ "better", "worse", "within noise", or "unknown" when noise or a value is missing."""
-    if not all(map(math.isfinite, (base, current, noise))) or base <= 0:
-        return "unknown"
-    change = current / base - 1
-    if abs(change) <= noise:
-        return "within noise"
-    return "better" if (change > 0) == higher_is_better else "worse"
+def _repeats(data: RunData) -> pd.DataFrame:
+    return data.points[data.points["has_records"]]
 
 
-def compare_runs(current: RunData, baseline: RunData) -> pd.DataFrame:
-    """One row per point measured in both runs, with base/current/delta/ratio/noise/verdict."""
-    cur = current.points[current.points["has_records"]]
-    base = baseline.points[baseline.points["has_records"]]
-    merged = cur.merge(base, on=KEY, suffixes=("", "_base"))
-    table = pd.DataFrame({"series": merged["series"], "concurrency": merged["concurrency"]})
-    # windows exist in both points (req/s spread known) yet no latency spread: say why
-    windowed = merged[["rps_spread", "rps_spread_base"]].notna().all(axis=1)
-    for column, spread, sign in METRICS:
-        noise = merged[[spread, f"{spread}_base"]].max(axis=1, skipna=False)
-        table[f"{column}_base"] = merged[f"{column}_base"]
-        table[column] = merged[column]
-        table[f"{column}_delta"] = merged[column] - merged[f"{column}_base"]
-        table[f"{column}_ratio"] = merged[column] / merged[f"{column}_base"]
-        table[f"{column}_noise"] = noise
-        table[f"{column}_verdict"] = [
-            NO_WINDOW_P99
-            if column == "p99_ms" and has_windows and not math.isfinite(n)
-            else verdict(b, c, n, sign > 0)
-            for b, c, n, has_windows in zip(
-                merged[f"{column}_base"], merged[column], noise, windowed, strict=True
-            )
-        ]
-    table["error_pct_base"] = merged["error_rate_base"] * 100
-    table["error_pct"] = merged["error_rate"] * 100
-    table["flags_base"] = merged["flags_base"]
-    table["flags"] = merged["flags"]
-    return table
+def compare_runs(
+    current: RunData, baseline: RunData, min_effect: float = MIN_EFFECT
+) -> pd.DataFrame:
+    """One row per point measured in both runs: each figure's medians, ratio, interval, verdict."""
+    cur, base = _repeats(current), _repeats(baseline)
+    rows = []
+    for key, group in cur.groupby(KEY, sort=False):
+        mask = (base[KEY] == pd.Series(key, index=KEY)).all(axis=1)
+        other = base[mask]
+        if other.empty:
+            continue
+        row: dict[str, Any] = dict(zip(KEY, key, strict=True))
+        row["series"] = group["series"].iloc[0]
+        row["repeats"] = len(group)
+        row["repeats_base"] = len(other)
+        for column, higher_is_better in METRICS:
+            r = unpaired_ratio(group[column].tolist(), other[column].tolist())
+            row[f"{column}_base"] = float(other[column].median())
+            row[column] = float(group[column].median())
+            row[f"{column}_ratio"] = r.ratio
+            row[f"{column}_low"] = r.low
+            row[f"{column}_high"] = r.high
+            row[f"{column}_verdict"] = verdict(r, higher_is_better, min_effect)
+        row["flags"] = ",".join(sorted({f for t in group["flags"] for f in t.split(",") if f}))
+        row["flags_base"] = ",".join(sorted({f for t in other["flags"] for f in t.split(",") if f}))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def regressions(table: pd.DataFrame, threshold: float) -> list[str]:
+    """Points significantly worse by at least `threshold` (a fraction) on any figure."""
+    found = []
+    for _, row in table.iterrows():
+        for column, higher_is_better in METRICS:
+            ratio = row[f"{column}_ratio"]
+            if row[f"{column}_verdict"] != "worse" or not math.isfinite(ratio):
+                continue
+            change = (1 - ratio) if higher_is_better else (ratio - 1)
+            if change >= threshold:
+                found.append(
+                    f"{row['series']} {row['model']} rows={row['rows_per_request']} "
+                    f"at {row['level']:g}: {column} {ratio:.3f}x "
+                    f"({row[f'{column}_low']:.3f} to {row[f'{column}_high']:.3f})"
+                )
+    return found
 
 
 def unmatched(current: RunData, baseline: RunData) -> list[str]:
-    """Points present in only one of the two runs (or without records in one)."""
+    """Points measured in only one of the two runs."""
 
     def keys(data: RunData) -> set[str]:
-        measured = data.points[data.points["has_records"]]
         return {
-            f"{s} N={c}" for s, c in zip(measured["series"], measured["concurrency"], strict=True)
+            f"{r.series} {r.model} rows={r.rows_per_request} {r.load} {r.level:g}"
+            for r in _repeats(data).itertuples()
         }
 
     cur, base = keys(current), keys(baseline)
@@ -110,53 +108,78 @@ def unmatched(current: RunData, baseline: RunData) -> list[str]:
     ]
 
 
-def _blocks(table: pd.DataFrame, current: RunData, baseline: RunData) -> list[Block]:
-    view = pd.DataFrame({"series": table["series"], "N": table["concurrency"]})
-    for column, label in (("rps", "req/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms")):
-        view[f"{label} base"] = table[f"{column}_base"]
-        view[label] = table[column]
-        view[f"{label} ratio"] = table[f"{column}_ratio"]
-        view[f"{label} noise ±"] = table[f"{column}_noise"]
-        view[f"{label} verdict"] = table[f"{column}_verdict"]
-    view["error % base → now"] = [
-        f"{fmt(b)} → {fmt(c)}"
-        for b, c in zip(table["error_pct_base"], table["error_pct"], strict=True)
-    ]
-    flagged = (table["flags"] != "") | (table["flags_base"] != "")
-    pct = {
-        c: (
-            lambda v: (
-                fmt(v * 100, 1) + " %" if isinstance(v, float) and math.isfinite(v) else fmt(v)
-            )
-        )
-        for c in view.columns
-        if c.endswith("noise ±")
-    }
-    ratios = {c: (lambda v: fmt(v, 3)) for c in view.columns if c.endswith("ratio")}
+def setting_warnings(current: RunData, baseline: RunData) -> list[str]:
+    """What differs between the runs without changing the work: worth knowing, not matched on."""
+    out = []
+    a, b = current.meta, baseline.meta
+    for name in _SETTINGS:
+        if a.sweep.get(name) != b.sweep.get(name):
+            out.append(f"{name}: {b.sweep.get(name)} (baseline) vs {a.sweep.get(name)}")
+    if a.pinning.model_dump() != b.pinning.model_dump():
+        out.append(f"pinning: {b.pinning.model_dump()} vs {a.pinning.model_dump()}")
+    for name in _VERSIONS:
+        va, vb = a.software.packages.get(name), b.software.packages.get(name)
+        if va != vb:
+            out.append(f"harness {name}: {vb} vs {va}")
+    for env in sorted(set(a.environments) | set(b.environments)):
+        ea, eb = a.environments.get(env, {}), b.environments.get(env, {})
+        diff = sorted(k for k in set(ea) | set(eb) if ea.get(k) != eb.get(k))
+        if diff:
+            out.append(f"{env} environment: " + ", ".join(f"{k} {eb.get(k)} vs {ea.get(k)}" for k in diff))
+    if a.hardware.cpu_model != b.hardware.cpu_model:
+        out.append(f"CPU: {b.hardware.cpu_model} vs {a.hardware.cpu_model}")
+    return out
+
+
+def _cell(row: pd.Series, column: str) -> str:
+    ratio, low, high = row[f"{column}_ratio"], row[f"{column}_low"], row[f"{column}_high"]
+    if not math.isfinite(ratio):
+        return "n/a"
+    interval = f" ({low:.3f} to {high:.3f})" if math.isfinite(low) else ""
+    return f"{ratio:.3f}x{interval}: {row[f'{column}_verdict']}"
+
+
+def _blocks(
+    table: pd.DataFrame, current: RunData, baseline: RunData, min_effect: float
+) -> list[Block]:
+    view = pd.DataFrame(
+        {
+            "series": table["series"],
+            "model": table["model"],
+            "rows": table["rows_per_request"],
+            "level": table["level"].map(lambda v: f"{v:g}"),
+            "repeats": [f"{a} vs {b}" for a, b in zip(table["repeats"], table["repeats_base"], strict=True)],
+            **{label: [_cell(r, column) for _, r in table.iterrows()]
+               for column, label in (("rps", "req/s"), ("p50_ms", "p50"), ("p99_ms", "p99"))},
+        }
+    ) if not table.empty else pd.DataFrame()  # fmt: skip
+    flagged = list((table["flags"] != "") | (table["flags_base"] != "")) if not table.empty else []
+    warnings = setting_warnings(current, baseline)
     missing = unmatched(current, baseline)
-    models = [get_path(d.meta, "sweep", "model") for d in (current, baseline)]
-    warning = (
-        [Paragraph(f"Warning: the runs served different models ({models[0]} vs {models[1]}).")]
-        if None not in models and models[0] != models[1]
-        else []
-    )
     return [
         Heading(f"{current.run_id} compared with baseline {baseline.run_id}", level=1),
-        *warning,
-        Paragraph(NOISE_RULE),
-        Paragraph("ratio = this run / baseline. Rows where either point was flagged are marked †."),
-        frame_table(view, {**pct, **ratios}, marked_rows=list(flagged)),
+        Paragraph(
+            "ratio = this run / baseline, with Welch's 95 % interval across the repeats of each. "
+            f"better/worse only when the interval excludes 1 and the change is at least "
+            f"{min_effect:.0%}; otherwise no significant difference. Rows where a repeat was "
+            "flagged in either run are marked †."
+        ),
+        Heading("Settings that differ (not matched on)"),
+        Bullets(tuple(warnings)) if warnings else Paragraph("none"),
+        frame_table(view, marked_rows=flagged) if not view.empty else Paragraph("no point in common"),
         Heading("Points without a match"),
         Bullets(tuple(missing)) if missing else Paragraph("none"),
     ]
 
 
-def write_comparison(current: RunData, baseline: RunData) -> list[Path]:
+def write_comparison(
+    current: RunData, baseline: RunData, min_effect: float = MIN_EFFECT
+) -> list[Path]:
     """comparison.csv and comparison.md in the current run's folder."""
-    table = compare_runs(current, baseline)
+    table = compare_runs(current, baseline, min_effect)
     csv_path = current.root / "comparison.csv"
     md_path = current.root / "comparison.md"
     atomic_write_text(csv_path, table.to_csv(index=False, float_format="%.6g"))
-    blocks: Sequence[Block] = _blocks(table, current, baseline)
+    blocks: Sequence[Block] = _blocks(table, current, baseline, min_effect)
     atomic_write_text(md_path, render_markdown(blocks))
     return [csv_path, md_path]

@@ -16,6 +16,8 @@ import pandas as pd
 
 from servingbench.report.load import RunData
 from servingbench.report.tables import FLAG_MARK, ReportTables
+from servingbench.report.verdict import verdict_sentences
+from servingbench.runs.meta import RunMeta
 
 __all__ = [
     "FLAG_MARK",
@@ -29,7 +31,6 @@ __all__ = [
     "build_document",
     "fmt",
     "frame_table",
-    "get_path",
     "metadata_blocks",
 ]
 
@@ -115,15 +116,6 @@ def frame_table(
     return Table(tuple(header), tuple(rows), tuple(marks), row_marks or (False,) * len(rows))
 
 
-def get_path(mapping: Any, *keys: str) -> Any:
-    """mapping[k1][k2]..., or None when any level is missing or not a dict."""
-    for key in keys:
-        if not isinstance(mapping, dict) or key not in mapping:
-            return None
-        mapping = mapping[key]
-    return mapping
-
-
 def _text(value: Any, nested: bool = False) -> str:
     if value is None or (isinstance(value, str | dict | list) and not value):
         return NA
@@ -135,157 +127,225 @@ def _text(value: Any, nested: bool = False) -> str:
     return str(value)
 
 
-def metadata_blocks(meta: dict[str, Any]) -> list[Block]:
-    """Run metadata, every optional key shown as "n/a" when absent."""
-    memory = get_path(meta, "hardware", "memory_total_bytes")
-    dirty = get_path(meta, "git", "dirty")
-    commit = _text(get_path(meta, "git", "commit"))
+def metadata_blocks(meta: RunMeta) -> list[Block]:
+    """Run metadata: machine, software, each environment's versions, servers, pinning, notes."""
+    hw = meta.hardware
     blocks: list[Block] = [
         Heading("Run"),
         Bullets(
             (
-                f"run id: {_text(meta.get('run_id'))}",
-                f"status: {_text(meta.get('status'))}",
-                f"started: {_text(meta.get('started_at'))}, "
-                f"finished: {_text(meta.get('finished_at'))}",
-                f"git commit: {commit}" + (" (uncommitted changes)" if dirty else ""),
+                f"run id: {meta.run_id}",
+                f"status: {meta.status}",
+                f"started: {meta.started_at}, finished: {_text(meta.finished_at)}",
+                f"git commit: {_text(meta.git.commit)}"
+                + (" (uncommitted changes)" if meta.git.dirty else ""),
+                f"command: {' '.join(meta.argv)}",
             )
         ),
         Heading("Hardware and software"),
         Bullets(
             (
-                f"CPU: {_text(get_path(meta, 'hardware', 'cpu_model'))}, "
-                f"{_text(get_path(meta, 'hardware', 'logical_cores'))} logical cores",
-                f"memory: {fmt(memory / 2**30, 1) + ' GiB' if memory else NA}",
-                f"OS: {_text(get_path(meta, 'hardware', 'os'))}",
-                f"Python: {_text(get_path(meta, 'software', 'python'))}",
-                f"packages: {_text(get_path(meta, 'software', 'packages'))}",
+                f"CPU: {hw.cpu_model}, {_text(hw.logical_cores)} logical cores",
+                f"memory: {hw.memory_total_bytes / 2**30:.1f} GiB",
+                f"OS: {hw.os}",
+                f"Python: {meta.software.python}",
+                f"harness packages: {_text(meta.software.packages)}",
+                *(f"{name} environment: {_text(v)}" for name, v in meta.environments.items()),
             )
         ),
         Heading("Sweep"),
-        Bullets(tuple(f"{k}: {_text(v)}" for k, v in (meta.get("sweep") or {}).items()) or (NA,)),
+        Bullets(tuple(f"{k}: {_text(v)}" for k, v in meta.sweep.items()) or (NA,)),
         Heading("Servers"),
     ]
-    servers = meta.get("servers") or {}
-    if not isinstance(servers, dict) or not servers:
+    if not meta.servers:
         blocks.append(Paragraph(NA))
-    for name, spec in servers.items() if isinstance(servers, dict) else []:
+    for name, server in meta.servers.items():
         blocks.append(
             Bullets(
                 (
-                    f"{name}: backend {_text(get_path(spec, 'backend'))}, "
-                    f"cpus {_text(get_path(spec, 'cpus'))}",
-                    f"command: {_text(get_path(spec, 'argv'))}",
-                    f"config: {_text(get_path(spec, 'config'))}",
+                    f"{name}: backend {server.backend}, configuration {server.server_config}, "
+                    f"cores {_text(server.cpus)}, start-up {_text(server.startup_s)} s",
+                    f"command: {_text(server.argv)}",
+                    f"overrides: {_text(server.overrides)}",
                 )
-                + ((f"failed to start: {spec['failure']}",) if get_path(spec, "failure") else ())
+                + ((f"failed to start: {server.failure}",) if server.failure else ())
             )
         )
-    pinning = meta.get("pinning")
-    notes = meta.get("notes") or []
+    parity = meta.parity
     blocks += [
+        Heading("Parity"),
+        Paragraph(
+            NA
+            if parity is None
+            else f"{parity.status}: {sum(c.passed for c in parity.checks)} of "
+            f"{len(parity.checks)} checks passed"
+        ),
         Heading("Pinning"),
-        Bullets(tuple(f"{k}: {_text(v)}" for k, v in pinning.items()))
-        if isinstance(pinning, dict) and pinning
-        else Paragraph(_text(pinning)),
+        Bullets(tuple(f"{k}: {_text(v)}" for k, v in meta.pinning.model_dump().items())),
         Heading("Notes"),
-        Bullets(tuple(str(n) for n in notes)) if notes else Paragraph(NA),
+        Bullets(tuple(meta.notes)) if meta.notes else Paragraph(NA),
     ]
     return blocks
 
 
 def _seconds(value: Any) -> str:
-    return NA if value is None or math.isnan(value) else f"{value / 1000:.6f}"
+    return NA if value is None or not math.isfinite(value) else f"{value / 1000:.6f}"
 
 
-def _series_blocks(data: RunData, tables: ReportTables) -> Iterable[Block]:
-    """Per series, the seed lab's table (latencies in seconds) plus req/s, errors and flags."""
+def _interval(row: pd.Series, column: str, digits: int) -> str:
+    """`median (lo to hi)` of one aggregated figure."""
+    value, lo, hi = row[column], row.get(f"{column}_lo"), row.get(f"{column}_hi")
+    if value is None or not math.isfinite(value):
+        return NA
+    if lo is None or not math.isfinite(lo):
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} ({lo:.{digits}f} to {hi:.{digits}f})"
+
+
+def _series_blocks(data: RunData) -> Iterable[Block]:
+    """Per series, the seed lab's table (latency in seconds), plus req/s with its interval."""
     yield Heading("Results per series (latency in seconds)")
     yield Paragraph(
-        f"Latencies of successful requests after warm-up, recomputed from requests.npz. "
-        f"{FLAG_MARK} marks a flagged point: its numbers are not a clean measurement "
-        "(client-bound: the load generator, not the server, was the limit; unstable: the last "
-        "windows disagreed on req/s or p50; errors: at least one measured request failed, see "
-        "error %; failed: the point did not run)."
+        "Medians over the repeats of each point, recomputed from requests.npz; req/s with its "
+        "95 % interval across repeats. Latencies are of successful requests meant to start in "
+        f"the measured interval. {FLAG_MARK} marks a point one of whose repeats was flagged "
+        "(see Flags below)."
     )
+    agg = data.aggregate
     for series in data.series:
-        part = tables.summary[tables.summary["series"] == series]
+        part = agg[agg["series"] == series]
+        level_name = "rate" if (part["load"] == "open").any() else "N"
         frame = pd.DataFrame(
             {
-                "N": part["concurrency"].to_numpy(),
+                level_name: part["level"].to_numpy(),
+                "repeats": part["repeats"].to_numpy(),
                 "avg": part["avg_ms"].to_numpy(),
-                "q25": part["p25_ms"].to_numpy(),
                 "q50": part["p50_ms"].to_numpy(),
-                "q90": part["p90_ms"].to_numpy(),
-                "q95": part["p95_ms"].to_numpy(),
                 "q99": part["p99_ms"].to_numpy(),
-                "req/s": part["req_s"].to_numpy(),
-                "error %": part["error_rate_pct"].to_numpy(),
+                "q99.9": part["p999_ms"].to_numpy(),
+                "req/s": [_interval(r, "rps", 0) for _, r in part.iterrows()],
+                "error %": (part["error_rate"] * 100).to_numpy(),
                 "flags": part["flags"].to_numpy(),
             }
         )
-        latency = dict.fromkeys(("avg", "q25", "q50", "q90", "q95", "q99"), _seconds)
+        latency = dict.fromkeys(("avg", "q50", "q99", "q99.9"), _seconds)
         yield Heading(series, level=3)
         yield frame_table(
             frame,
             formats={
                 **latency,
-                "req/s": lambda v: fmt(v, 1),
+                level_name: lambda v: f"{v:g}",
                 "error %": lambda v: fmt(v, 2),
                 "flags": lambda v: str(v) or "-",
             },
-            marked_rows=list(part["flags"] != ""),
+            marked_rows=list(part["flagged"]),
         )
 
 
-def _bound_blocks(tables: ReportTables) -> Iterable[Block]:
-    """The at-a-glance answer: the most req/s each series sustained under the p99 bound."""
-    yield Heading(f"At a glance: max throughput with p99 ≤ {tables.bound_ms:g} ms")
+def _capacity_blocks(tables: ReportTables) -> Iterable[Block]:
+    yield Heading(f"Capacity: most req/s with p99 ≤ {tables.bound_ms:g} ms")
     yield Paragraph(
-        'The "result" column counts only unflagged points ("none": no unflagged point met the '
-        f'bound). "incl_flagged" shows a faster point, marked {FLAG_MARK}, that is only unstable '
-        "or client-bound, error-free and within the bound."
+        "A load level counts when none of its repeats failed or erred and its p99 interval lies "
+        "within the bound (its median, with one repeat). req/s is the median with its 95 % "
+        "interval across repeats."
     )
-    yield frame_table(
-        tables.under_bound,
-        formats={"max_req_s": lambda v: fmt(v, 1), "p99_ms": lambda v: fmt(v, 2)},
-    )
+    frame = tables.capacity.assign(
+        req_s=[
+            _interval(pd.Series({"rps": r.max_rps, "rps_lo": r.rps_lo, "rps_hi": r.rps_hi}), "rps", 0)
+            for r in tables.capacity.itertuples()
+        ]
+    )[["series", "req_s", "p99_ms", "result"]]
+    yield frame_table(frame, {"p99_ms": lambda v: fmt(v, 2)})
 
 
-def _comparison_blocks(tables: ReportTables) -> Iterable[Block]:
-    """Series side by side by concurrency, and divided by the baseline series."""
+def _ratio_frame(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "series": table["series"],
+            "level": table["level"].map(lambda v: f"{v:g}"),
+            "ratio (95 % interval)": [
+                NA if not math.isfinite(r) else
+                (f"{r:.2f}x ({lo:.2f} to {hi:.2f})" if math.isfinite(lo) else f"{r:.2f}x")
+                for r, lo, hi in zip(table["ratio"], table["low"], table["high"], strict=True)
+            ],
+            "verdict": table["verdict"],
+        }
+    )  # fmt: skip
+
+
+def _comparison_blocks(data: RunData, tables: ReportTables) -> Iterable[Block]:
+    """Series side by side by level (medians), and each divided by the baseline series."""
     yield Heading("Comparison across series")
-    yield Paragraph(f"{FLAG_MARK} marks a value from a flagged point.")
-    yield Heading("req/s by concurrency", level=3)
+    yield Paragraph(f"Medians over repeats; {FLAG_MARK} marks a value from a flagged point.")
+    yield Heading("req/s by load level", level=3)
     yield frame_table(
         tables.rps,
         dict.fromkeys(map(str, tables.rps.columns), lambda v: fmt(v, 1)),
         marked_cells=tables.flagged,
-        index_name="N",
+        index_name="level",
     )
-    yield Heading("p99 latency (ms) by concurrency", level=3)
-    yield frame_table(tables.p99, marked_cells=tables.flagged, index_name="N")
+    yield Heading("p99 latency (ms) by load level", level=3)
+    yield frame_table(tables.p99, marked_cells=tables.flagged, index_name="level")
     if tables.baseline and tables.rps_ratio is not None and tables.p99_ratio is not None:
-        yield Heading(f"Ratio to baseline {tables.baseline}", level=3)
+        yield Heading(f"Against {tables.baseline}", level=3)
         yield Paragraph(
-            f"Each series divided by {tables.baseline} at the same concurrency "
-            "(req/s: above 1 is more throughput; p99: below 1 is lower latency)."
+            f"Each series divided by {tables.baseline} at the same level, repeat by repeat "
+            "(repeats of one pass ran minutes apart, so drift between passes cancels). A "
+            "difference is called better or worse only when its 95 % interval excludes 1 and "
+            f"it is at least {tables.min_effect:.0%}; otherwise: no significant difference."
         )
-        for name, ratio in (("req/s ratio", tables.rps_ratio), ("p99 ratio", tables.p99_ratio)):
-            yield Paragraph(name)
-            yield frame_table(ratio, marked_cells=tables.flagged, index_name="N")
+        yield Paragraph("req/s ratio (above 1: more throughput)")
+        yield frame_table(_ratio_frame(tables.rps_ratio))
+        yield Paragraph("p99 ratio (below 1: lower latency)")
+        yield frame_table(_ratio_frame(tables.p99_ratio))
+
+
+FLAG_MEANINGS = {
+    "failed": "the point could not run (see its failure reason)",
+    "errors": "some measured requests failed",
+    "incomplete": "requests were still in flight when the stop's grace period ended (a hang)",
+    "unstable": "the windows did not settle within the cap",
+    "client-bound": "the load generator, not the server, was the limit",
+    "generator-late": "open loop: requests went out late",
+    "dropped": "open loop: arrivals found no free slot and were not sent",
+    "contended": "other processes used a share of the server's or the generator's cores",
+    "clock-unbounded": "a worker's clock offset could not be bounded",
+    "worker-lost": "a worker's records did not all arrive",
+}
+
+
+def _flags_blocks(data: RunData) -> Iterable[Block]:
+    """Every flag raised, what it means, on how many points, and one reason as an example."""
+    yield Heading("Flags")
+    examples: dict[str, tuple[int, str]] = {}
+    for point in data.results.values():
+        for flag in point.flags:
+            count, reason = examples.get(flag, (0, point.flag_reasons.get(flag, "")))
+            examples[flag] = (count + 1, reason)
+    if not examples:
+        yield Paragraph("No point was flagged.")
+        return
+    yield Bullets(
+        tuple(
+            f"{flag} ({count} point{'s' if count > 1 else ''}): {FLAG_MEANINGS.get(flag, '')}; "
+            f"e.g. {reason}"
+            for flag, (count, reason) in examples.items()
+        )
+    )
 
 
 def build_document(
     data: RunData, tables: ReportTables, plots: Sequence[tuple[Path, str]]
 ) -> list[Block]:
-    """The whole report: at a glance, plots, per-series tables, comparisons, then metadata."""
-    title = data.meta.get("run_id") or data.run_id
-    blocks: list[Block] = [Heading(f"servingbench report: {title}", level=1)]
-    blocks += _bound_blocks(tables)
+    """The whole report: the verdict, capacity, plots, comparisons, per-series tables, flags,
+    then metadata."""
+    blocks: list[Block] = [Heading(f"servingbench report: {data.meta.run_id}", level=1)]
+    blocks += [Heading("Verdict"), Bullets(tuple(verdict_sentences(data, tables)))]
+    blocks += _capacity_blocks(tables)
     blocks.append(Heading("Plots"))
     blocks += [Image(path.name, caption) for path, caption in plots]
-    blocks += _comparison_blocks(tables)
-    blocks += _series_blocks(data, tables)
+    blocks += _comparison_blocks(data, tables)
+    blocks += _series_blocks(data)
+    blocks += _flags_blocks(data)
     blocks += metadata_blocks(data.meta)
     return blocks

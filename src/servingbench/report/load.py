@@ -1,154 +1,185 @@
-"""Read a run folder into one `RunData`: metadata, a table of points, records on demand.
+"""Read a run folder into one `RunData`: metadata, a table of points, repeats aggregated.
 
-Every latency and throughput figure in the table is recomputed from `requests.npz` with
-`runs.stats`; the summary the sweep stored in `point.json` is not trusted. Only the measured
-span (`measured_s`) and the window length are taken from it, so req/s and windows match the
-sweep's. Records are loaded again only when a view asks for one point's requests, so the table
-stays cheap to hold.
+Every latency and throughput figure is recomputed from `requests.npz` with `runs.stats` (the
+measured interval is stored in the file itself); the summary in `point.json` is not trusted.
+`points` has one row per measured point (each repeat its own row); `aggregate` one row per
+point across its repeats: the median and 95 % interval (`report.intervals`) of req/s, p50 and
+p99, and how many repeats raised each flag. Series are ordered by backend (registry order),
+then scenario, then configuration (default first), model and rows per request.
 """
 
 from __future__ import annotations
 
-import json
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from servingbench.paths import results_dir
+from servingbench.report.intervals import estimate
 from servingbench.runs.layout import POINT_FILE, RECORDS_FILE, RunLayout, find_run, latest_run
-from servingbench.runs.point import PointResult, series_label
+from servingbench.runs.meta import RunMeta
+from servingbench.runs.point import PointResult, ProcessUsage
 from servingbench.runs.records import RequestRecords
-from servingbench.runs.stats import (
-    DEFAULT_WINDOW_S,
-    LatencySummary,
-    Window,
-    relative_spread,
-    summarize,
-    windows,
-)
+from servingbench.runs.stats import LatencySummary, summarize, windows
+from servingbench.servers import backends
 
 __all__ = [
+    "ESTIMATED",
+    "GROUP",
     "RUN_ENV",
     "SAMPLE_RUN",
-    "SCENARIO_ORDER",
     "RunData",
     "default_run",
     "load_run",
-    "series_label",
 ]
 
 RUN_ENV = "SERVINGBENCH_RUN"
 SAMPLE_RUN = "sample"
-SCENARIO_ORDER = ("fastapi-rest", "fastapi-v2-rest", "mlserver-rest", "mlserver-grpc")
+GROUP = ["series", "model", "rows_per_request", "load", "level"]
+"""What the repeats of one point share (the key without `repeat`), as table columns."""
+ESTIMATED = ("rps", "p50_ms", "p99_ms", "avg_ms", "p999_ms")
+"""Figures the aggregate gives as median with a 95 % interval across repeats."""
+
+_NAN_SUMMARY = {name: float("nan") for name in LatencySummary.model_fields} | {
+    "requests": 0,
+    "ok": 0,
+    "errors": 0,
+    "incomplete": 0,
+}
 
 
-def _usage(point: PointResult, role: str, backends: dict[str, str]) -> tuple[float, float, float]:
-    """CPU %, CPU seconds and RSS (MB) of the point's processes of one role.
-
-    The sweep samples every running server during every point; a server's figures are those
-    of the server behind the point's backend (by name, or by `meta.servers[name].backend`),
-    never the idle one beside it. Only when none matches are all servers summed.
-    """
+def _usage(point: PointResult, role: str) -> list[ProcessUsage]:
     rows = [u for u in point.usage if u.role == role]
-    if role == "server":
-        own = (
-            [u for u in rows if u.name == point.server_name]
-            if point.server_name
-            else [u for u in rows if point.backend in (u.name, backends.get(u.name))]
-        )
-        rows = own or rows
-    if not rows:
-        return float("nan"), float("nan"), float("nan")
-    return (
-        sum(u.cpu_percent for u in rows),
-        sum(u.cpu_seconds for u in rows),
-        sum(u.rss_bytes for u in rows) / 1e6,
-    )
+    if role == "server":  # every server is sampled; the point's own is the one that counts
+        rows = [u for u in rows if u.name == point.server_name] or rows
+    return rows
 
 
-def _window_s(point: PointResult) -> float:
-    """The window length the sweep used: saved in point.json, else read off its first window
-    (older points), else the sweep's default."""
-    if point.window_s is not None:
-        return point.window_s
-    if point.windows:
-        return max(point.windows[0].end_s - point.windows[0].start_s, 1e-3)
-    return DEFAULT_WINDOW_S
+def _sum(rows: list[ProcessUsage], attr: str, scale: float = 1.0) -> float:
+    return sum(float(getattr(u, attr)) for u in rows) / scale if rows else float("nan")
 
 
-def _preds_per_cpu_s(ok_rows: float, cpu_pct: float, duration_s: float) -> float:
-    """Predictions per server CPU-second over the measured window.
-
-    The sampled CPU seconds cover only the samples inside the window (every 0.25 s, none at its
-    end), a shorter span than the one the requests were counted over; CPU % is a rate over the
-    sampled span, so scaling it to the whole window keeps numerator and denominator consistent.
-    """
-    cpu_s = cpu_pct / 100 * duration_s
-    return ok_rows / cpu_s if cpu_s > 0 else float("nan")
-
-
-def _nan_summary() -> dict[str, float]:
-    names = LatencySummary.__dataclass_fields__
-    return {name: (0.0 if name in ("requests", "ok", "errors") else float("nan")) for name in names}
-
-
-def _point_row(
-    point: PointResult, records: RequestRecords | None, backends: dict[str, str]
-) -> dict[str, Any]:
-    # the sweep's measured span when it recorded one, so req/s matches point.json's summary
-    figures = (
-        summarize(records, point.measured_s).as_dict() if records is not None else _nan_summary()
-    )
-    wins: list[Window] = windows(records, _window_s(point)) if records is not None else []
-    gen_cpu, _, _ = _usage(point, "generator", backends)
-    srv_cpu, srv_cpu_s, srv_rss = _usage(point, "server", backends)
+def _point_row(point: PointResult, records: RequestRecords | None) -> dict[str, Any]:
+    figures = summarize(records).model_dump() if records is not None else dict(_NAN_SUMMARY)
+    wins = windows(records, point.plan.window_s) if records is not None else []
+    generator, server = _usage(point, "generator"), _usage(point, "server")
+    key = point.key
     flags = list(point.flags)
-    if point.status == "failed" and "failed" not in flags:
-        flags.append("failed")
-    ok_rows = figures["ok"] * point.rows_per_request
+    ok_rows = figures["ok"] * key.rows_per_request
+    server_cpu_s = _sum(server, "cpu_percent") / 100 * figures["duration_s"]
+    interference = point.interference
     return {
         "point_id": point.point_id,
-        "series": series_label(point.scenario, point.server_config),
-        "scenario": point.scenario,
-        "server_config": point.server_config,
-        "backend": point.backend,
-        "protocol": point.protocol,
-        "concurrency": point.concurrency,
-        "rows_per_request": point.rows_per_request,
+        "series": key.series,
+        "scenario": key.scenario,
+        "backend": key.backend,
+        "wire": key.wire,
+        "server_config": key.server_config,
+        "model": key.model,
+        "rows_per_request": key.rows_per_request,
+        "load": key.load,
+        "concurrency": key.concurrency,
+        "rate": key.rate,
+        "level": key.level,
+        "repeat": key.repeat,
         "status": point.status,
         "failure_reason": point.failure_reason or "",
         "flags": ",".join(flags),
         "flagged": bool(flags),
         "has_records": records is not None,
         **figures,
-        "generator_cpu_pct": gen_cpu,
-        "server_cpu_pct": srv_cpu,
-        "server_cpu_s": srv_cpu_s,
-        "server_rss_mb": srv_rss,
-        "preds_per_server_cpu_s": _preds_per_cpu_s(ok_rows, srv_cpu, figures["duration_s"]),
+        "converged": point.converged,
         "windows": len(wins),
-        "rps_spread": relative_spread([w.rps for w in wins]),
-        "p50_spread": relative_spread([w.p50_ms for w in wins]),
-        "p99_spread": relative_spread([w.p99_ms for w in wins]),
+        "generator_cpu_pct": _sum(generator, "cpu_percent"),
+        "generator_busiest_pct": max(
+            (u.busiest_process_percent for u in generator), default=float("nan")
+        ),
+        "server_cpu_pct": _sum(server, "cpu_percent"),
+        "server_pss_mb": _sum(server, "pss_bytes", 1e6),
+        "server_rss_mb": _sum(server, "rss_bytes", 1e6),
+        "preds_per_server_cpu_s": ok_rows / server_cpu_s if server_cpu_s > 0 else float("nan"),
+        "server_other_pct": _opt(interference.server_other_percent if interference else None),
+        "generator_other_pct": _opt(
+            interference.generator_other_percent if interference else None
+        ),
+        "idle_servers_pct": _opt(interference.idle_servers_percent if interference else None),
+        "instrument_added_ms": _opt(point.instrument_added_ms),
     }
 
 
-def _series_key(scenario: str, server_config: str) -> tuple[int, str, int, str]:
-    known = scenario in SCENARIO_ORDER
-    rank = SCENARIO_ORDER.index(scenario) if known else len(SCENARIO_ORDER)
-    return (rank, scenario, 0 if server_config == "default" else 1, server_config)
+def _opt(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _series_rank() -> dict[tuple[str, str], int]:
+    """(backend, scenario) -> display rank, from the registry."""
+    order = [(b.name, e.scenario) for b in backends().values() for e in b.endpoints]
+    return {pair: i for i, pair in enumerate(order)}
+
+
+def _sort(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    rank = _series_rank()
+    keys = frame.assign(
+        _rank=[rank.get((b, s), len(rank)) for b, s in zip(frame["backend"], frame["scenario"], strict=True)],
+        _default=(frame["server_config"] != "default").astype(int),
+    )  # fmt: skip
+    order = ["_rank", "scenario", "_default", "server_config", "model", "rows_per_request",
+             "load", "level", "repeat"]  # fmt: skip
+    columns = [c for c in order if c in keys.columns]
+    return keys.sort_values(columns, kind="stable").drop(columns=["_rank", "_default"])
+
+
+def _flag_counts(flags: pd.Series) -> str:
+    counts = Counter(f for text in flags for f in text.split(",") if f)
+    return ",".join(f"{f}×{n}" if n > 1 else f for f, n in counts.items())
+
+
+def aggregate(points: pd.DataFrame) -> pd.DataFrame:
+    """One row per point across repeats (see the module docstring)."""
+    if points.empty:
+        return pd.DataFrame(columns=[*GROUP, "repeats"])
+    rows = []
+    for values, group in points.groupby(GROUP, sort=False, dropna=False):
+        measured = group[group["has_records"]]
+        first = group.iloc[0]
+        row: dict[str, Any] = dict(zip(GROUP, values, strict=True))
+        for column in ("scenario", "backend", "wire", "server_config", "concurrency", "rate"):
+            row[column] = first[column]
+        row["repeats"] = len(measured)
+        row["planned"] = len(group)
+        for column in ESTIMATED:
+            est = estimate(measured[column].tolist())
+            row[column] = est.median
+            row[f"{column}_lo"] = est.low
+            row[f"{column}_hi"] = est.high
+        for column in ("error_rate", "effective_concurrency", "server_cpu_pct",
+                       "generator_cpu_pct", "server_pss_mb", "instrument_added_ms",
+                       "service_p50_ms", "service_p99_ms", "lateness_p99_ms"):  # fmt: skip
+            values_ = measured[column].to_numpy(dtype=float)
+            row[column] = float(np.nanmedian(values_)) if np.isfinite(values_).any() else np.nan
+        row["flags"] = _flag_counts(group["flags"])
+        row["flagged"] = bool(row["flags"])
+        row["failed"] = int((~group["has_records"]).sum())
+        row["point_ids"] = ",".join(group["point_id"])
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 @dataclass
 class RunData:
-    """One run as read from disk. `points` has one row per point, sorted by series then N."""
+    """One run as read from disk (see the module docstring)."""
 
     layout: RunLayout
-    meta: dict[str, Any]
+    meta: RunMeta
     points: pd.DataFrame
+    aggregate: pd.DataFrame
     results: dict[str, PointResult]
     folders: dict[str, Path] = field(default_factory=dict, repr=False)
     _records: dict[str, RequestRecords] = field(default_factory=dict, repr=False)
@@ -163,32 +194,29 @@ class RunData:
 
     @property
     def series(self) -> list[str]:
-        """Series labels in display order (scenario order, then configuration)."""
+        """Series labels in display order."""
         return list(dict.fromkeys(self.points["series"])) if len(self.points) else []
 
-    def point_id(self, series: str, concurrency: int) -> str:
-        """The point of `series` at `concurrency`, or a KeyError that lists what exists."""
-        rows = self.points[
-            (self.points["series"] == series) & (self.points["concurrency"] == concurrency)
-        ]
-        if rows.empty:
-            known = ", ".join(f"{s}@c{c}" for s, c in self.points[["series", "concurrency"]].values)
-            raise KeyError(f"no point {series} at concurrency {concurrency}; run has: {known}")
-        return str(rows["point_id"].iloc[0])
-
-    def pick_point(self, series: str | None = None, concurrency: int | None = None) -> str:
-        """A point with records: of `series` (default: the first) at `concurrency` (default: the
-        highest it measured). Lets the notebook drill in without hand-typing point ids."""
+    def pick_point(
+        self, series: str | None = None, level: float | None = None, repeat: int | None = None
+    ) -> str:
+        """A point with records: of `series` (default: the first) at `level` (default: the
+        highest it measured), repeat `repeat` (default: the first). For the notebook."""
         measured = self.points[self.points["has_records"]]
         if measured.empty:
             raise ValueError(f"run {self.run_id} has no point with records")
         series = series or str(measured["series"].iloc[0])
         rows = measured[measured["series"] == series]
-        if concurrency is None and not rows.empty:
-            concurrency = int(rows["concurrency"].max())
-        if concurrency is None:
+        if rows.empty:
             raise KeyError(f"series {series!r} has no measured point; have: {self.series}")
-        return self.point_id(series, concurrency)
+        level = float(rows["level"].max()) if level is None else level
+        rows = rows[rows["level"] == level]
+        if repeat is not None:
+            rows = rows[rows["repeat"] == repeat]
+        if rows.empty:
+            known = sorted(set(measured.loc[measured["series"] == series, "level"]))
+            raise KeyError(f"no point of {series} at {level} (repeat {repeat}); levels: {known}")
+        return str(rows["point_id"].iloc[0])
 
     def records(self, point_id: str) -> RequestRecords:
         """The raw per-request records of one point (loaded once, then cached)."""
@@ -220,41 +248,28 @@ def default_run(base: Path | None = None) -> RunLayout:
         ) from None
 
 
-def _read_meta(layout: RunLayout) -> dict[str, Any]:
-    try:
-        meta = json.loads(layout.meta.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{layout.meta} is not valid JSON: {exc}") from exc
-    if not isinstance(meta, dict):
-        raise ValueError(f"{layout.meta} must hold a JSON object, found {type(meta).__name__}")
-    return meta
-
-
 def load_run(run: str | Path | RunLayout | None = None) -> RunData:
-    """Load a run given as id, path or layout; None picks `default_run()`."""
+    """Load a run given as id, path or layout; None picks `default_run()`.
+
+    A run written by another schema version is refused (`runs.schema.IncompatibleRunError`).
+    """
     if run is None:
         layout = default_run()
     elif isinstance(run, RunLayout):
         layout = run
     else:
         layout = find_run(str(run))
-    meta = _read_meta(layout)
-    servers = meta.get("servers")
-    backends = {
-        str(name): str(spec.get("backend"))
-        for name, spec in (servers.items() if isinstance(servers, dict) else [])
-        if isinstance(spec, dict)
-    }
+    meta = RunMeta.read(layout.meta)
     results: dict[str, PointResult] = {}
     folders: dict[str, Path] = {}
     rows = []
+    cache: dict[str, RequestRecords] = {}
     for folder in layout.point_dirs():
-        point = PointResult.load(folder / POINT_FILE)
+        point = PointResult.read(folder / POINT_FILE)
         npz = folder / RECORDS_FILE
         records = RequestRecords.load(npz) if npz.is_file() else None
         results[point.point_id] = point
         folders[point.point_id] = folder
-        rows.append(_point_row(point, records, backends))
-    rows.sort(key=lambda r: (_series_key(r["scenario"], r["server_config"]), r["concurrency"]))
-    frame = pd.DataFrame(rows)
-    return RunData(layout, meta, frame, results, folders)
+        rows.append(_point_row(point, records))
+    frame = _sort(pd.DataFrame(rows))
+    return RunData(layout, meta, frame, aggregate(frame), results, folders, cache)

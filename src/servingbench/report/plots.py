@@ -1,8 +1,9 @@
-"""The report's figures (matplotlib, Agg): latency vs throughput and vs concurrency, errors, CDF.
+"""The report's figures (matplotlib, Agg), each point drawn with its 95 % interval across repeats.
 
 Figures are built on `matplotlib.figure.Figure` objects, not pyplot's global state, so the
-notebook can show the very same figures. Flagged points are drawn hollow (failed ones are
-absent and named under the plot): they stay visible but never pass for clean measurements.
+notebook can show the very same figures. Error bars are the intervals of `report.intervals`
+(none with one repeat). Flagged points are drawn hollow; points without records are named
+under the plot: they stay visible but never pass for clean measurements.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from servingbench.runs.records import RequestRecords
 
 __all__ = [
     "FLAGGED_NOTE",
-    "check_cdf_concurrency",
-    "common_concurrency",
-    "concurrency_latency_figure",
+    "check_cdf_level",
+    "common_level",
     "error_rate_figure",
     "latency_cdf_figure",
+    "level_latency_figure",
     "measured_latency_ms",
     "new_figure",
     "save_figure",
@@ -36,7 +37,7 @@ __all__ = [
     "write_plots",
 ]
 
-FLAGGED_NOTE = "hollow marker = flagged point (client-bound, unstable or errors)"
+FLAGGED_NOTE = "hollow marker = flagged point; bars = 95 % interval across repeats"
 Style = Literal["-", "--", ":"]
 _LATENCIES: tuple[tuple[str, Style, str], ...] = (("p50_ms", "-", "p50"), ("p99_ms", "--", "p99"))
 
@@ -49,41 +50,43 @@ def new_figure(title: str, size: tuple[float, float] = (8, 5)) -> Figure:
     return fig
 
 
-def _colors(data: RunData) -> dict[str, str]:
+def colors(data: RunData) -> dict[str, str]:
     return {s: f"C{i % 10}" for i, s in enumerate(data.series)}
 
 
-def _draw(ax: Axes, points: pd.DataFrame, x: str, y: str, color: str, style: Style) -> None:
-    """A line through every measured point; filled markers for clean points, hollow for flagged."""
-    points = points[points["has_records"]].sort_values(x)
-    ax.plot(points[x], points[y], linestyle=style, color=color)
+def _bars(points: pd.DataFrame, column: str) -> np.ndarray | None:
+    """Asymmetric error bars (2 x n) from `<column>_lo/_hi`; None when no interval exists."""
+    lo, hi = f"{column}_lo", f"{column}_hi"
+    if lo not in points or not points[lo].notna().any():
+        return None
+    centre = points[column].to_numpy(dtype=float)
+    low = np.nan_to_num(centre - points[lo].to_numpy(dtype=float), nan=0.0)
+    high = np.nan_to_num(points[hi].to_numpy(dtype=float) - centre, nan=0.0)
+    return np.vstack([np.maximum(low, 0), np.maximum(high, 0)])
+
+
+def draw(ax: Axes, points: pd.DataFrame, x: str, y: str, color: str, style: Style) -> None:
+    """A line through the medians; error bars; filled markers for clean points, hollow for
+    flagged ones."""
+    points = points[points["repeats"] > 0].sort_values(x)
+    if points.empty:
+        return
+    ax.errorbar(
+        points[x], points[y], yerr=_bars(points, y), xerr=_bars(points, x) if x == "rps" else None,
+        linestyle=style, color=color, capsize=3, elinewidth=0.8,
+    )  # fmt: skip
     for flagged, face in ((False, color), (True, "none")):
         part = points[points["flagged"] == flagged]
-        ax.plot(
-            part[x],
-            part[y],
-            linestyle="none",
-            marker="o",
-            markerfacecolor=face,
-            markeredgecolor=color,
-            markersize=7,
-        )
+        ax.plot(part[x], part[y], linestyle="none", marker="o", markerfacecolor=face,
+                markeredgecolor=color, markersize=7)  # fmt: skip
 
 
-def _legend(ax: Axes, data: RunData, styles: tuple[tuple[Style, str], ...]) -> None:
-    colors = _colors(data)
-    handles = [Line2D([], [], color=c, label=s) for s, c in colors.items()]
+def legend(ax: Axes, data: RunData, styles: tuple[tuple[Style, str], ...]) -> None:
+    handles = [Line2D([], [], color=c, label=s) for s, c in colors(data).items()]
     handles += [Line2D([], [], color="grey", linestyle=st, label=lab) for st, lab in styles]
     handles.append(
-        Line2D(
-            [],
-            [],
-            linestyle="none",
-            marker="o",
-            markerfacecolor="none",
-            markeredgecolor="grey",
-            label=FLAGGED_NOTE,
-        )
+        Line2D([], [], linestyle="none", marker="o", markerfacecolor="none",
+               markeredgecolor="grey", label=FLAGGED_NOTE)  # fmt: skip
     )
     ax.legend(handles=handles, fontsize="small")
 
@@ -91,24 +94,25 @@ def _legend(ax: Axes, data: RunData, styles: tuple[tuple[Style, str], ...]) -> N
 def _failed_note(fig: Figure, data: RunData) -> None:
     failed = data.points[~data.points["has_records"]]
     if not failed.empty:
-        names = ", ".join(f"{r.series} N={r.concurrency}" for r in failed.itertuples())
+        names = ", ".join(sorted({f"{r.series} at {r.level:g}" for r in failed.itertuples()}))
         fig.text(0.01, 0.005, f"not plotted (no records): {names}", fontsize="small")
 
 
 def _latency_figure(data: RunData, x: str, xlabel: str, title: str, log_x: bool) -> Figure:
     fig = new_figure(title)
     ax = fig.add_subplot()
-    for series, color in _colors(data).items():
-        points = data.points[data.points["series"] == series]
+    agg = data.aggregate
+    for series, color in colors(data).items():
+        points = agg[agg["series"] == series]
         for column, style, _ in _LATENCIES:
-            _draw(ax, points, x, column, color, style)
+            draw(ax, points, x, column, color, style)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("latency (ms)")
-    if data.points["has_records"].any():  # log axes need at least one positive value
+    if (agg["repeats"] > 0).any():  # log axes need at least one positive value
         ax.set_yscale("log")
         ax.set_xscale("log" if log_x else "linear")
     ax.grid(True, which="both", alpha=0.3)
-    _legend(ax, data, tuple((st, lab) for _, st, lab in _LATENCIES))
+    legend(ax, data, tuple((st, lab) for _, st, lab in _LATENCIES))
     _failed_note(fig, data)
     return fig
 
@@ -118,76 +122,77 @@ def throughput_latency_figure(data: RunData) -> Figure:
     return _latency_figure(data, "rps", "throughput (req/s)", "Latency vs throughput", False)
 
 
-def concurrency_latency_figure(data: RunData) -> Figure:
-    """p50 and p99 against the number of concurrent users."""
-    return _latency_figure(
-        data, "concurrency", "concurrent users (N)", "Latency vs concurrency", True
-    )
+def level_latency_figure(data: RunData) -> Figure:
+    """p50 and p99 against the load level (concurrent users)."""
+    return _latency_figure(data, "level", "concurrent users (N)", "Latency vs load", True)
 
 
 def error_rate_figure(data: RunData) -> Figure:
-    """Error percentage against concurrency, per series."""
-    fig = new_figure("Error rate vs concurrency")
+    """Error percentage (median over repeats) against the load level, per series."""
+    fig = new_figure("Error rate vs load")
     ax = fig.add_subplot()
-    frame = data.points.assign(error_pct=data.points["error_rate"] * 100)
-    for series, color in _colors(data).items():
-        _draw(ax, frame[frame["series"] == series], "concurrency", "error_pct", color, "-")
-    ax.set_xlabel("concurrent users (N)")
+    frame = data.aggregate.assign(error_pct=data.aggregate["error_rate"] * 100)
+    for series, color in colors(data).items():
+        draw(ax, frame[frame["series"] == series], "level", "error_pct", color, "-")
+    ax.set_xlabel("load level")
     ax.set_ylabel("errors (% of requests)")
-    ax.set_xscale("log" if frame["has_records"].any() else "linear")
+    ax.set_xscale("log" if (frame["repeats"] > 0).any() else "linear")
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
-    _legend(ax, data, ())
+    legend(ax, data, ())
     _failed_note(fig, data)
     return fig
 
 
-def common_concurrency(data: RunData) -> int | None:
-    """The highest concurrency every series measured (with records); else the highest measured."""
+def common_level(data: RunData) -> float | None:
+    """The highest level every series measured (with records); else the highest measured."""
     measured = data.points[data.points["has_records"]]
     if measured.empty:
         return None
-    sets = [set(g["concurrency"]) for _, g in measured.groupby("series")]
+    sets = [set(g["level"]) for _, g in measured.groupby("series")]
     common = set.intersection(*sets)
-    return int(max(common)) if common else int(measured["concurrency"].max())
+    return float(max(common)) if common else float(measured["level"].max())
 
 
-def check_cdf_concurrency(data: RunData, concurrency: int | None) -> None:
-    """A ValueError naming the measured concurrencies when `concurrency` is not one of them."""
-    measured = sorted(set(data.points.loc[data.points["has_records"], "concurrency"]))
-    if concurrency is not None and concurrency not in measured:
+def check_cdf_level(data: RunData, level: float | None) -> None:
+    """A ValueError naming the measured levels when `level` is not one of them."""
+    measured = sorted(set(data.points.loc[data.points["has_records"], "level"]))
+    if level is not None and level not in measured:
         raise ValueError(
-            f"no measured point at concurrency {concurrency} for the CDF; "
-            f"choose one of: {', '.join(map(str, measured))}"
+            f"no measured point at level {level:g} for the CDF; "
+            f"choose one of: {', '.join(f'{v:g}' for v in measured)}"
         )
 
 
 def measured_latency_ms(records: RequestRecords) -> np.ndarray:
-    """Sorted latencies (ms) of the successful post-warm-up requests: what every figure shows."""
+    """Sorted response times (ms) of the successful measured requests: what every figure shows."""
     measured = records.measured()
-    latency: np.ndarray = np.sort(measured.latency_ns[measured.ok]) / 1e6
+    latency: np.ndarray = np.sort(measured.response_ns[measured.ok]) / 1e6
     return latency
 
 
-def latency_cdf_figure(data: RunData, concurrency: int) -> Figure:
-    """Empirical CDF of successful, post-warm-up request latencies per series at one concurrency."""
-    fig = new_figure(f"Per-request latency CDF at N={concurrency}")
+def latency_cdf_figure(data: RunData, level: float) -> Figure:
+    """Empirical CDF of every measured request at one level, each series' repeats pooled."""
+    fig = new_figure(f"Per-request latency CDF at {level:g}")
     ax = fig.add_subplot()
-    colors = _colors(data)
-    at = data.points[(data.points["concurrency"] == concurrency) & data.points["has_records"]]
-    for row in at.itertuples():
-        latency_ms = measured_latency_ms(data.records(str(row.point_id)))
-        if latency_ms.size == 0:
+    palette = colors(data)
+    at = data.points[(data.points["level"] == level) & data.points["has_records"]]
+    for series, group in at.groupby("series", sort=False):
+        pooled = np.sort(
+            np.concatenate([measured_latency_ms(data.records(str(p))) for p in group["point_id"]])
+        )
+        if pooled.size == 0:
             continue
-        share = np.arange(1, latency_ms.size + 1) / latency_ms.size
-        label = f"{row.series}{' (flagged: ' + str(row.flags) + ')' if row.flagged else ''}"
-        style = ":" if row.flagged else "-"
-        ax.plot(latency_ms, share, linestyle=style, color=colors[str(row.series)], label=label)
+        flagged = bool(group["flagged"].any())
+        share = np.arange(1, pooled.size + 1) / pooled.size
+        label = f"{series} ({len(group)} repeats{', flagged' if flagged else ''})"
+        ax.plot(pooled, share, linestyle=":" if flagged else "-", color=palette[str(series)],
+                label=label)  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("fraction of requests")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small", title="dotted = flagged point")
+    ax.legend(fontsize="small", title="dotted = a repeat was flagged")
     return fig
 
 
@@ -199,7 +204,7 @@ def save_figure(fig: Figure, path: Path) -> Path:
     return path
 
 
-def write_plots(data: RunData, cdf_concurrency: int | None) -> list[tuple[Path, str]]:
+def write_plots(data: RunData, cdf_level: float | None) -> list[tuple[Path, str]]:
     """Every figure as a PNG in the run folder; returns (path, caption) pairs."""
     root = data.root
     plots = [
@@ -208,22 +213,22 @@ def write_plots(data: RunData, cdf_concurrency: int | None) -> list[tuple[Path, 
             "p50 (solid) and p99 (dashed) latency against achieved throughput",
         ),
         (
-            save_figure(concurrency_latency_figure(data), root / "latency_vs_concurrency.png"),
-            "p50 (solid) and p99 (dashed) latency against concurrent users",
+            save_figure(level_latency_figure(data), root / "latency_vs_load.png"),
+            "p50 (solid) and p99 (dashed) latency against the load level",
         ),
         (
             save_figure(error_rate_figure(data), root / "error_rate.png"),
             "errors as a percentage of measured requests",
         ),
     ]
-    check_cdf_concurrency(data, cdf_concurrency)
-    level = cdf_concurrency or common_concurrency(data)
+    check_cdf_level(data, cdf_level)
+    level = cdf_level or common_level(data)
     if level is not None:
-        path = root / f"latency_cdf_c{level}.png"
+        path = root / f"latency_cdf_{level:g}.png"
         plots.append(
             (
                 save_figure(latency_cdf_figure(data, level), path),
-                f"distribution of per-request latency at N={level}",
+                f"distribution of per-request latency at {level:g}",
             )
         )
     return plots

@@ -19,11 +19,15 @@ class ReportSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SERVINGBENCH_REPORT_", extra="ignore")
 
     p99_bound_ms: float = Field(default=50.0, gt=0)
-    """Bound for "max throughput sustained": only unflagged points with p99 at or under it count."""
+    """Bound for "max throughput sustained": a level counts when its p99 interval is within it
+    and no repeat failed or erred."""
+
+    min_effect: float = Field(default=0.05, ge=0)
+    """Smallest relative change called a difference (with an interval that excludes none)."""
 
     baseline_series: str | None = None
-    """Series the ratio tables divide by (`scenario` or `scenario@config`); default: the
-    MLServer series with the highest peak req/s."""
+    """Series the ratio tables divide by (`scenario` or `scenario@config`); default: the fastest
+    series of the last backend in the registry (a stock server)."""
 
-    cdf_concurrency: int | None = Field(default=None, gt=0)
-    """Concurrency of the per-request latency CDF; default: the highest one every series ran."""
+    cdf_level: float | None = Field(default=None, gt=0)
+    """Load level of the per-request latency CDF; default: the highest one every series ran."""

@@ -1,13 +1,15 @@
-"""The report's tables: the per-point summary and the comparisons across series, as CSV files.
+"""The report's tables: every point, each point across its repeats, series side by side, ratios.
 
-`summary.csv` has one row per (series, concurrency). The comparison tables put series side by
-side by concurrency (req/s, p99), divide by a baseline series, and pick, per series, the best
-throughput that kept p99 under a bound on an unflagged point: "which backend, at what load, at
-what latency".
+`points.csv` has one row per measured point (each repeat); `summary.csv` one row per point
+across repeats, with the median and 95 % interval of req/s, p50 and p99 (`report.intervals`).
+The comparison tables put series side by side by load level and divide each by a baseline
+series, pairing repeats measured in the same pass; `capacity` picks, per series, the most
+req/s sustained with p99 under a bound, and says what would give an answer when none did.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,134 +17,163 @@ from typing import Any
 import pandas as pd
 
 from servingbench.atomic import atomic_write_text
+from servingbench.report.intervals import Ratio, paired_ratio, verdict
 from servingbench.report.load import RunData
 from servingbench.report.settings import ReportSettings
+from servingbench.servers import backends
 
 __all__ = [
+    "FLAG_MARK",
     "SUMMARY_COLUMNS",
     "ReportTables",
     "build_tables",
-    "by_concurrency",
+    "by_level",
+    "capacity",
     "default_baseline",
-    "max_throughput_under_bound",
-    "ratio_to",
-    "summary_table",
+    "describe_series",
+    "ratio_table",
+    "series_title",
     "write_tables",
 ]
-
-# summary.csv column -> RunData.points column (or a computed one, see summary_table)
-SUMMARY_COLUMNS: dict[str, str] = {
-    "series": "series",
-    "scenario": "scenario",
-    "server_config": "server_config",
-    "concurrency": "concurrency",
-    "status": "status",
-    "requests": "requests",
-    "errors": "errors",
-    "req_s": "rps",
-    "error_rate_pct": "error_rate",
-    "avg_ms": "avg_ms",
-    "p25_ms": "p25_ms",
-    "p50_ms": "p50_ms",
-    "p90_ms": "p90_ms",
-    "p95_ms": "p95_ms",
-    "p99_ms": "p99_ms",
-    "max_ms": "max_ms",
-    "generator_cpu_pct": "generator_cpu_pct",
-    "server_cpu_pct": "server_cpu_pct",
-    "server_rss_mb": "server_rss_mb",
-    "preds_per_server_cpu_s": "preds_per_server_cpu_s",
-    "flags": "flags",
-    "point_id": "point_id",
-}
-
-
-def summary_table(data: RunData) -> pd.DataFrame:
-    """One row per point with the figures users compare; error rate in percent."""
-    table = data.points[list(SUMMARY_COLUMNS.values())].copy()
-    table.columns = pd.Index(list(SUMMARY_COLUMNS))
-    table["error_rate_pct"] = table["error_rate_pct"] * 100
-    return table
-
-
-def by_concurrency(data: RunData, column: str) -> pd.DataFrame:
-    """`column` with concurrency as rows and series as columns (series in display order)."""
-    table = data.points.pivot(index="concurrency", columns="series", values=column)
-    return table.reindex(columns=data.series)
-
-
-def default_baseline(data: RunData) -> str | None:
-    """The MLServer series with the highest peak req/s on unflagged points (else on any point)."""
-    points = data.points[data.points["has_records"]]
-    mlserver = points[points["backend"] == "mlserver"]
-    for candidates in (mlserver[~mlserver["flagged"]], mlserver, points):
-        if not candidates.empty and candidates["rps"].notna().any():
-            return str(candidates.sort_values("rps", ascending=False)["series"].iloc[0])
-    return None
-
-
-def ratio_to(table: pd.DataFrame, baseline: str) -> pd.DataFrame:
-    """Every series divided by `baseline`, concurrency by concurrency."""
-    return table.div(table[baseline], axis=0)
-
 
 FLAG_MARK = "†"
 """Marks a value that comes from a flagged point, in every table."""
 
-TOLERATED_FLAGS = frozenset({"unstable", "client-bound"})
-"""Flags under which a point's throughput still means something (jittery, or a lower bound)."""
+DISQUALIFYING = frozenset({"failed", "errors", "incomplete"})
+"""Flags under which a point does not count as having sustained its load."""
+
+SUMMARY_COLUMNS = [
+    "series", "model", "rows_per_request", "load", "level", "repeats",
+    "rps", "rps_lo", "rps_hi", "p50_ms", "p50_ms_lo", "p50_ms_hi",
+    "p99_ms", "p99_ms_lo", "p99_ms_hi", "avg_ms", "p999_ms", "error_rate",
+    "effective_concurrency", "server_cpu_pct", "server_pss_mb", "generator_cpu_pct",
+    "instrument_added_ms", "flags",
+]  # fmt: skip
 
 
-def _best_within(points: pd.DataFrame, bound_ms: float) -> pd.Series | None:
-    within = points[points["p99_ms"] <= bound_ms]
-    if within.empty:
-        return None
-    return within.sort_values("rps", ascending=False).iloc[0]
+def describe_series(scenario: str, server_config: str, backend: str, wire: str) -> str:
+    """A series in words: `MLServer v2-grpc`, `our FastAPI service predict-json (batching)`."""
+    known = backends()
+    title = known[backend].title if backend in known else backend
+    suffix = "" if server_config in ("", "default") else f" ({server_config})"
+    return f"{title} {wire}{suffix}"
 
 
-def _tolerable(flags: str) -> bool:
-    return bool(flags) and set(flags.split(",")) <= TOLERATED_FLAGS
+def by_level(data: RunData, column: str) -> pd.DataFrame:
+    """Median of `column` across repeats, load levels as rows and series as columns."""
+    agg = data.aggregate
+    if agg.empty:
+        return pd.DataFrame()
+    table = agg.pivot_table(index="level", columns="series", values=column, aggfunc="first")
+    return table.reindex(columns=[s for s in data.series if s in table.columns])
 
 
-def max_throughput_under_bound(data: RunData, bound_ms: float) -> pd.DataFrame:
-    """Per series, the unflagged point with the most req/s whose p99 stayed within the bound.
+def _values(data: RunData, series: str, level: float, column: str) -> dict[int, float]:
+    """repeat -> value of one point's measured repeats."""
+    rows = data.points[
+        (data.points["series"] == series)
+        & (data.points["level"] == level)
+        & data.points["has_records"]
+    ]
+    return {int(r): float(v) for r, v in zip(rows["repeat"], rows[column], strict=True)}
 
-    `incl_flagged` adds, marked, a faster point that is only `unstable` or `client-bound`
-    (error-free, not failed): on a noisy machine the strict answer is often "none", and the
-    flagged figure is still informative as long as it is never mixed in silently.
+
+def paired(data: RunData, series: str, baseline: str, level: float, column: str) -> Ratio:
+    """`series` / `baseline` at one level, repeat k against repeat k (same pass)."""
+    a, b = _values(data, series, level, column), _values(data, baseline, level, column)
+    common = sorted(set(a) & set(b))
+    return paired_ratio([a[k] for k in common], [b[k] for k in common])
+
+
+def ratio_table(
+    data: RunData, baseline: str, column: str, higher_is_better: bool, min_effect: float
+) -> pd.DataFrame:
+    """Per series and level: ratio to `baseline` with its interval and verdict."""
+    rows = []
+    for series in data.series:
+        if series == baseline:
+            continue
+        levels = sorted(set(data.aggregate.loc[data.aggregate["series"] == series, "level"]))
+        for level in levels:
+            r = paired(data, series, baseline, level, column)
+            rows.append(
+                {
+                    "series": series,
+                    "level": level,
+                    "ratio": r.ratio,
+                    "low": r.low,
+                    "high": r.high,
+                    "pairs": r.n,
+                    "verdict": verdict(r, higher_is_better, min_effect),
+                }
+            )
+    return pd.DataFrame(rows, columns=["series", "level", "ratio", "low", "high", "pairs",
+                                       "verdict"])  # fmt: skip
+
+
+def default_baseline(data: RunData) -> str | None:
+    """The series with the highest peak median req/s among the stock servers (backends that
+    are not `ours`), else among all: what a user compares their own service against."""
+    agg = data.aggregate[(data.aggregate["repeats"] > 0) & data.aggregate["rps"].notna()]
+    known = backends()
+    stock = agg[[not (b in known and known[b].ours) for b in agg["backend"]]]
+    for candidates in (stock, agg):
+        if not candidates.empty:
+            return str(candidates.sort_values("rps", ascending=False)["series"].iloc[0])
+    return None
+
+
+def _disqualified(flags: str) -> bool:
+    names = {part.split("×")[0] for part in flags.split(",") if part}
+    return bool(names & DISQUALIFYING)
+
+
+def capacity(data: RunData, bound_ms: float) -> pd.DataFrame:
+    """Per series: the most req/s at a level whose p99 stayed within `bound_ms`.
+
+    A level counts when it has no failed or erroring repeat and its p99 interval lies within
+    the bound (its median, with one repeat). The answer carries its interval and the level;
+    when no level counts, `result` says what would give an answer.
     """
     rows = []
     for series in data.series:
-        points = data.points[data.points["series"] == series]
-        best = _best_within(points[~points["flagged"]], bound_ms)
-        flagged = _best_within(
-            points[points["status"].eq("ok") & points["flags"].map(_tolerable)], bound_ms
-        )
-        row: dict[str, Any] = {
-            "series": series,
-            "max_req_s": float("nan"),
-            "concurrency": pd.NA,
-            "p99_ms": float("nan"),
-            "result": "none",
-            "incl_flagged": "-",
-        }
-        if best is not None:
+        agg = data.aggregate[(data.aggregate["series"] == series) & (data.aggregate["repeats"] > 0)]
+        agg = agg.sort_values("level")
+        upper = agg["p99_ms_hi"].where(agg["p99_ms_hi"].notna(), agg["p99_ms"])
+        ok = agg[(upper <= bound_ms) & ~agg["flags"].map(_disqualified)]
+        row: dict[str, Any] = {"series": series, "max_rps": math.nan, "rps_lo": math.nan,
+                               "rps_hi": math.nan, "level": math.nan, "p99_ms": math.nan,
+                               "flags": "", "result": ""}  # fmt: skip
+        if not ok.empty:
+            best = ok.sort_values("rps", ascending=False).iloc[0]
             row |= {
-                "max_req_s": float(best["rps"]),
-                "concurrency": int(best["concurrency"]),
-                "p99_ms": float(best["p99_ms"]),
-                "result": f"{best['rps']:.0f} req/s at N={int(best['concurrency'])}",
-            }
-        if flagged is not None and (best is None or flagged["rps"] > best["rps"]):
-            row["incl_flagged"] = (
-                f"{flagged['rps']:.0f} req/s at N={int(flagged['concurrency'])} "
-                f"{FLAG_MARK} ({flagged['flags']}, p99 {flagged['p99_ms']:.1f} ms)"
-            )
+                "max_rps": best["rps"], "rps_lo": best["rps_lo"], "rps_hi": best["rps_hi"],
+                "level": best["level"], "p99_ms": best["p99_ms"], "flags": best["flags"],
+            }  # fmt: skip
+            row["result"] = f"{best['rps']:.0f} req/s at {_level(best)}"
+        elif agg.empty:
+            row["result"] = "no measured point"
+        else:
+            lowest = agg.iloc[0]
+            if _disqualified(lowest["flags"]):
+                row["result"] = (
+                    f"none: every level had failed or erroring repeats ({lowest['flags']} at "
+                    f"{_level(lowest)}); fix the errors first"
+                )
+            else:
+                row["result"] = (
+                    f"none: p99 at the lowest level ({_level(lowest)}) was "
+                    f"{lowest['p99_ms']:.1f} ms (up to {upper.iloc[0]:.1f}); a bound above "
+                    f"that (--p99-bound-ms) or a lighter load would give an answer"
+                )
         rows.append(row)
-    columns = ["series", "max_req_s", "concurrency", "p99_ms", "result", "incl_flagged"]
-    table = pd.DataFrame(rows, columns=columns)
-    table["concurrency"] = table["concurrency"].astype("Int64")
-    return table
+    return pd.DataFrame(rows)
+
+
+def _level(row: pd.Series) -> str:
+    if row.get("load") == "open":
+        return f"{row['level']:.0f} req/s offered"
+    return f"N={int(row['level'])}"
 
 
 @dataclass(frozen=True)
@@ -150,6 +181,7 @@ class ReportTables:
     """Everything the documents and the command print, computed once."""
 
     summary: pd.DataFrame
+    points: pd.DataFrame
     rps: pd.DataFrame
     p99: pd.DataFrame
     flagged: pd.DataFrame
@@ -157,7 +189,8 @@ class ReportTables:
     rps_ratio: pd.DataFrame | None
     p99_ratio: pd.DataFrame | None
     bound_ms: float
-    under_bound: pd.DataFrame
+    capacity: pd.DataFrame
+    min_effect: float
 
 
 def build_tables(data: RunData, settings: ReportSettings) -> ReportTables:
@@ -167,19 +200,24 @@ def build_tables(data: RunData, settings: ReportSettings) -> ReportTables:
         raise ValueError(
             f"unknown baseline series {baseline!r}; this run has: {', '.join(data.series)}"
         )
-    rps = by_concurrency(data, "rps")
-    p99 = by_concurrency(data, "p99_ms")
-    flagged = by_concurrency(data, "flagged").fillna(False).astype(bool)
+    summary = data.aggregate.reindex(columns=SUMMARY_COLUMNS)
+    flagged = by_level(data, "flagged").fillna(False).astype(bool)
     return ReportTables(
-        summary=summary_table(data),
-        rps=rps,
-        p99=p99,
+        summary=summary,
+        points=data.points.drop(columns=["flagged"], errors="ignore"),
+        rps=by_level(data, "rps"),
+        p99=by_level(data, "p99_ms"),
         flagged=flagged,
         baseline=baseline,
-        rps_ratio=ratio_to(rps, baseline) if baseline else None,
-        p99_ratio=ratio_to(p99, baseline) if baseline else None,
+        rps_ratio=ratio_table(data, baseline, "rps", True, settings.min_effect)
+        if baseline
+        else None,
+        p99_ratio=ratio_table(data, baseline, "p99_ms", False, settings.min_effect)
+        if baseline
+        else None,
         bound_ms=settings.p99_bound_ms,
-        under_bound=max_throughput_under_bound(data, settings.p99_bound_ms),
+        capacity=capacity(data, settings.p99_bound_ms),
+        min_effect=settings.min_effect,
     )
 
 
@@ -189,14 +227,24 @@ def _write_csv(path: Path, table: pd.DataFrame, index: bool) -> Path:
 
 
 def write_tables(tables: ReportTables, root: Path) -> list[Path]:
-    """summary.csv and the comparison CSVs, each written atomically."""
+    """summary.csv, points.csv and the comparison CSVs, each written atomically."""
     written = [
         _write_csv(root / "summary.csv", tables.summary, index=False),
-        _write_csv(root / "req_s_by_concurrency.csv", tables.rps, index=True),
-        _write_csv(root / "p99_ms_by_concurrency.csv", tables.p99, index=True),
-        _write_csv(root / "max_req_s_under_p99_bound.csv", tables.under_bound, index=False),
+        _write_csv(root / "points.csv", tables.points, index=False),
+        _write_csv(root / "req_s_by_level.csv", tables.rps, index=True),
+        _write_csv(root / "p99_ms_by_level.csv", tables.p99, index=True),
+        _write_csv(root / "capacity_under_p99_bound.csv", tables.capacity, index=False),
     ]
     if tables.rps_ratio is not None and tables.p99_ratio is not None:
-        ratios = pd.concat({"req_s_ratio": tables.rps_ratio, "p99_ratio": tables.p99_ratio}, axis=1)
-        written.append(_write_csv(root / "ratio_to_baseline.csv", ratios, index=True))
+        ratios = pd.concat(
+            {"req_s": tables.rps_ratio, "p99_ms": tables.p99_ratio}, names=["figure", "row"]
+        ).reset_index(level=0)
+        written.append(_write_csv(root / "ratio_to_baseline.csv", ratios, index=False))
     return written
+
+
+def series_title(data: RunData, series: str) -> str:
+    """`describe_series` for a series label of this run."""
+    row = data.aggregate[data.aggregate["series"] == series].iloc[0]
+    return describe_series(row["scenario"], row["server_config"], row["backend"], row["wire"])
+
