@@ -52,7 +52,7 @@ class Recorder:
         self,
         request_type: str,
         name: str,
-        send: Callable[[bytes], R],
+        send: Callable[[Payload], R],
         payload: Payload,
         check: Callable[[R, Payload], Verdict],
         intended_ns: int | None = None,
@@ -65,7 +65,7 @@ class Recorder:
         server_ns = UNKNOWN_NS
         start = perf_counter_ns()
         try:
-            reply = send(payload.body)
+            reply = send(payload)
         except Exception as exc:
             latency = perf_counter_ns() - start
             outcome, reason = classify_exception(exc)

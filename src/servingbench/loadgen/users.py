@@ -1,9 +1,11 @@
-"""The Locust user class of a scenario, made from its wire format: locustfiles stay one line.
+"""The Locust users: one base that times, validates and (in open loop) waits for arrivals, one
+subclass per transport, and the class a scenario's locustfile needs.
 
     # loadtests/mlserver_grpc.py
     MlserverGrpcUser = scenario_user("mlserver-grpc")
 
-`scenario_user` looks the scenario up in the backend registry (its wire format and default
+Timing and recording happen in one place (`Recorder.measure`), for every transport and load
+mode. `scenario_user` looks the scenario up in the backend registry (its wire format and default
 host). `user_from_env` is what the sweep's own locustfile uses: the wire format comes from
 `SERVINGBENCH_LOAD_WIRE`, so a backend registered only in the sweep's process (a test's fake)
 needs no locustfile and no registration in Locust's process.
@@ -11,22 +13,88 @@ needs no locustfile and no registration in Locust's process.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, ClassVar, Generic, TypeVar
 
-from locust import User
+import gevent
+from locust import User, constant, task
 
+from servingbench.loadgen.arrivals import Slot
+from servingbench.loadgen.hooks import LoadContext, context_for
+from servingbench.loadgen.payloads import Payload, payload_cycle
+from servingbench.loadgen.recorder import Reply
 from servingbench.loadgen.settings import LoadSettings
-from servingbench.wire import WireName, get_wire
+from servingbench.loadgen.verdicts import Verdict
+from servingbench.wire import WireFormat, WireName, get_wire
 
-__all__ = ["scenario_user", "user_for", "user_from_env"]
+__all__ = ["WireUser", "scenario_user", "user_for", "user_from_env"]
+
+R = TypeVar("R", bound=Reply)
+
+
+class WireUser(User, Generic[R]):
+    """Sends pre-encoded held-out rows one request at a time and checks every answer.
+
+    Closed loop: the next request goes out as soon as the answer is in. Open loop
+    (`--arrival-rate`): the user is a slot that waits for an arrival, and the request is
+    recorded with the arrival's intended start.
+    """
+
+    abstract = True
+    wire: ClassVar[WireName]
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        self._context: LoadContext = context_for(self.environment)
+        self._settings: LoadSettings = self._context.settings
+        self._wire: WireFormat = get_wire(self.wire)
+        self._name = self._wire.path(self._settings.model)
+        self._payloads: Iterator[Payload] = payload_cycle(
+            self._context.payloads(self.wire), self._context.next_user_index()
+        )
+        self._slot = Slot()
+        self.connect()
+
+    @task
+    def infer(self) -> None:
+        intended = None
+        dispatcher = self._context.dispatcher
+        if dispatcher is not None:
+            intended = dispatcher.take(self._slot)
+            if intended is None:  # the test is stopping: no more arrivals
+                gevent.sleep(0.05)
+                return
+        self._context.recorder.measure(
+            self._wire.transport, self._name, self.send, next(self._payloads), self.check, intended
+        )
+
+    def on_stop(self) -> None:
+        self.disconnect()
+
+    def connect(self) -> None:
+        raise NotImplementedError
+
+    def send(self, payload: Payload) -> R:
+        raise NotImplementedError
+
+    def check(self, reply: R, payload: Payload) -> Verdict:
+        raise NotImplementedError
+
+    def disconnect(self) -> None:
+        raise NotImplementedError
 
 
 def user_for(wire: WireName, name: str, host: str | None = None) -> type[User]:
     """A concrete user class speaking `wire` (REST or gRPC user by its transport)."""
+    base: type[User]
     if get_wire(wire).transport == "grpc":
-        from servingbench.loadgen.grpc_user import GrpcUser as base
+        from servingbench.loadgen.grpc_user import GrpcUser
+
+        base = GrpcUser
     else:
-        from servingbench.loadgen.rest_user import RestUser as base  # type: ignore[assignment]
+        from servingbench.loadgen.rest_user import RestUser
+
+        base = RestUser
     attributes: dict[str, Any] = {"wire": wire, "abstract": False, "__module__": __name__}
     if host is not None:
         attributes["host"] = host

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import grpc
-from geventhttpclient._parser import HTTPParseError
-from geventhttpclient.response import HTTPConnectionClosed
+from servingbench.loadgen.h2grpc import RpcError, StatusCode
+from servingbench.loadgen.http1 import HttpResponseError
 
 from servingbench.loadgen.payloads import Payload
 from servingbench.wire import Prediction, WireError, mismatch
@@ -38,28 +37,25 @@ def _short(text: str) -> str:
     return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 3] + "..."
 
 
-def _grpc_verdict(exc: grpc.RpcError) -> Verdict:
-    code = exc.code() if callable(getattr(exc, "code", None)) else None
-    details = exc.details() if callable(getattr(exc, "details", None)) else ""
-    name = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
-    reason = _short(f"gRPC {name}: {details}" if details else f"gRPC {name}")
-    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+def _grpc_verdict(exc: RpcError) -> Verdict:
+    code, details = exc.code(), exc.details()
+    reason = _short(f"gRPC {code.name}: {details}" if details else f"gRPC {code.name}")
+    if code is StatusCode.DEADLINE_EXCEEDED:
         return Outcome.TIMEOUT, reason
-    if code is grpc.StatusCode.UNAVAILABLE:
+    if code is StatusCode.UNAVAILABLE:
         return Outcome.CONNECTION, reason
     return Outcome.GRPC_STATUS, reason
 
 
 def classify_exception(exc: Exception) -> Verdict:
     """An exception raised by a client call, as an outcome and reason."""
-    if isinstance(exc, grpc.RpcError):
+    if isinstance(exc, RpcError):
         return _grpc_verdict(exc)
     if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError since Python 3.10
         return Outcome.TIMEOUT, _short(f"timeout: {exc}" if str(exc) else "timeout")
-    if isinstance(exc, HTTPConnectionClosed):  # a subclass of HTTPParseError: check it first
-        return Outcome.CONNECTION, "connection closed before a response"
-    if isinstance(exc, HTTPParseError):
-        return Outcome.MALFORMED, _short(f"unparsable HTTP response: {exc}")
+    if isinstance(exc, HttpResponseError):
+        closed = "closed" in str(exc)
+        return (Outcome.CONNECTION if closed else Outcome.MALFORMED), _short(str(exc))
     if isinstance(exc, OSError):  # refused, reset, aborted, unreachable, DNS
         return Outcome.CONNECTION, _short(f"connection error: {type(exc).__name__}: {exc}")
     return Outcome.OTHER, _short(f"{type(exc).__name__}: {exc}")
