@@ -1,9 +1,13 @@
-"""Clock offsets between the master and workers on other hosts, measured over Locust messaging.
+"""The master's watch over its workers: clock offsets, and which ones were lost mid-test.
 
 NTP-style: the master sends a ping with its clock; the worker answers with its own; the master
 notes when the answer arrived. The worker's offset is its time minus the midpoint of the round
 trip, wrong by at most half the round trip. Pings repeat every second; the shortest round
 trip seen wins. A worker on the master's host (same boot id) shares CLOCK_MONOTONIC exactly.
+
+Liveness: once a second the master also looks at Locust's own view of each worker; one that
+Locust marks `missing` (no heartbeat for about 3 s) or drops is reported lost, with when, so the
+point it was loading is flagged instead of silently measured with less load.
 """
 
 from __future__ import annotations
@@ -61,10 +65,24 @@ class ClockProbe:
         self._greenlet = gevent.spawn(self._loop)
 
     def _loop(self) -> None:
+        started = perf_counter_ns()
+        known: set[str] = set()
         while True:
-            for node in list(self.runner.clients):
-                self.runner.send_message(CLOCK_PING, {"sent": perf_counter_ns()}, client_id=node)
+            clients = self.runner.clients
+            for node, client in list(clients.items()):
+                known.add(node)
+                if getattr(client, "state", "") == "missing":
+                    self._lost(node, started, "stopped sending heartbeats (Locust: missing)")
+                else:
+                    self.runner.send_message(CLOCK_PING, {"sent": perf_counter_ns()}, client_id=node)
+            for node in known - set(clients):
+                self._lost(node, started, "disconnected")
             gevent.sleep(PING_INTERVAL_S)
+
+    def _lost(self, node: str, started: int, why: str) -> None:
+        if self.collector is not None:
+            after = (perf_counter_ns() - started) / 1e9
+            self.collector.mark_lost(node, f"{why} {after:.1f} s into the test")
 
     def stop(self) -> None:
         if self._greenlet is not None:

@@ -32,6 +32,7 @@ __all__ = [
     "CLOCK_PING",
     "CLOCK_PONG",
     "DONE_MSG",
+    "DRAIN_MSG",
     "RECORDS_MSG",
     "RecordCollector",
     "RecordShipper",
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 RECORDS_MSG = "servingbench_records"
 DONE_MSG = "servingbench_records_done"
+DRAIN_MSG = "servingbench_drain"
 CLOCK_PING = "servingbench_clock_ping"
 CLOCK_PONG = "servingbench_clock_pong"
 
@@ -196,9 +198,18 @@ class RecordCollector:
             report.clock_offset_ns, report.clock_uncertainty_ns = offset_ns, uncertainty_ns
 
     def mark_lost(self, node: str, reason: str) -> None:
-        report = self.ledger(node).report
-        if not report.lost:
+        ledger = self.ledger(node)
+        report = ledger.report
+        if not report.lost and not ledger.done:
             report.lost, report.reason = True, reason
+
+    def live_workers(self, runner: Any) -> list[str]:
+        """Workers the master still counts (not missing) and this collector has not lost."""
+        return [
+            node
+            for node, client in runner.clients.items()
+            if getattr(client, "state", "") != "missing" and not self.ledger(node).report.lost
+        ]
 
     def pending(self, expected: set[str]) -> set[str]:
         """Nodes of `expected` (and any that sent records) that have not said `done`."""

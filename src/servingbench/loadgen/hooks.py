@@ -1,14 +1,18 @@
 """Per-process load-generator state and the Locust event hooks that manage it.
 
 Importing this module (the users do) registers the hooks once per process:
-- `init_command_line_parser`: `--model`, `--rows-per-request` (also in the web UI);
-- `init`: the record messages registered on the runner (`loadgen.collect`);
+- `init_command_line_parser`: `--model`, `--rows-per-request`, `--arrival-rate`, ... (web UI too);
+- `init`: the messages registered on the runner (records, drain, clock);
 - `test_start`: settings re-read (the web UI may change them between tests); processes that run
-  users start shipping records; the collecting process (the master, or the only one) starts a
-  fresh collection, its clock checks, and, when a point is being measured, the controller that
-  stops the test once the windows agree (`loadgen.stopping`);
-- `test_stop`: the last records shipped; the collecting process waits for every worker's
-  `done`, then writes `records.npz` and `generator.json` atomically into the records folder.
+  users start shipping records (and, in open loop, their arrival schedule); the collecting
+  process (the master, or the only one) starts a fresh collection, its clock and liveness
+  checks, and, when a point is being measured, the controller that stops the test once the
+  windows agree (`loadgen.stopping`);
+- `test_stopping` (master): every live worker is told to drain, and the master waits for each
+  one's last records and `done` while its receive loop still runs: Locust itself fires the
+  master's `test_stop` without waiting for workers, and stops listening soon after;
+- `test_stop`: a worker (or the only process) ships its last records and `done`; the collecting
+  process writes `records.npz` and `generator.json` atomically into the records folder.
 """
 
 from __future__ import annotations
@@ -24,13 +28,21 @@ from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
 from servingbench.atomic import atomic_write_text
+from servingbench.loadgen.arrivals import Dispatcher
 from servingbench.loadgen.clock import ClockProbe
-from servingbench.loadgen.collect import DONE_MSG, RECORDS_MSG, RecordCollector, RecordShipper
+from servingbench.loadgen.collect import (
+    DONE_MSG,
+    DRAIN_MSG,
+    RECORDS_MSG,
+    RecordCollector,
+    RecordShipper,
+)
 from servingbench.loadgen.payloads import Payload, build_payloads
 from servingbench.loadgen.recorder import Recorder
 from servingbench.loadgen.settings import LoadSettings, add_locust_options, resolve_settings
 from servingbench.loadgen.stopping import PointController
 from servingbench.runs.point import GeneratorReport
+from servingbench.runs.records import Outcome
 from servingbench.wire import WireName
 
 __all__ = ["RECORDS_FILE", "REPORT_FILE", "LoadContext", "context_for", "listen"]
@@ -39,8 +51,8 @@ log = logging.getLogger(__name__)
 
 RECORDS_FILE = "records.npz"
 REPORT_FILE = "generator.json"
-DONE_TIMEOUT_S = 15.0
-"""How long the collector waits for a worker's last records before declaring it lost."""
+DONE_MARGIN_S = 10.0
+"""How long, beyond the stop's grace period, the master waits for a worker's last records."""
 _WORKER_STRIDE = 100_003  # keeps user indexes of different worker processes apart
 
 
@@ -55,6 +67,7 @@ class LoadContext:
         self.collector: RecordCollector | None = None
         self.controller: PointController | None = None
         self.clock: ClockProbe | None = None
+        self.dispatcher: Dispatcher | None = None
         self._payloads: dict[tuple[WireName, str, int], list[Payload]] = {}
         self._user_numbers = itertools.count()
 
@@ -90,6 +103,8 @@ class LoadContext:
         if self.collects():
             runner.register_message(RECORDS_MSG, self._on_records)
             runner.register_message(DONE_MSG, self._on_done)
+        if isinstance(runner, WorkerRunner):
+            runner.register_message(DRAIN_MSG, self._on_drain, concurrent=True)
         self.clock = ClockProbe(runner)
         self.clock.register()
 
@@ -102,6 +117,19 @@ class LoadContext:
     def _on_done(self, environment: Any, msg: Any, **kwargs: Any) -> None:
         if self.collector is not None:
             self.collector.on_done(environment, msg)
+
+    def _on_drain(self, environment: Any, msg: Any, **kwargs: Any) -> None:
+        """A worker told to finish: stop (users get the grace period), which ships the rest."""
+        self.runner.stop()
+
+    def _processes(self) -> tuple[int, int]:
+        """(this process's index, how many processes generate load) for the arrival split."""
+        runner = self.runner
+        if not isinstance(runner, WorkerRunner):
+            return 0, 1
+        options = self.environment.parsed_options
+        count = max(getattr(options, "processes", 1) or 1, getattr(options, "expect_workers", 1) or 1)
+        return runner.worker_index % count, count
 
     # --- a test's life --------------------------------------------------------------------
 
@@ -122,12 +150,41 @@ class LoadContext:
             self.recorder.buffer.drain()  # nothing of a previous test travels into this one
             self.shipper = RecordShipper(self.runner, self.recorder.buffer)
             self.shipper.start()
+            settings = self.settings
+            if settings.arrival_rate is not None:
+                index, count = self._processes()
+                self.dispatcher = Dispatcher(
+                    settings.arrival_rate,
+                    settings.arrivals,
+                    settings.arrival_seed,
+                    self.recorder.buffer,
+                    index,
+                    count,
+                )
+                self.dispatcher.start()
+
+    def stopping(self) -> None:
+        """Before users stop: no more arrivals; the master drains its workers (see module)."""
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+        runner = self.runner
+        if not isinstance(runner, MasterRunner) or self.collector is None:
+            return
+        live = self.collector.live_workers(runner)
+        for node in live:
+            runner.send_message(DRAIN_MSG, None, client_id=node)
+        timeout = (self.environment.stop_timeout or 0) + DONE_MARGIN_S
+        for node in self.collector.wait_done(set(live), timeout):
+            self.collector.mark_lost(node, f"no last records within {timeout:g} s of the stop")
 
     def _stop_test(self) -> None:
         """The controller's decision: end the test (headless: the process then exits)."""
         gevent.spawn(self.runner.quit)
 
     def stop_test(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+            self.dispatcher = None
         if self.shipper is not None:
             self.shipper.finish()
             self.shipper = None
@@ -138,9 +195,6 @@ class LoadContext:
             self.controller.stopped(perf_counter_ns())
         if self.clock is not None:
             self.clock.stop()
-        expected = set(self.runner.clients) if isinstance(self.runner, MasterRunner) else set()
-        for node in collector.wait_done(expected, DONE_TIMEOUT_S):
-            collector.mark_lost(node, f"no last records within {DONE_TIMEOUT_S:g} s of the stop")
         self.write(collector)
         self.collector = None
 
@@ -155,6 +209,7 @@ class LoadContext:
         start = t0 if t0 is not None else (collector.first_start_ns() or 0)
         from_ns = controller.from_ns if controller and controller.from_ns is not None else start
         to_ns = controller.to_ns if controller and controller.to_ns is not None else perf_counter_ns()
+        dropped = int((merged.outcome == Outcome.DROPPED).sum())
         report = GeneratorReport(
             t0_ns=t0,
             from_ns=controller.from_ns if controller else None,
@@ -162,6 +217,9 @@ class LoadContext:
             stop_reason=(controller.reason or "stopped") if controller else "stopped",
             windows=len(controller.windows) if controller else 0,
             workers=collector.reports(),
+            dropped=dropped,
+            arrivals=len(merged) if self.settings.arrival_rate is not None else 0,
+            seed=self.settings.arrival_seed if self.settings.arrival_rate is not None else None,
         )
         records_dir.mkdir(parents=True, exist_ok=True)
         merged = type(merged).concat([merged], start, from_ns, to_ns)
@@ -200,6 +258,10 @@ def _on_test_start(environment: Any, **_kwargs: Any) -> None:
     context_for(environment).start_test()
 
 
+def _on_test_stopping(environment: Any, **_kwargs: Any) -> None:
+    context_for(environment).stopping()
+
+
 def _on_test_stop(environment: Any, **_kwargs: Any) -> None:
     context_for(environment).stop_test()
 
@@ -212,4 +274,5 @@ def listen(hook: Any, handler: Callable[..., None]) -> None:
 listen(events.init_command_line_parser, _add_options)
 listen(events.init, _on_init)
 listen(events.test_start, _on_test_start)
+listen(events.test_stopping, _on_test_stopping)
 listen(events.test_stop, _on_test_stop)

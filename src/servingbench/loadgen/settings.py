@@ -17,12 +17,20 @@ from servingbench.models.catalog import MODELS, get_spec
 from servingbench.runs.stats import MeasurePlan
 from servingbench.wire import WireName
 
-__all__ = ["CLI_FIELDS", "ChannelPolicy", "LoadSettings", "add_locust_options", "resolve_settings"]
+__all__ = [
+    "CLI_FIELDS",
+    "ArrivalKind",
+    "ChannelPolicy",
+    "LoadSettings",
+    "add_locust_options",
+    "resolve_settings",
+]
 
 ChannelPolicy = Literal["per-user", "shared"]
+ArrivalKind = Literal["constant", "poisson"]
 
-CLI_FIELDS = ("model", "rows_per_request")
-"""Fields that are also Locust options (`--model`, `--rows-per-request`)."""
+CLI_FIELDS = ("model", "rows_per_request", "arrival_rate", "arrivals", "arrival_seed")
+"""Fields that are also Locust options (and web-UI fields)."""
 
 
 class LoadSettings(BaseSettings):
@@ -66,6 +74,21 @@ class LoadSettings(BaseSettings):
         "each REST user has its own keep-alive connection; `shared`: one channel per process, "
         "all users multiplexed as HTTP/2 streams on one connection.",
     )
+    ca_bundle: Path | None = Field(
+        default=None,
+        description="CA bundle (PEM) to verify https:// and grpcs:// targets with; unset: the "
+        "system's.",
+    )
+    arrival_rate: float | None = Field(
+        default=None,
+        gt=0,
+        description="Open loop: arrivals per second (all processes together); users become "
+        "slots, `-u` the cap on requests in flight. Unset: closed loop.",
+    )
+    arrivals: ArrivalKind = Field(
+        default="poisson", description="Open loop: `poisson` (seeded) or `constant` arrivals."
+    )
+    arrival_seed: int = Field(default=1, description="Open loop: seed of the Poisson schedule.")
     validate_responses: bool = Field(
         default=True,
         description="Decode every 200 response and compare it with the expected prediction; "
@@ -93,6 +116,28 @@ def add_locust_options(parser: Any) -> None:
         type=int,
         default=env.rows_per_request,
         help="held-out rows per request (env SERVINGBENCH_LOAD_ROWS_PER_REQUEST)",
+    )
+    parser.add_argument(
+        "--arrival-rate",
+        type=float,
+        default=env.arrival_rate,
+        include_in_web_ui=True,
+        help="open loop: arrivals per second; users become slots, -u the cap on requests in "
+        "flight (env SERVINGBENCH_LOAD_ARRIVAL_RATE; unset: closed loop)",
+    )
+    parser.add_argument(
+        "--arrivals",
+        choices=["poisson", "constant"],
+        default=env.arrivals,
+        include_in_web_ui=True,
+        help="open loop: arrival process (env SERVINGBENCH_LOAD_ARRIVALS)",
+    )
+    parser.add_argument(
+        "--arrival-seed",
+        type=int,
+        default=env.arrival_seed,
+        include_in_web_ui=True,
+        help="open loop: seed of the Poisson schedule (env SERVINGBENCH_LOAD_ARRIVAL_SEED)",
     )
 
 

@@ -48,7 +48,7 @@ class WindowAccumulator:
         self._buckets: dict[int, _Bucket] = {}
 
     def add(self, records: RequestRecords) -> None:
-        finished = records.outcome != Outcome.INCOMPLETE
+        finished = records.finished
         done = records.done_ns[finished]
         index = (done - self.from_ns) // self.step
         keep = index >= 0

@@ -43,6 +43,7 @@ class Outcome(IntEnum):
     MALFORMED = 6  # a 2xx response whose body could not be parsed
     OTHER = 7
     INCOMPLETE = 8  # still in flight when the point stopped: its latency is a lower bound
+    DROPPED = 9  # open loop: an arrival no free slot could take, never sent
 
     @property
     def label(self) -> str:
@@ -125,10 +126,16 @@ class RequestRecords:
         """Only the requests meant to start in the measured interval."""
         return self.select(self.measured_mask)
 
+    @property
+    def finished(self) -> np.ndarray:
+        """Requests that were sent and ended (answered, failed or timed out)."""
+        mask: np.ndarray = (self.outcome != Outcome.INCOMPLETE) & (self.outcome != Outcome.DROPPED)
+        return mask
+
     def completed_in(self, lo_ns: int, hi_ns: int) -> np.ndarray:
-        """Mask of requests that completed (any outcome but INCOMPLETE) in [lo, hi)."""
+        """Mask of requests that finished in [lo, hi)."""
         done = self.done_ns
-        mask: np.ndarray = (done >= lo_ns) & (done < hi_ns) & (self.outcome != Outcome.INCOMPLETE)
+        mask: np.ndarray = (done >= lo_ns) & (done < hi_ns) & self.finished
         return mask
 
     def save(self, path: Path) -> None:

@@ -41,10 +41,11 @@ class LatencySummary(Record):
     `lateness_*` actual minus intended start: the generator's own delay (open loop).
     """
 
-    requests: int = Field(description="requests meant to start in the measured interval")
+    requests: int = Field(description="requests sent that were meant to start in the interval")
     ok: int
     errors: int = Field(description="requests that failed (any outcome but ok and incomplete)")
     incomplete: int = Field(description="requests still in flight when the point stopped")
+    dropped: int = Field(description="open loop: arrivals in the interval never sent (no slot)")
     error_rate: float = Field(description="(errors + incomplete) / requests")
     duration_s: float = Field(description="the measured interval's length")
     rps: float = Field(description="completions in the measured interval per second")
@@ -95,7 +96,9 @@ def outcome_counts(records: RequestRecords, *, include_ok: bool = False) -> dict
 
 def summarize(records: RequestRecords) -> LatencySummary:
     """The figures of one point (see `runs.records` for which requests count where)."""
-    r = records.measured()
+    measured = records.measured()
+    dropped = int(np.count_nonzero(measured.outcome == Outcome.DROPPED))
+    r = measured.select(measured.outcome != Outcome.DROPPED)
     n = len(r)
     ok = r.ok
     response = r.response_ns[ok]
@@ -122,6 +125,7 @@ def summarize(records: RequestRecords) -> LatencySummary:
         ok=int(ok.sum()),
         errors=n - int(ok.sum()) - incomplete,
         incomplete=incomplete,
+        dropped=dropped,
         error_rate=(n - int(ok.sum())) / n if n else float("nan"),
         duration_s=duration_s,
         rps=rps,
@@ -167,7 +171,7 @@ def windows(records: RequestRecords, window_s: float, end_ns: int | None = None)
     end = records.to_ns if end_ns is None else end_ns
     count = max(0, (end - records.from_ns) // step)
     done = records.done_ns
-    finished = records.outcome != Outcome.INCOMPLETE
+    finished = records.finished
     result = []
     for i in range(int(count)):
         lo = records.from_ns + i * step

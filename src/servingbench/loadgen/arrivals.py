@@ -1,0 +1,132 @@
+"""Open-loop load inside Locust: arrivals on a schedule, users as in-flight slots.
+
+Locust users wait for their answer before sending again (closed loop), so a slow server lowers
+the offered load and hides its own latency. Here one dispatcher greenlet per load-generating
+process draws arrival times (constant, or Poisson from a recorded seed) at its share of the
+rate. At each arrival's intended time it hands the arrival to an idle user (a slot), or, when
+every slot is busy (`-u` is the cap on requests in flight), records it as DROPPED, like k6's
+`dropped_iterations`. The user sends and records intended start, actual start and completion,
+so latency can be taken from the intended start (coordinated omission corrected).
+
+Dispatching sleeps until the next arrival, then hands out every arrival already due without
+yielding in between: gevent's timers round sleeps up to the millisecond, and catching up in a
+batch keeps the schedule instead of falling behind. Processes: with n of them, process i runs
+rate/n; Poisson streams superpose to one Poisson stream of the whole rate, constant ones are
+phase-shifted to interleave evenly.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Iterator
+from time import perf_counter_ns
+from typing import Any
+
+import gevent
+import gevent.event
+
+from servingbench.loadgen.settings import ArrivalKind
+from servingbench.runs.records import Outcome, RecordBuffer
+
+__all__ = ["DROPPED_REASON", "ArrivalKind", "Dispatcher", "arrival_offsets"]
+
+DROPPED_REASON = "no free slot at the arrival's time (cap on requests in flight)"
+
+
+def arrival_offsets(
+    rate: float, kind: ArrivalKind, seed: int, index: int = 0, processes: int = 1
+) -> Iterator[int]:
+    """Endless offsets (ns from the start) of process `index`'s arrivals out of `processes`."""
+    share = rate / processes
+    if kind == "constant":
+        period = 1e9 / share
+        phase = index * 1e9 / rate
+        k = 0
+        while True:
+            yield round(phase + k * period)
+            k += 1
+    rng = random.Random(seed * 1_000_003 + index)  # independent streams, one per process
+    t = 0.0
+    while True:
+        t += rng.expovariate(share) * 1e9
+        yield round(t)
+
+
+class Slot:
+    """What a user waits on between arrivals."""
+
+    __slots__ = ("arrival", "wake")
+
+    def __init__(self) -> None:
+        self.wake = gevent.event.Event()
+        self.arrival: int | None = None
+
+
+class Dispatcher:
+    """One process's arrival schedule (see the module docstring)."""
+
+    def __init__(
+        self,
+        rate: float,
+        kind: ArrivalKind,
+        seed: int,
+        buffer: RecordBuffer,
+        index: int = 0,
+        processes: int = 1,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError(f"arrival rate must be positive, got {rate}")
+        self.rate, self.kind, self.seed = rate, kind, seed
+        self.index, self.processes = index, processes
+        self.buffer = buffer
+        self.idle: deque[Slot] = deque()
+        self.arrivals = 0
+        self.dropped = 0
+        self.stopped = False
+        self._greenlet: gevent.Greenlet[Any, Any] | None = None
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._run, perf_counter_ns())
+
+    def _hand(self, intended: int) -> None:
+        self.arrivals += 1
+        if self.idle:
+            slot = self.idle.popleft()
+            slot.arrival = intended
+            slot.wake.set()
+            return
+        self.dropped += 1
+        self.buffer.add(intended, 0, Outcome.DROPPED, DROPPED_REASON, intended)
+
+    def _run(self, t0: int) -> None:
+        offsets = arrival_offsets(self.rate, self.kind, self.seed, self.index, self.processes)
+        due = t0 + next(offsets)
+        while True:
+            wait = due - perf_counter_ns()
+            if wait > 0:
+                gevent.sleep(wait / 1e9)
+            now = perf_counter_ns()
+            while due <= now:  # everything already due, without yielding in between
+                self._hand(due)
+                due = t0 + next(offsets)
+
+    def take(self, slot: Slot) -> int | None:
+        """Park `slot` until an arrival is handed to it; its intended start, or None at the end."""
+        if self.stopped:
+            return None
+        slot.wake.clear()
+        slot.arrival = None
+        self.idle.append(slot)
+        slot.wake.wait()
+        return slot.arrival
+
+    def stop(self) -> None:
+        """No more arrivals; release the waiting slots so a graceful stop does not wait on them."""
+        self.stopped = True
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+        while self.idle:
+            slot = self.idle.popleft()
+            slot.arrival = None
+            slot.wake.set()
