@@ -33,6 +33,7 @@ POINT_FILE = "point.json"
 RECORDS_FILE = "requests.npz"
 LOCUST_CSV_PREFIX = "locust"
 
+
 @dataclass(frozen=True)
 class RunLayout:
     root: Path
@@ -63,11 +64,20 @@ def create_run(base: Path | None = None, run_id: str | None = None) -> RunLayout
     """Make a new, empty run folder; refuse to reuse an existing one."""
     base = base or results_dir()
     base.mkdir(parents=True, exist_ok=True)
-    if run_id is None:
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_id = f"{stamp}-{os.getpid()}"
-    root = base / run_id
-    root.mkdir(parents=False, exist_ok=False)  # FileExistsError: runs are never overwritten
+    if run_id is not None:
+        root = base / run_id
+        root.mkdir(parents=False, exist_ok=False)  # FileExistsError: runs are never overwritten
+    else:
+        stamp = f"{dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"
+        for attempt in range(1, 1000):  # two runs of one process within a second
+            root = base / (stamp if attempt == 1 else f"{stamp}-{attempt}")
+            try:
+                root.mkdir(parents=False, exist_ok=False)
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise FileExistsError(f"no free run id under {base} for {stamp}")
     (root / "points").mkdir()
     return RunLayout(root)
 

@@ -16,6 +16,7 @@ from servingbench.runs.schema import Record, Versioned
 
 __all__ = [
     "ArtifactSummary",
+    "CapacityRecord",
     "ParityCheck",
     "ParityRecord",
     "Pinning",
@@ -92,6 +93,26 @@ class ParityRecord(Record):
     checks: list[ParityCheck] = Field(default_factory=list)
 
 
+class CapacityRecord(Record):
+    """The SLO search's answer for one series (the probes are ordinary points of the run)."""
+
+    series: str
+    capacity: float | None = Field(description="highest arrival rate that met the SLO")
+    limit: float | None = Field(description="lowest rate above it that did not")
+    probes: list[tuple[float, bool, str]] = Field(
+        default_factory=list, description="(rate, met, why) in the order probed"
+    )
+
+    @classmethod
+    def of(cls, series: str, search: Any) -> CapacityRecord:
+        return cls(
+            series=series,
+            capacity=search.passing,
+            limit=search.failing,
+            probes=[(p.rate, p.met, p.why) for p in search.probes],
+        )
+
+
 class RunMeta(Versioned):
     run_id: str
     status: RunStatus = "running"
@@ -113,6 +134,9 @@ class RunMeta(Versioned):
     calibration: CalibrationRecord | None = None
     servers: dict[str, ServerRecord] = Field(default_factory=dict)
     parity: ParityRecord | None = None
+    capacity: list[CapacityRecord] = Field(
+        default_factory=list, description="open loop with an SLO: each series' search"
+    )
     points: list[str] = Field(default_factory=list)
     failed_points: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)

@@ -93,7 +93,7 @@ class PointKey(Record):
         """A folder name that sorts by series, model, rows, level, then repeat."""
         level = f"c{self.concurrency:04d}" if self.load == "closed" else f"r{self.rate or 0:08.1f}"
         parts = [self.series, self.model, f"rows{self.rows_per_request}", level]
-        return _SAFE.sub("_", "--".join(parts)) + f"--rep{self.repeat}"
+        return _SAFE.sub("_", "--".join(parts)) + f"--rep{self.repeat:03d}"
 
     def work(self) -> tuple[object, ...]:
         """The key without the repeat: what repeats of one point share."""

@@ -3,19 +3,27 @@
 Repeat-major: every repeat is a full pass over the load levels, so slow drift of a shared
 machine shows up *between* repeats (where the intervals see it) instead of biasing one series.
 Within a repeat and a level, the series (scenario x configuration x model x rows) run in an
-order shuffled with the recorded seed, so no series is always measured first or last.
+order shuffled with the recorded seed, so no series is always measured first or last. In open
+loop a level is a rate (or, with `--rates auto`, the same fraction of each series' peak).
 """
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from servingbench.runs.calibration import CalibrationRecord
 from servingbench.runs.point import PointKey
-from servingbench.servers import ServerConfig, get_scenario
+from servingbench.runs.stats import MeasurePlan
+from servingbench.servers import ServerConfig, get_backend, get_scenario
+from servingbench.sweep.flags import Thresholds
+from servingbench.sweep.measure import PointPlan
+from servingbench.sweep.servers import BenchServers
+from servingbench.sweep.settings import BenchSettings
 
-__all__ = ["Series", "plan_keys", "series_of"]
+__all__ = ["Series", "closed_keys", "open_keys", "point_plan", "series_of"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,11 @@ class Series:
     config: ServerConfig
     model: str
     rows_per_request: int
+
+    @property
+    def label(self) -> str:
+        base = self.scenario if self.config.name == "default" else f"{self.scenario}@{self.config.name}"
+        return f"{base} {self.model} rows={self.rows_per_request}"
 
 
 def series_of(
@@ -45,7 +58,22 @@ def series_of(
     return out
 
 
-def plan_keys(
+def key_of(s: Series, **load: object) -> PointKey:
+    scenario = get_scenario(s.scenario)
+    return PointKey.model_validate(
+        {
+            "scenario": s.scenario,
+            "backend": scenario.backend,
+            "wire": scenario.wire,
+            "server_config": s.config.name,
+            "model": s.model,
+            "rows_per_request": s.rows_per_request,
+            **load,
+        }
+    )
+
+
+def closed_keys(
     series: Sequence[Series], levels: Sequence[int], repeats: int, seed: int
 ) -> list[tuple[PointKey, Series]]:
     """(key, series) of every closed-loop point in run order (see the module docstring)."""
@@ -55,17 +83,94 @@ def plan_keys(
         for users in levels:
             order = list(series)
             rng.shuffle(order)
-            for s in order:
-                scenario = get_scenario(s.scenario)
-                key = PointKey(
-                    scenario=s.scenario,
-                    backend=scenario.backend,
-                    wire=scenario.wire,
-                    server_config=s.config.name,
-                    model=s.model,
-                    rows_per_request=s.rows_per_request,
-                    concurrency=users,
-                    repeat=repeat,
-                )
-                plan.append((key, s))
+            plan += [(key_of(s, concurrency=users, repeat=repeat), s) for s in order]
     return plan
+
+
+def open_keys(
+    rates: Mapping[Series, Sequence[float]],
+    repeats: int,
+    seed: int,
+    max_in_flight: int,
+    arrivals: str,
+) -> list[tuple[PointKey, Series]]:
+    """(key, series) of every open-loop point: level i is each series' i-th rate."""
+    rng = random.Random(seed)
+    plan = []
+    levels = max((len(r) for r in rates.values()), default=0)
+    for repeat in range(1, repeats + 1):
+        for i in range(levels):
+            order = [s for s in rates if i < len(rates[s])]
+            rng.shuffle(order)
+            plan += [
+                (
+                    key_of(s, load="open", concurrency=max_in_flight, rate=round(rates[s][i], 1),
+                           arrivals=arrivals, repeat=repeat),  # fmt: skip
+                    s,
+                )
+                for s in order
+            ]
+    return plan
+
+
+def generator_processes(
+    key: PointKey, settings: BenchSettings, calibration: CalibrationRecord | None
+) -> int:
+    """Open loop: as many generator processes as the rate needs (the calibrated per-process
+    ceiling), within the generator's cores; closed loop: `--processes`."""
+    if key.load != "open" or key.rate is None or calibration is None:
+        return settings.processes
+    entry = calibration.wires.get(key.wire)
+    ceiling = entry.open_loop.rate if entry and entry.open_loop else None
+    cores = len(settings.pinning()[1] or []) or 1
+    if not ceiling:
+        return settings.processes
+    return max(settings.processes, min(cores, math.ceil(key.rate / ceiling)))
+
+
+def point_plan(
+    key: PointKey,
+    series: Series,
+    settings: BenchSettings,
+    servers: BenchServers,
+    calibration: CalibrationRecord | None,
+) -> PointPlan:
+    """How to measure `key`: its server's address, the stopping rule, pinning, thresholds."""
+    server_cpus, generator_cpus = settings.pinning()
+    scenario = get_scenario(key.scenario)
+    backend = get_backend(scenario.backend)
+    running = servers.running.get(series.config.key)
+    endpoint = next(e for e in backend.endpoints if e.scenario == scenario.name)
+    host = backend.endpoint_address(endpoint, settings.host, running.spec.ports) if running else ""
+    extra: dict[str, str] = {}
+    if key.load == "open" and key.rate is not None:
+        extra = {
+            "SERVINGBENCH_LOAD_ARRIVAL_RATE": f"{key.rate:g}",
+            "SERVINGBENCH_LOAD_ARRIVALS": key.arrivals or settings.arrivals,
+            "SERVINGBENCH_LOAD_ARRIVAL_SEED": str(settings.arrival_seed + key.repeat),
+            # gevent's default libev/epoll rounds timers up to the millisecond; select does not
+            "GEVENT_BACKEND": "select",
+        }
+    return PointPlan(
+        key=key,
+        host=host,
+        plan=MeasurePlan(
+            warmup_s=settings.warmup_s,
+            window_s=settings.window_s,
+            stability=settings.stability,
+            max_duration_s=settings.max_duration_s,
+        ),
+        timeout_s=settings.timeout_s,
+        stop_grace_s=settings.stop_grace_s,
+        processes=generator_processes(key, settings, calibration),
+        generator_cpus=generator_cpus,
+        server_cpus=server_cpus,
+        server_name=series.config.server_name,
+        calibration=calibration,
+        thresholds=Thresholds(
+            added_latency_ms=settings.added_latency_bound_ms,
+            contention_percent=settings.contention_percent,
+            lateness_ms=settings.lateness_bound_ms,
+        ),
+        extra_env=extra,
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,20 +22,21 @@ import psutil
 from servingbench.runs.calibration import CalibrationRecord, load_latest_calibration
 from servingbench.runs.layout import RunLayout, create_run
 from servingbench.runs.meta import RunMeta
-from servingbench.runs.point import PointResult
-from servingbench.runs.stats import MeasurePlan
-from servingbench.servers import get_backend, get_scenario
-from servingbench.sweep.flags import Thresholds
-from servingbench.sweep.measure import PointPlan, measure_point
+from servingbench.runs.meta import CapacityRecord
+from servingbench.runs.point import PointKey, PointResult
+from servingbench.runs.slo import Slo
+from servingbench.servers import get_scenario
+from servingbench.sweep.measure import measure_point
 from servingbench.sweep.meta import environments_meta, initial_meta, now, servers_meta
 from servingbench.sweep.parity_step import run_parity
-from servingbench.sweep.plan import plan_keys, series_of
+from servingbench.sweep.capacity import Search, judge
+from servingbench.sweep.plan import Series, closed_keys, open_keys, point_plan, series_of
 from servingbench.sweep.servers import BenchServers, start_servers
 from servingbench.sweep.settings import BenchSettings
 from servingbench.sweep.summary import progress_line
 from servingbench.sweep.usage import Tracked
 
-__all__ = ["AfterPoint", "SweepResult", "plan_points", "run_sweep"]
+__all__ = ["AfterPoint", "SweepResult", "run_sweep"]
 
 AfterPoint = Callable[[PointResult, BenchServers], None]
 """Called after each point (tests use it to kill a server between points)."""
@@ -45,53 +47,6 @@ class SweepResult:
     layout: RunLayout
     meta: RunMeta
     points: list[PointResult] = field(default_factory=list)
-
-
-def measure_plan(settings: BenchSettings) -> MeasurePlan:
-    return MeasurePlan(
-        warmup_s=settings.warmup_s,
-        window_s=settings.window_s,
-        stability=settings.stability,
-        max_duration_s=settings.max_duration_s,
-    )
-
-
-def plan_points(
-    settings: BenchSettings, servers: BenchServers, calibration: CalibrationRecord | None
-) -> list[PointPlan]:
-    """Every point in run order; a series whose server never started still gets its points."""
-    server_cpus, generator_cpus = settings.pinning()
-    series = series_of(settings.scenarios, settings.configs(), settings.models, settings.rows)
-    plans = []
-    for key, one in plan_keys(series, settings.concurrency, settings.repeats, settings.seed):
-        scenario = get_scenario(key.scenario)
-        backend = get_backend(scenario.backend)
-        running = servers.running.get(one.config.key)
-        endpoint = next(e for e in backend.endpoints if e.scenario == scenario.name)
-        host = (
-            backend.endpoint_address(endpoint, settings.host, running.spec.ports)
-            if running
-            else ""
-        )
-        plans.append(
-            PointPlan(
-                key=key,
-                host=host,
-                plan=measure_plan(settings),
-                timeout_s=settings.timeout_s,
-                stop_grace_s=settings.stop_grace_s,
-                processes=settings.processes,
-                generator_cpus=generator_cpus,
-                server_cpus=server_cpus,
-                server_name=one.config.server_name,
-                calibration=calibration,
-                thresholds=Thresholds(
-                    added_latency_ms=settings.added_latency_bound_ms,
-                    contention_percent=settings.contention_percent,
-                ),
-            )
-        )
-    return plans
 
 
 @contextlib.contextmanager
@@ -139,6 +94,98 @@ def run_sweep(
     return result
 
 
+class _Measurer:
+    """Measures points in order, keeping the run's list and progress (one place for all modes)."""
+
+    def __init__(
+        self,
+        settings: BenchSettings,
+        result: SweepResult,
+        servers: BenchServers,
+        calibration: CalibrationRecord | None,
+        harness: Tracked,
+        progress: Callable[[str], None],
+        after_point: AfterPoint | None,
+    ) -> None:
+        self.settings, self.result, self.servers = settings, result, servers
+        self.calibration, self.harness = calibration, harness
+        self.progress, self.after_point = progress, after_point
+
+    def __call__(self, key: PointKey, series: Series) -> PointResult:
+        plan = point_plan(key, series, self.settings, self.servers, self.calibration)
+        health = functools.partial(self.servers.health, series.config.key)
+        folder = self.result.layout.point_dir(plan.point_id)
+        point = measure_point(plan, folder, self.servers.tracked(), health, self.harness)
+        self.result.points.append(point)
+        self.progress(progress_line(point))
+        if self.after_point is not None:
+            self.after_point(point, self.servers)
+        return point
+
+
+def _peaks(measure: _Measurer, series: list[Series]) -> dict[Series, float]:
+    """Each series' closed-loop req/s at the highest user count: what `--rates auto` scales."""
+    users = max(measure.settings.concurrency)
+    measure.progress(f"closed-loop peak of each series at {users} users, for the open-loop rates")
+    peaks = {}
+    for key, one in closed_keys(series, [users], 1, measure.settings.seed):
+        point = measure(key, one)
+        peaks[one] = point.summary.ok_rps if point.summary else math.nan
+    return peaks
+
+
+def _open_rates(
+    settings: BenchSettings, series: list[Series], peaks: dict[Series, float]
+) -> dict[Series, list[float]]:
+    if settings.rates != "auto":
+        return {s: list(settings.rates) for s in series}
+    return {
+        s: [f * peaks[s] for f in settings.auto_fractions]
+        for s in series
+        if math.isfinite(peaks.get(s, math.nan)) and peaks[s] > 0
+    }
+
+
+def _search(
+    measure: _Measurer, series: list[Series], peaks: dict[Series, float], slo: Slo
+) -> dict[Series, Search]:
+    """Capacity under `slo` for every series, in rounds of interleaved probes."""
+    settings = measure.settings
+    searches = {}
+    for s in series:
+        peak = peaks.get(s, math.nan)
+        known = math.isfinite(peak) and peak > 0
+        start = peak / 2 if known else (settings.rates[0] if settings.rates != "auto" else 100.0)
+        searches[s] = Search(
+            start=start,
+            floor=max(1.0, start / 64),
+            ceiling=4 * peak if known else 100_000.0,
+            precision=settings.slo_precision,
+        )
+    round_ = 0
+    while probes := {s: r for s, search in searches.items() if (r := search.next_rate())}:
+        round_ += 1
+        measure.progress(
+            f"SLO {slo.text}, round {round_}: "
+            + ", ".join(f"{s.label} at {r:.0f} req/s" for s, r in probes.items())
+        )
+        keys = open_keys(
+            {s: [r] for s, r in probes.items()},
+            settings.repeats,
+            settings.seed + round_,
+            settings.max_in_flight,
+            settings.arrivals,
+        )
+        done: dict[Series, list[PointResult]] = {s: [] for s in probes}
+        for key, one in keys:
+            done[one].append(measure(key, one))
+        for one, repeats in done.items():
+            probe = judge(repeats, slo)
+            searches[one].record(probe)
+            measure.progress(f"  {one.label} at {probe.rate:.0f} req/s: {probe.why}")
+    return searches
+
+
 def _sweep(
     settings: BenchSettings,
     result: SweepResult,
@@ -163,16 +210,31 @@ def _sweep(
             meta.parity = run_parity(servers, settings.models)
             meta.write(layout.meta)
             progress(f"parity: {meta.parity.status} ({len(meta.parity.checks)} checks)")
-        harness = _harness(harness_cpus)
-        for plan in plan_points(settings, servers, calibration):
-            health = functools.partial(servers.health, f"{plan.key.backend}:{plan.key.server_config}")
-            point = measure_point(
-                plan, layout.point_dir(plan.point_id), servers.tracked(), health, harness
-            )
-            result.points.append(point)
-            progress(progress_line(point))
-            if after_point is not None:
-                after_point(point, servers)
+        measure = _Measurer(
+            settings, result, servers, calibration, _harness(harness_cpus), progress, after_point
+        )
+        series = series_of(settings.scenarios, settings.configs(), settings.models, settings.rows)
+        if settings.load == "closed":
+            for key, one in closed_keys(
+                series, settings.concurrency, settings.repeats, settings.seed
+            ):
+                measure(key, one)
+        else:
+            needs_peak = settings.rates == "auto"
+            peaks = _peaks(measure, series) if needs_peak else {}
+            objective = settings.objective()
+            if objective is not None:
+                searches = _search(measure, series, peaks, objective)
+                meta.capacity = [
+                    CapacityRecord.of(one.label, search) for one, search in searches.items()
+                ]
+            else:
+                rates = _open_rates(settings, series, peaks)
+                for key, one in open_keys(
+                    rates, settings.repeats, settings.seed, settings.max_in_flight,
+                    settings.arrivals,
+                ):  # fmt: skip
+                    measure(key, one)
         meta.status = "complete"
     except KeyboardInterrupt:
         meta.status = "interrupted"

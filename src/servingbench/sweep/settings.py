@@ -11,13 +11,14 @@ from __future__ import annotations
 import secrets
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from servingbench.models.catalog import MODELS
 from servingbench.paths import results_dir
+from servingbench.runs.slo import Slo, parse_slo
 from servingbench.runs.stats import Stability
 from servingbench.servers import ServerConfig, scenarios
 from servingbench.stack.configs import resolve_configs
@@ -59,7 +60,9 @@ def _reject_duplicates(what: str, values: list[Any]) -> None:
 
 
 IntList = Annotated[list[int], NoDecode]
+FloatList = Annotated[list[float], NoDecode]
 StrList = Annotated[list[str], NoDecode]
+RateList = Annotated[list[float] | Literal["auto"], NoDecode]
 
 
 def _all_scenarios() -> list[str]:
@@ -126,6 +129,46 @@ class BenchSettings(BaseSettings):
         description="after the stop, how long requests in flight may finish before they are "
         "recorded as incomplete",
     )
+    load: Literal["closed", "open"] = Field(
+        default="closed",
+        description="closed: N users that each wait for their answer; open: arrivals at a "
+        "rate, whether or not earlier requests were answered (latency from the intended start)",
+    )
+    rates: RateList = Field(
+        default="auto",
+        description="open loop: arrival rates (req/s), e.g. 200,400,800; `auto`: fractions "
+        "(`auto_fractions`) of each series' closed-loop peak, measured first",
+    )
+    auto_fractions: FloatList = Field(
+        default_factory=lambda: [0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.2],
+        description="open loop with --rates auto: the rates as fractions of the closed-loop peak",
+    )
+    arrivals: Literal["poisson", "constant"] = Field(
+        default="poisson", description="open loop: arrival process"
+    )
+    arrival_seed: int = Field(default=1, description="open loop: seed of the Poisson schedule")
+    max_in_flight: int = Field(
+        default=256,
+        ge=1,
+        description="open loop: most requests in flight (Locust users as slots); an arrival "
+        "finding none free is dropped and counted",
+    )
+    slo: str | None = Field(
+        default=None,
+        description="open loop: search each series' highest rate meeting this objective, e.g. "
+        "p99<=50ms or p50<=5ms,errors<=1% (bracket, then bisect)",
+    )
+    slo_precision: float = Field(
+        default=0.1,
+        gt=0,
+        description="capacity search: stop when the failing rate is within this share above "
+        "the passing one",
+    )
+    lateness_bound_ms: float = Field(
+        default=1.0,
+        gt=0,
+        description="open loop: flag `generator-late` when the p99 of send lateness exceeds it",
+    )
     processes: int = Field(
         default=1, ge=1, description="Locust generator processes (>1 uses --processes)"
     )
@@ -172,6 +215,32 @@ class BenchSettings(BaseSettings):
     @classmethod
     def _int_list(cls, value: Any) -> Any:
         return parse_int_list(value)
+
+    @field_validator("rates", "auto_fractions", mode="before")
+    @classmethod
+    def _float_list(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip() != "auto":
+            return [float(part) for part in value.strip().strip("[]").split(",") if part.strip()]
+        if isinstance(value, int | float):
+            return [float(value)]
+        return value
+
+    @field_validator("rates", "auto_fractions")
+    @classmethod
+    def _positive_rates(cls, value: Any) -> Any:
+        if isinstance(value, list) and (not value or any(v <= 0 for v in value)):
+            raise ValueError(f"rates must be positive, got {value}")
+        return value
+
+    @field_validator("slo")
+    @classmethod
+    def _readable_slo(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_slo(value)
+        return value
+
+    def objective(self) -> Slo | None:
+        return parse_slo(self.slo) if self.slo else None
 
     @field_validator("scenarios", "server_configs", "models", mode="before")
     @classmethod
