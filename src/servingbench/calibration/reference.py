@@ -24,9 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from servingbench.calibration.noop import GRPC_SERVICE
 from servingbench.loadgen.payloads import build_payloads
-from servingbench.wire import WIRE_FORMATS, get_wire
+from servingbench.wire import GRPC_METHOD, WIRE_FORMATS, get_wire
 
 __all__ = ["http_request_bytes", "main", "measure", "run_wrk"]
 
@@ -89,7 +88,7 @@ def _raw_http_call(address: str, request: bytes) -> Callable[[], bytes]:
 def _grpc_call(address: str, body: bytes) -> Callable[[], object]:
     import grpc
 
-    stub = grpc.insecure_channel(address).unary_unary(f"/{GRPC_SERVICE}/ModelInfer")
+    stub = grpc.insecure_channel(address).unary_unary(GRPC_METHOD)
     return lambda: stub(body)
 
 
