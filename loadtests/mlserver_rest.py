@@ -3,7 +3,7 @@
     locust -f loadtests/mlserver_rest.py                      # web UI on http://127.0.0.1:8089
     locust -f loadtests/mlserver_rest.py --headless -u 10 -t 10s [--host http://127.0.0.1:8080]
 
-Options `--model`, `--rows-per-request`; env `SERVINGBENCH_LOAD_*` (servingbench.loadgen.settings).
+Options `--model`, `--rows-per-request`, `--arrival-rate`; env `SERVINGBENCH_LOAD_*`.
 """
 
 from servingbench.loadgen.users import scenario_user

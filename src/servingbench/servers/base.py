@@ -86,8 +86,8 @@ class ServerConfig:
 
     backend: str
     name: str
-    options: BaseModel
-    description: str = ""
+    options: BaseModel = field(compare=False)  # a configuration is known by its key
+    description: str = field(default="", compare=False)
 
     @property
     def key(self) -> str:

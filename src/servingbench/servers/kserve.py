@@ -175,12 +175,14 @@ def _model_class() -> type[Any]:
                 {"name": "predict_proba", "datatype": self.proba_datatype, "shape": [-1, classes]},
             ]
 
-        def _features(self, payload: InferRequest) -> Any:
+        def _features(self, payload: Any) -> Any:
+            if not isinstance(payload, InferRequest):  # V1 `:predict` bodies are plain dicts
+                raise InvalidInput("only the V2 protocol is served: POST /v2/models/{name}/infer")
             if len(payload.inputs) != 1:
                 raise InvalidInput(f"expected one input tensor, got {len(payload.inputs)}")
             tensor = payload.inputs[0]
             try:
-                x = tensor.as_numpy()
+                x = tensor.as_numpy().astype(np.float32, copy=False)
             except (ValueError, TypeError) as exc:
                 raise InvalidInput(f"input {tensor.name!r}: {exc}") from None
             n = self.metadata.n_features
@@ -188,7 +190,7 @@ def _model_class() -> type[Any]:
                 raise InvalidInput(
                     f"input {tensor.name!r}: expected shape [N, {n}], got {list(x.shape)}"
                 )
-            return x.astype(np.float32, copy=False)
+            return x
 
         def predict(
             self, payload: InferRequest, headers: dict[str, str] | None = None
