@@ -8,16 +8,16 @@ from typing import Any
 
 import orjson
 
-from servingbench.stack.processes import ProcessHandle
-from servingbench.stack.servers import ServerSpec
+from servingbench.stack.launch import Launched
 
 __all__ = ["ApiServer", "request"]
 
-ApiServer = tuple[ServerSpec, ProcessHandle]
+ApiServer = Launched
+"""A server started by conftest's `serve` (ours, or any backend with an `http` port)."""
 
 
 def request(
-    server: ApiServer,
+    server: Launched,
     method: str,
     path: str,
     body: bytes | Iterable[bytes] | None = None,
@@ -25,11 +25,10 @@ def request(
     json: Any = None,
 ) -> tuple[int, Any]:
     """One request on a fresh connection; the body is decoded as JSON when there is one."""
-    spec, _ = server
     if json is not None:
         body = orjson.dumps(json)
         headers = {"Content-Type": "application/json", **(headers or {})}
-    conn = http.client.HTTPConnection("127.0.0.1", spec.ports["http"], timeout=30)
+    conn = http.client.HTTPConnection(server.spec.host, server.spec.ports["http"], timeout=30)
     try:
         chunked = body is not None and not isinstance(body, bytes)
         conn.request(method, path, body=body, headers=headers or {}, encode_chunked=chunked)

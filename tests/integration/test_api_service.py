@@ -6,10 +6,22 @@ import numpy as np
 import pytest
 import tritonclient.http as triton_http
 
-from servingbench.artifacts import load_metadata
+from servingbench.models.artifacts import load_metadata
+from servingbench.paths import project_root
 from tests.integration.api_http import ApiServer, request
 
 pytestmark = pytest.mark.integration
+
+
+def test_runs_from_its_own_environment(api_server: ApiServer) -> None:
+    """Launched as `serve-all` does: backends/fastapi/.venv's `servingbench serve-api`."""
+    assert api_server.spec.name == "fastapi-default"
+    assert api_server.spec.environment == "fastapi"
+    assert api_server.handle.argv[-2:] == (
+        str(project_root() / "backends" / "fastapi" / ".venv" / "bin" / "servingbench"),
+        "serve-api",
+    )
+    assert api_server.startup_s > 0
 
 
 def test_seed_curl_example(api_server: ApiServer) -> None:
@@ -40,7 +52,9 @@ def test_v2_through_tritonclient_equals_in_process_answers(
 ) -> None:
     held_out = load_metadata(name).held_out
     x = np.asarray(held_out.rows, dtype=np.float32)
-    client = triton_http.InferenceServerClient(f"127.0.0.1:{api_server[0].ports['http']}")
+    client = triton_http.InferenceServerClient(
+        f"{api_server.spec.host}:{api_server.spec.ports['http']}"
+    )
     try:
         tensor = triton_http.InferInput("input-0", list(x.shape), "FP32")
         tensor.set_data_from_numpy(x, binary_data=False)

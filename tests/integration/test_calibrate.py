@@ -12,7 +12,7 @@ from servingbench.runs.layout import create_run
 from servingbench.stack import processes
 from servingbench.stack.processes import ProcessHandle, ServerStartError
 from servingbench.sweep import calibrate
-from servingbench.sweep.calibrate import run_calibration
+from servingbench.calibration.run import run_calibration
 from servingbench.sweep.instrument import calibration_dir, ceiling_per_core, load_latest_calibration
 from servingbench.sweep.settings import load_settings
 

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
-from servingbench.artifacts import load_metadata
+from servingbench.models.artifacts import load_metadata
 from servingbench.loadgen.scenarios import SCENARIOS, get_scenario
 from servingbench.runs.records import Outcome, RequestRecords
 from servingbench.stack.processes import ProcessHandle, free_port

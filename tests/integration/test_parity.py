@@ -1,35 +1,54 @@
-"""Parity against the real servers (conftest's MLServer and FastAPI on free ports)."""
+"""Parity against the real servers (conftest's FastAPI, MLServer and KServe on free ports)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from servingbench.catalog import MODELS
-from servingbench.expected import ExpectedAnswers
-from servingbench.parity import check_endpoint, default_endpoints, request_plan, run_parity
-from servingbench.stack.processes import ProcessHandle
-from servingbench.stack.servers import ServerSpec
-from servingbench.stack.settings import StackSettings
+from servingbench.models.catalog import MODELS
+from servingbench.models.expected import ExpectedAnswers
+from servingbench.parity import (
+    ParityEndpoint,
+    backend_endpoints,
+    check_endpoint,
+    request_plan,
+    run_parity,
+)
+from servingbench.servers import backends
+from servingbench.stack.launch import Launched
 
 pytestmark = pytest.mark.integration
 
-Server = tuple[ServerSpec, ProcessHandle]
-
 
 @pytest.fixture(scope="module")
-def settings(mlserver: Server, api_server: Server) -> StackSettings:
-    ml_ports, api_ports = mlserver[0].ports, api_server[0].ports
-    return StackSettings(
-        mlserver_http_port=ml_ports["http"],
-        mlserver_grpc_port=ml_ports["grpc"],
-        mlserver_metrics_port=ml_ports["metrics"],
-        api_port=api_ports["http"],
-    )
+def endpoints(
+    api_server: Launched, mlserver: Launched, kserve_server: Launched
+) -> list[ParityEndpoint]:
+    """Every declared (wire, client library) of every backend, at its running server."""
+    servers = [api_server, mlserver, kserve_server]
+    assert sorted(s.spec.backend for s in servers) == sorted(backends())  # none left out
+    return [
+        endpoint
+        for server in servers
+        for endpoint in backend_endpoints(
+            server.spec.backend, server.spec.name, server.spec.host, server.spec.ports
+        )
+    ]
 
 
-def test_every_endpoint_agrees_with_the_artifact(settings: StackSettings) -> None:
-    endpoints = default_endpoints(settings)
+def _one(endpoints: list[ParityEndpoint], backend: str, wire: str) -> ParityEndpoint:
+    return next(e for e in endpoints if e.label.startswith(f"{backend}-") and e.wire == wire)
+
+
+def test_every_endpoint_agrees_with_the_artifact(endpoints: list[ParityEndpoint]) -> None:
+    assert {(e.label.split("-")[0], e.wire) for e in endpoints} == {
+        ("fastapi", "predict-json"),
+        ("fastapi", "v2-json"),
+        ("mlserver", "v2-json"),
+        ("mlserver", "v2-grpc"),
+        ("kserve", "v2-json"),
+        ("kserve", "v2-grpc"),
+    }
     results = run_parity(endpoints, list(MODELS), batch_size=16, single_rows=3)
     assert len(results) == len(endpoints) * len(MODELS)
     failures = [(r.endpoint, r.model, r.error, r.score) for r in results if not r.passed]
@@ -38,23 +57,37 @@ def test_every_endpoint_agrees_with_the_artifact(settings: StackSettings) -> Non
     assert all(r.score.rows == held_out[r.model] + 3 for r in results)
 
 
-@pytest.mark.parametrize("kind", ["v2-json", "triton-grpc"])
-def test_a_wrong_expectation_fails(settings: StackSettings, kind: str) -> None:
-    endpoint = next(e for e in default_endpoints(settings) if e.kind == kind)
+@pytest.mark.parametrize(
+    ("backend", "wire"),
+    [
+        ("mlserver", "v2-json"),
+        ("mlserver", "v2-grpc"),
+        ("kserve", "v2-json"),
+        ("kserve", "v2-grpc"),
+        ("fastapi", "v2-json"),
+        ("fastapi", "predict-json"),
+    ],
+)
+def test_a_wrong_expectation_fails(
+    endpoints: list[ParityEndpoint], backend: str, wire: str
+) -> None:
+    endpoint = _one(endpoints, backend, wire)
     good = ExpectedAnswers.for_model("iris")
     wrong = ExpectedAnswers(good.rows, (good.labels + 1) % 3, good.proba[:, ::-1])
     result = check_endpoint(endpoint, "iris", wrong, request_plan(len(good), 16, 0))
     assert result.error is None
     assert not result.passed
+    assert result.score.rows == len(good)
     assert result.score.label_mismatches > 0
     assert result.score.max_abs_dp > 1e-3
     assert np.isfinite(result.score.max_abs_dp)
 
 
-def test_unknown_model_is_an_error_not_a_crash(settings: StackSettings) -> None:
-    for endpoint in default_endpoints(settings):
+def test_unknown_model_is_an_error_not_a_crash(endpoints: list[ParityEndpoint]) -> None:
+    for endpoint in endpoints:
         result = check_endpoint(
             endpoint, "no-such-model", ExpectedAnswers.for_model("iris"), [slice(0, 1)]
         )
-        assert not result.passed
-        assert result.error
+        assert not result.passed, endpoint.label
+        assert result.error, endpoint.label
+        assert "make serve-all" not in result.error  # it answered: not "unreachable"

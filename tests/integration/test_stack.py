@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 from pathlib import Path
@@ -11,7 +12,8 @@ import psutil
 import pytest
 
 from servingbench.cli import main
-from servingbench.paths import model_settings_dir
+from servingbench.paths import model_settings_dir, project_root
+from servingbench.servers import backends
 from servingbench.stack.lifecycle import (
     PortBusyError,
     StackMismatchError,
@@ -23,25 +25,25 @@ from servingbench.stack.lifecycle import (
 from servingbench.stack.processes import ServerStartError, free_port
 from servingbench.stack.settings import StackSettings
 
+SERVERS = [f"{name}-default" for name in backends()]
+
 pytestmark = pytest.mark.integration
 
 
 def _settings(state_dir: Path, **overrides: object) -> StackSettings:
+    ports = {f"{b.name}.{port}": free_port() for b in backends().values() for port in b.ports}
     fields: dict[str, object] = {
-        "mlserver_http_port": free_port(),
-        "mlserver_grpc_port": free_port(),
-        "mlserver_metrics_port": free_port(),
-        "api_port": free_port(),
+        "ports": ports,
         "state_dir": state_dir,
         "server_cpus": [0],
-        "ready_timeout_s": 90,
+        "ready_timeout_s": 120,
         **overrides,
     }
     return StackSettings.model_validate(fields)
 
 
 def _processes_in(folder: Path) -> list[psutil.Process]:
-    """Live processes working in `folder` (every server runs with cwd = its state dir)."""
+    """Live processes working in `folder` (every server runs with cwd = its own folder there)."""
     found = []
     for proc in psutil.process_iter(["cwd"]):
         cwd = proc.info.get("cwd")
@@ -57,36 +59,43 @@ def test_start_status_restart_stop(
     stack = start_stack(settings)
     try:
         assert not stack.already_running
-        assert [s.spec.backend for s in stack.servers] == ["mlserver", "fastapi"]
+        assert [s.spec.backend for s in stack.servers] == list(backends())
+        assert [s.spec.name for s in stack.servers] == SERVERS
         assert all(s.startup_s is not None and s.startup_s > 0 for s in stack.servers)
         assert all(h.cpus == (0,) for h in stack.handles)
         assert psutil.Process(stack.handles[0].pid).cpu_affinity() == [0]
         pids = {p.pid for h in stack.handles for p in h.tree()}
 
         statuses = stack_status(settings.state_dir)
-        assert {s.name for s in statuses} == {"mlserver", "fastapi"}
-        assert all(s.alive and s.ready and s.rss_bytes > 0 for s in statuses)
+        assert sorted(s.name for s in statuses) == sorted(SERVERS)
+        assert all(s.alive and s.ready for s in statuses)
+        assert all(0 < s.memory.uss <= s.memory.pss <= s.memory.rss for s in statuses)
         assert main(["status", "--state-dir", str(settings.state_dir)]) == 0
-        assert "mlserver" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert all(name in out for name in SERVERS)
 
         again = start_stack(settings)
         assert again.already_running
         assert {h.pid for h in again.handles} == {h.pid for h in stack.handles}
         recorded = load_running_stack(settings.state_dir)
         assert recorded is not None
-        assert recorded.server("mlserver").spec.ports["grpc"] == settings.mlserver_grpc_port
-        state = json.loads((settings.state_dir / "fastapi.json").read_text())
-        assert state["handle"]["pid"] == stack.server("fastapi").handle.pid
+        mlserver_ports = recorded.server("mlserver-default").spec.ports
+        assert mlserver_ports == settings.backend_ports("mlserver")
+        state = json.loads((settings.state_dir / "fastapi-default.json").read_text())
+        assert state["handle"]["pid"] == stack.server("fastapi-default").handle.pid
 
-        other_port = settings.model_copy(update={"api_port": free_port()})
+        moved = {**settings.ports, "fastapi.http": free_port()}
+        other_port = settings.model_copy(update={"ports": moved})
         with pytest.raises(StackMismatchError, match="run `make stop-all` first"):
             start_stack(other_port)
         with pytest.raises(StackMismatchError, match="on cores"):
             start_stack(settings.model_copy(update={"server_cpus": None}))
+        with pytest.raises(StackMismatchError, match=r"not the .* asked for"):
+            start_stack(settings.model_copy(update={"backends": ["fastapi"]}))
     finally:
         stopped = stop_stack(settings.state_dir)
 
-    assert sorted(s.name for s in stopped) == ["fastapi", "mlserver"]
+    assert sorted(s.name for s in stopped) == sorted(SERVERS)
     assert all(s.was_running for s in stopped)
     assert not [pid for pid in pids if psutil.pid_exists(pid) and _alive(pid)]
     assert not list(settings.state_dir.glob("*.json"))
@@ -108,17 +117,21 @@ def test_taken_port_fails_fast_naming_port_and_holder(tmp_path: Path) -> None:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        settings = _settings(tmp_path / "state", api_port=port)
-        with pytest.raises(PortBusyError, match=rf"FastAPI port {port} is already in use by pid"):
+        settings = _settings(tmp_path / "state")
+        settings = settings.model_copy(update={"ports": {**settings.ports, "kserve.grpc": port}})
+        with pytest.raises(
+            PortBusyError, match=rf"kserve.grpc port {port} is already in use by pid {os.getpid()}"
+        ):
             start_stack(settings)
-    assert not (settings.state_dir / "mlserver.json").exists()
+    assert not list(settings.state_dir.glob("*.json"))
     assert not _processes_in(tmp_path)
 
 
 def test_failed_start_stops_everything_and_shows_the_log_tail(
     trained_models: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """MLServer's repository names a missing artifact; our service starts fine and is stopped."""
+    """MLServer's repository names a missing artifact; the other servers start fine and are
+    stopped; the backends' environments are the real ones (the fake root links to them)."""
     broken = tmp_path / "root" / "model-settings"
     (broken / "iris").mkdir(parents=True)
     (broken / "settings.json").write_text('{"debug": false, "parallel_workers": 0}')
@@ -134,6 +147,7 @@ def test_failed_start_stops_everything_and_shows_the_log_tail(
     for artifact in ("model.joblib", "metadata.json"):  # our service loads these fine
         shutil.copy(model_settings_dir() / "iris" / artifact, broken / "iris" / artifact)
     (tmp_path / "root" / "pyproject.toml").write_text("")
+    (tmp_path / "root" / "backends").symlink_to(project_root() / "backends")
     monkeypatch.setenv("SERVINGBENCH_ROOT", str(tmp_path / "root"))
     settings = _settings(tmp_path / "state", ready_timeout_s=60)
 
@@ -141,7 +155,7 @@ def test_failed_start_stops_everything_and_shows_the_log_tail(
         start_stack(settings)
 
     message = str(caught.value)
-    assert message.startswith("mlserver exited during start-up; last lines of")
+    assert message.startswith("mlserver-default exited during start-up; last lines of")
     assert "missing-model.joblib" in message
     assert not list(settings.state_dir.glob("*.json"))
     assert not _processes_in(tmp_path)

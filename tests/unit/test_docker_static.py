@@ -1,12 +1,18 @@
-"""docker-compose.yml and the Dockerfiles agree with the code, checked without a Docker engine."""
+"""docker-compose.yml and backends/Dockerfile agree with the code, checked without a Docker engine.
+
+One parametrised Dockerfile (build arg BACKEND) builds every backend's image from that
+backend's own locked environment; compose has one service per registered backend, publishing
+the ports the backend declares, on loopback only.
+"""
 
 from __future__ import annotations
 
-import importlib.util
+import functools
 import json
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -14,21 +20,16 @@ import pytest
 import yaml
 
 from servingbench.cli import COMMANDS, _build_parser
+from servingbench.commands.serve import BACKEND_ENV
 from servingbench.paths import project_root
-from servingbench.stack.settings import StackSettings
+from servingbench.servers import DEFAULT_CONFIG, ServerConfig, backends, get_backend
 
 ROOT = project_root()
 COMPOSE = ROOT / "docker-compose.yml"
-DEFAULTS = {name: field.default for name, field in StackSettings.model_fields.items()}
-EXPECTED_PORTS = {
-    "mlserver": {
-        DEFAULTS["mlserver_http_port"],
-        DEFAULTS["mlserver_grpc_port"],
-        DEFAULTS["mlserver_metrics_port"],
-    },
-    "fastapi": {DEFAULTS["api_port"]},
-}
-HTTP_PORT = {"mlserver": DEFAULTS["mlserver_http_port"], "fastapi": DEFAULTS["api_port"]}
+DOCKERFILE = ROOT / "backends" / "Dockerfile"
+HARNESS_ONLY = ("locust", "pandas", "matplotlib", "tritonclient", "nbclient")
+"""The load generator's, report's and notebook's packages: never in a server image."""
+DEV_ONLY = ("nbformat", "ipykernel", "pytest", "mypy", "ruff", "jupyterlab")
 
 
 def _compose() -> dict[str, Any]:
@@ -41,51 +42,122 @@ def _services() -> dict[str, dict[str, Any]]:
     return services
 
 
-def _dockerfile(service: dict[str, Any]) -> Path:
-    build: dict[str, str] = service["build"]
-    return ROOT / build["context"] / build["dockerfile"]
-
-
-def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
+def _instructions(dockerfile: Path = DOCKERFILE) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
-    text = re.sub(r"\\\n\s*", " ", dockerfile.read_text())
+    lines = [
+        line for line in dockerfile.read_text().splitlines() if not line.strip().startswith("#")
+    ]
+    text = re.sub(r"\\\n\s*", " ", "\n".join(lines))
     out = []
     for raw in text.splitlines():
         line = raw.strip()
-        if line and not line.startswith("#"):
+        if line:
             keyword, _, rest = line.partition(" ")
             out.append((keyword.upper(), rest.strip()))
     return out
 
 
-def _dockerignore_allows(path: str) -> bool:
-    """Our .dockerignore excludes everything and re-includes a short list."""
-    allowed = [
-        line[1:].rstrip("/")
-        for line in (ROOT / ".dockerignore").read_text().splitlines()
-        if line.startswith("!")
-    ]
-    return path.rstrip("/") in allowed
+def _global_args() -> dict[str, str]:
+    """`ARG NAME=default` lines before the first FROM (the ones FROM may use)."""
+    args = {}
+    for keyword, rest in _instructions():
+        if keyword == "FROM":
+            break
+        if keyword == "ARG":
+            name, _, default = rest.partition("=")
+            args[name] = default
+    return args
 
 
-@pytest.fixture(params=["mlserver", "fastapi"])
+def _final_stage() -> list[tuple[str, str]]:
+    instructions = _instructions()
+    last_from = max(i for i, (kw, _) in enumerate(instructions) if kw == "FROM")
+    return instructions[last_from:]
+
+
+def _env() -> dict[str, str]:
+    return dict(
+        part.split("=", 1)
+        for kw, args in _final_stage()
+        if kw == "ENV"
+        for part in args.split()
+        if "=" in part
+    )
+
+
+@functools.cache
+def _dockerignore() -> list[tuple[bool, re.Pattern[str]]]:
+    """(re-included?, pattern) in file order, in Docker's syntax (`**`, `*`, `?`, `!`)."""
+    rules = []
+    for raw in (ROOT / ".dockerignore").read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        pattern = line.lstrip("!").strip("/")
+        regex = ""
+        i = 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                regex, i = regex + "(?:.*/)?", i + 3
+            elif pattern.startswith("**", i):
+                regex, i = regex + ".*", i + 2
+            elif pattern[i] == "*":
+                regex, i = regex + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                regex, i = regex + "[^/]", i + 1
+            else:
+                regex, i = regex + re.escape(pattern[i]), i + 1
+        rules.append((negated, re.compile(regex)))
+    return rules
+
+
+def _in_context(path: str) -> bool:
+    """Whether `path` (relative to the build context) is sent to the builder.
+
+    As Docker decides: a pattern matches a path or any of its parent folders, and the last
+    matching line wins.
+    """
+    parts = path.strip("/").split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    included = True
+    for negated, regex in _dockerignore():
+        if any(regex.fullmatch(c) for c in candidates):
+            included = negated
+    return included
+
+
+def _build_args(name: str) -> dict[str, str]:
+    args: dict[str, str] = _services()[name]["build"].get("args", {})
+    return args
+
+
+@pytest.fixture(params=list(backends()))
 def service(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
     name: str = request.param
     return name, _services()[name]
 
 
-def test_compose_names_both_services() -> None:
-    assert set(_services()) == {"mlserver", "fastapi"}
+def test_compose_has_one_service_per_registered_backend() -> None:
+    assert set(_services()) == set(backends())
 
 
-def test_build_context_and_dockerfile_exist(service: tuple[str, dict[str, Any]]) -> None:
+def test_every_service_builds_its_backend_from_the_one_dockerfile(
+    service: tuple[str, dict[str, Any]],
+) -> None:
     name, svc = service
     assert (ROOT / svc["build"]["context"]).resolve() == ROOT
-    assert _dockerfile(svc) == ROOT / "backends" / name / "Dockerfile"
-    assert _dockerfile(svc).is_file()
+    assert (ROOT / svc["build"]["dockerfile"]).resolve() == DOCKERFILE
+    assert DOCKERFILE.is_file()
+    backend = _build_args(name)["BACKEND"]
+    assert backend == name
+    get_backend(backend)  # a registered backend
+    for lock_file in ("pyproject.toml", "uv.lock"):
+        assert (ROOT / "backends" / backend / lock_file).is_file(), f"{backend}: {lock_file}"
+    assert svc["image"] == f"servingbench-{name}:latest"
 
 
-def test_ports_match_stack_settings_and_stay_on_loopback(
+def test_ports_are_the_backends_declared_ones_on_loopback(
     service: tuple[str, dict[str, Any]],
 ) -> None:
     name, svc = service
@@ -95,66 +167,161 @@ def test_ports_match_stack_settings_and_stay_on_loopback(
         assert host_ip == "127.0.0.1", f"{name} publishes {mapping} beyond loopback"
         assert host_port == container_port
         published.add(int(container_port))
-    assert published == EXPECTED_PORTS[name]
-    exposed = {
-        int(p)
-        for kw, args in _instructions(_dockerfile(svc))
-        if kw == "EXPOSE"
-        for p in args.split()
-    }
-    assert exposed == EXPECTED_PORTS[name]
+    assert sorted(published) == sorted(get_backend(name).ports.values())
 
 
-def test_healthcheck_polls_readiness_on_the_http_port(service: tuple[str, dict[str, Any]]) -> None:
+def test_healthcheck_polls_a_readiness_page_of_the_server(
+    service: tuple[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """The URL is one `serve-all` waits for (KServe's /v2/health/ready is always ready)."""
     name, svc = service
+    backend = get_backend(name)
+    config = ServerConfig(name, DEFAULT_CONFIG, backend.check_options({}, name))
+    spec = backend.launch(config, backend.ports, "127.0.0.1", tmp_path)
     command = " ".join(svc["healthcheck"]["test"])
     urls = re.findall(r"http://[^'\"\s]+", command)
-    assert urls == [f"http://127.0.0.1:{HTTP_PORT[name]}/v2/health/ready"]
+    assert urls
+    assert set(urls) <= set(spec.ready_urls)
+    assert all(url.startswith(f"http://127.0.0.1:{backend.ports['http']}/") for url in urls)
+    if name == "kserve":
+        assert all(re.search(r"/v2/models/[^/]+/ready$", url) for url in urls)
 
 
 def test_volumes_mount_the_model_settings_read_only(service: tuple[str, dict[str, Any]]) -> None:
     _, svc = service
-    env = dict(
-        part.split("=", 1)
-        for kw, args in _instructions(_dockerfile(svc))
-        if kw == "ENV"
-        for part in args.split()
-        if "=" in part
-    )
+    assert svc["volumes"]
     for volume in svc["volumes"]:
         source, target, mode = volume.split(":")
-        assert (ROOT / source).is_dir()
+        assert (ROOT / source).resolve() == ROOT / "model-settings"
         assert mode == "ro"
-        assert target == f"{env['SERVINGBENCH_ROOT']}/model-settings"
+        assert target == f"{_env()['SERVINGBENCH_ROOT']}/model-settings"
 
 
-def test_dockerfile_copies_existing_paths_from_the_lock(
-    service: tuple[str, dict[str, Any]],
+def test_base_images_are_build_args_with_python_311_and_uv_defaults() -> None:
+    args = _global_args()
+    assert re.fullmatch(r"(docker\.io/(library/)?)?python:3\.11[-.\w]*", args["PYTHON_IMAGE"])
+    assert re.fullmatch(r"ghcr\.io/astral-sh/uv:[\w.-]+", args["UV_IMAGE"])
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert root["project"]["requires-python"] == ">=3.11,<3.12"  # the default's minor version
+    froms = [rest.split()[0] for kw, rest in _instructions() if kw == "FROM"]
+    assert froms[-1] == "${PYTHON_IMAGE}"  # the image that runs is the Python one
+    for image in froms:
+        match = re.fullmatch(r"\$\{?(\w+)\}?", image)
+        assert match, f"FROM {image} pins an image instead of using a build arg"
+        assert match.group(1) in {"PYTHON_IMAGE", "UV_IMAGE"}
+
+
+def test_backend_is_a_build_arg_of_the_final_stage() -> None:
+    """An ARG before FROM is not visible inside a stage: BACKEND must be declared in it."""
+    stage = _final_stage()
+    assert ("ARG", "BACKEND") in stage
+    env = _env()
+    assert env[BACKEND_ENV] == "${BACKEND}"
+    assert env["PATH"].startswith("/app/backends/${BACKEND}/.venv/bin:")
+
+
+@pytest.mark.parametrize("backend", list(backends()))
+def test_copy_sources_exist_and_pass_dockerignore(backend: str) -> None:
+    copies = [args for kw, args in _instructions() if kw == "COPY"]
+    assert copies
+    for args in copies:
+        if args.startswith("--from"):
+            continue
+        *sources, _dest = args.split()
+        for raw in sources:
+            source = raw.replace("${BACKEND}", backend).replace("$BACKEND", backend)
+            path = ROOT / source
+            assert path.exists(), source
+            files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+            sent = [f for f in files if "__pycache__" not in f.parts]
+            assert sent, source
+            for file in sent:
+                rel = file.relative_to(ROOT).as_posix()
+                assert _in_context(rel), f"{rel} is excluded by .dockerignore"
+
+
+def test_dockerignore_keeps_artifacts_and_local_environments_out() -> None:
+    """No model is baked in (compose mounts it), and no host venv or test reaches the image."""
+    for path in (
+        "model-settings/iris/model.joblib",
+        "backends/mlserver/.venv/bin/python",
+        ".venv/bin/python",
+        "tests/conftest.py",
+        "src/servingbench/__pycache__/cli.cpython-311.pyc",
+        "results/x/meta.json",
+    ):
+        assert not _in_context(path), path
+    assert _in_context("src/servingbench/wire.py")
+    assert _in_context("backends/kserve/uv.lock")
+
+
+def test_the_backends_locked_environment_is_what_installs() -> None:
+    runs = [args for kw, args in _instructions() if kw == "RUN"]
+    syncs = [cmd.strip() for run in runs for cmd in run.split("&&") if "uv sync" in cmd]
+    assert syncs
+    for cmd in syncs:
+        assert cmd.startswith("uv sync --frozen --no-dev --project backends/${BACKEND}"), cmd
+    assert "uv sync --frozen --no-dev --project backends/${BACKEND}" in syncs  # the full install
+    everything = " ".join(runs)
+    assert "pip install" not in everything
+    assert "uv pip" not in everything
+
+
+def _requirement_names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[\s\[<>=!~;]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
+def _declared(pyproject: dict[str, Any]) -> set[str]:
+    project = pyproject.get("project", {})
+    names = _requirement_names(project.get("dependencies", []))
+    for extra in project.get("optional-dependencies", {}).values():
+        names |= _requirement_names(extra)
+    for group in pyproject.get("dependency-groups", {}).values():
+        names |= _requirement_names([g for g in group if isinstance(g, str)])
+    return names
+
+
+@pytest.mark.parametrize("backend", list(backends()))
+def test_server_images_get_no_harness_packages(backend: str) -> None:
+    pyproject = tomllib.loads((ROOT / "backends" / backend / "pyproject.toml").read_text())
+    declared = _declared(pyproject)
+    assert "servingbench" in declared  # the console script the image's CMD runs
+    assert not declared & {*HARNESS_ONLY, *DEV_ONLY}
+    lock = tomllib.loads((ROOT / "backends" / backend / "uv.lock").read_text())
+    locked = {package["name"] for package in lock["package"]}
+    assert not locked & set(DEV_ONLY)
+    assert not locked & {"locust", "matplotlib", "nbclient"}
+    if backend == "fastapi":  # our service: nothing but servingbench[api] and the artifact libs
+        assert not locked & set(HARNESS_ONLY)
+    # MLServer 1.7.1 and KServe 0.16 themselves require pandas (and MLServer tritonclient):
+    # those are the servers' own dependencies, locked with them, not the harness's.
+
+
+def test_harness_packages_are_a_dependency_group_of_the_root_project() -> None:
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    core = _requirement_names(root["project"]["dependencies"])
+    extras = {
+        name
+        for extra in root["project"].get("optional-dependencies", {}).values()
+        for name in _requirement_names(extra)
+    }
+    assert not (core | extras) & {*HARNESS_ONLY, *DEV_ONLY}
+    harness = _requirement_names(root["dependency-groups"]["harness"])
+    assert set(HARNESS_ONLY) <= harness
+
+
+@pytest.mark.parametrize("backend", list(backends()))
+def test_command_serves_the_images_backend_on_every_interface(
+    backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, svc = service
-    instructions = _instructions(_dockerfile(svc))
-    assert instructions[0] == ("FROM", "python:3.11-slim")
-    for keyword, args in instructions:
-        if keyword == "COPY" and not args.startswith("--from"):
-            *sources, _dest = args.split()
-            for source in sources:
-                assert (ROOT / source).exists(), source
-                assert _dockerignore_allows(source), f"{source} is excluded by .dockerignore"
-    runs = " ".join(args for kw, args in instructions if kw == "RUN")
-    assert "uv sync --frozen --no-dev" in runs
-
-
-def test_command_is_a_servingbench_command_with_valid_flags(
-    service: tuple[str, dict[str, Any]],
-) -> None:
-    _, svc = service
-    cmd = [json.loads(args) for kw, args in _instructions(_dockerfile(svc)) if kw == "CMD"][-1]
-    assert cmd[0] == "servingbench"
+    cmd = [json.loads(args) for kw, args in _final_stage() if kw == "CMD"][-1]
+    assert cmd[:2] == ["servingbench", "serve"]
     assert cmd[1] in COMMANDS
-    if importlib.util.find_spec(COMMANDS[cmd[1]]) is None:
-        pytest.skip(f"{COMMANDS[cmd[1]]} is not written yet")
+    monkeypatch.setenv(BACKEND_ENV, backend)  # what the image's ENV sets from BACKEND
     args = _build_parser(cmd[1]).parse_args(cmd[1:])  # SystemExit on an unknown flag
+    assert args.backend == backend
     assert args.host == "0.0.0.0"
+    assert args.config == DEFAULT_CONFIG
 
 
 def test_docker_compose_config_accepts_the_file() -> None:
@@ -174,13 +341,12 @@ def test_docker_compose_config_accepts_the_file() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_hadolint_accepts_the_dockerfiles() -> None:
+def test_hadolint_accepts_the_dockerfile() -> None:
     hadolint = shutil.which("hadolint")
     if hadolint is None:
         pytest.skip("hadolint not installed")
-    dockerfiles = [str(_dockerfile(svc)) for svc in _services().values()]
     result = subprocess.run(
-        [hadolint, "--failure-threshold", "warning", *dockerfiles],
+        [hadolint, "--failure-threshold", "warning", str(DOCKERFILE)],
         capture_output=True,
         text=True,
         check=False,

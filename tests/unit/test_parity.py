@@ -5,19 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from servingbench.clients import CLIENT_KINDS, make_client
-from servingbench.expected import ExpectedAnswers
+from servingbench.clients import CLIENTS, make_client
+from servingbench.models.expected import ExpectedAnswers
 from servingbench.parity import (
-    Endpoint,
+    ParityEndpoint,
     ParityResult,
-    Score,
+    backend_endpoints,
     check_endpoint,
-    default_endpoints,
     request_plan,
-    score,
 )
+from servingbench.servers import backends
+from servingbench.servers.base import ClientLibrary, address
 from servingbench.stack.processes import free_port
 from servingbench.stack.settings import StackSettings
+from servingbench.wire import Score, WireError, WireName, score
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3]]
 LABELS = [0, 1, 2]
@@ -45,7 +46,7 @@ def test_score_counts_wrong_labels_and_largest_probability_gap(answers: Expected
 
 def test_score_rejects_a_shape_mismatch(answers: ExpectedAnswers) -> None:
     labels, proba = answers.expected_for(ROWS)
-    with pytest.raises(ValueError, match="shapes"):
+    with pytest.raises(WireError, match="shapes"):
         score((labels[:2], proba[:2]), (labels, proba))
 
 
@@ -78,28 +79,73 @@ def test_expected_answers_follow_the_row_not_its_position(answers: ExpectedAnswe
         ExpectedAnswers(ROWS, LABELS[:2], PROBA)
 
 
-def test_default_endpoints_follow_the_settings() -> None:
-    settings = StackSettings(api_port=9000, mlserver_http_port=9080, mlserver_grpc_port=9081)
-    by_kind = {(e.kind, e.address) for e in default_endpoints(settings)}
-    assert by_kind == {
-        ("predict", "http://127.0.0.1:9000"),
-        ("v2-json", "http://127.0.0.1:9000"),
-        ("v2-json", "http://127.0.0.1:9080"),
-        ("triton-http", "http://127.0.0.1:9080"),
-        ("triton-grpc", "127.0.0.1:9081"),
+def _endpoints(settings: StackSettings) -> set[tuple[str, str, str]]:
+    """(wire, library, address) of every endpoint `servingbench parity` checks."""
+    return {
+        (e.wire, e.library, e.address)
+        for name in settings.backend_names()
+        for e in backend_endpoints(name, name, settings.host, settings.backend_ports(name))
     }
 
 
-@pytest.mark.parametrize("kind", sorted(CLIENT_KINDS))
-def test_unreachable_endpoint_says_to_start_the_stack(kind: str, answers: ExpectedAnswers) -> None:
-    port = free_port()
-    address = f"127.0.0.1:{port}" if kind == "triton-grpc" else f"http://127.0.0.1:{port}"
-    result = check_endpoint(Endpoint("nowhere", kind, address), "iris", answers, [slice(0, 1)])
+def test_endpoints_follow_the_settings() -> None:
+    settings = StackSettings(
+        ports={
+            "fastapi.http": 9000,
+            "mlserver.http": 9080,
+            "mlserver.grpc": 9081,
+            "kserve.http": 9090,
+            "kserve.grpc": 9091,
+        }
+    )
+    assert _endpoints(settings) == {
+        ("predict-json", "urllib", "http://127.0.0.1:9000"),
+        ("v2-json", "urllib", "http://127.0.0.1:9000"),
+        ("v2-json", "urllib", "http://127.0.0.1:9080"),
+        ("v2-json", "tritonclient", "http://127.0.0.1:9080"),
+        ("v2-grpc", "tritonclient", "127.0.0.1:9081"),
+        ("v2-json", "urllib", "http://127.0.0.1:9090"),
+        ("v2-grpc", "tritonclient", "127.0.0.1:9091"),
+    }
+
+
+def test_endpoint_labels_name_server_wire_and_library() -> None:
+    ports = {"http": 1, "grpc": 2, "metrics": 3}
+    labels = [e.label for e in backend_endpoints("mlserver", "mlserver-batching", "::1", ports)]
+    assert labels == [
+        "mlserver-batching v2-json via urllib",
+        "mlserver-batching v2-json via tritonclient",
+        "mlserver-batching v2-grpc via tritonclient",
+    ]
+    with pytest.raises(ValueError, match="unknown backend 'triton'"):
+        backend_endpoints("triton", "triton", "127.0.0.1", {})
+
+
+def test_every_declared_parity_client_exists() -> None:
+    """A backend cannot declare a (wire, library) pair no client speaks."""
+    declared = {
+        (e.wire, library)
+        for backend in backends().values()
+        for e in backend.endpoints
+        for library in e.parity_clients
+    }
+    assert declared <= set(CLIENTS)
+    assert set(CLIENTS) <= declared  # and no client is left unused
+
+
+@pytest.mark.parametrize(("wire", "library"), sorted(CLIENTS))
+def test_unreachable_endpoint_says_to_start_the_stack(
+    wire: WireName, library: ClientLibrary, answers: ExpectedAnswers
+) -> None:
+    endpoint = ParityEndpoint("nowhere", wire, library, address(wire, "127.0.0.1", free_port()))
+    result = check_endpoint(endpoint, "iris", answers, [slice(0, 1)])
     assert not result.passed
     assert result.error is not None
     assert "make serve-all" in result.error
 
 
-def test_unknown_client_kind_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="known: predict, v2-json"):
-        make_client("soap", "http://127.0.0.1:1")
+def test_unknown_client_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="known: predict-json via urllib, v2-json via urllib"):
+        make_client("v2-grpc", "urllib", "http://127.0.0.1:1")
+    with pytest.raises(ValueError, match="no client for soap via urllib"):
+        make_client("soap", "urllib", "http://127.0.0.1:1")  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -11,12 +12,16 @@ import psutil
 import pytest
 
 from servingbench.stack.processes import (
+    Memory,
     ServerStartError,
     free_port,
+    http_checks,
+    memory_of,
     pin_argv,
     port_in_use,
     start_detached,
     stop_handle,
+    tcp_open,
     wait_until,
 )
 
@@ -82,3 +87,63 @@ def test_port_in_use() -> None:
         sock.bind(("127.0.0.1", port))
         sock.listen()
         assert port_in_use(port)
+
+
+def test_readiness_checks_http_and_tcp() -> None:
+    """`tcp://host:port` (a gRPC-only server) must accept a connection; http:// must answer 200."""
+    import socket
+
+    port = free_port()
+    tcp, http = http_checks([f"tcp://127.0.0.1:{port}", f"http://127.0.0.1:{port}/ready"])
+    assert not tcp()
+    assert not http()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+        assert tcp()
+        assert tcp_open(f"127.0.0.1:{port}")
+
+
+def test_wait_until_returns_the_time_waited(tmp_path: Path) -> None:
+    handle = start_detached(
+        "w", [sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "w.log"
+    )
+    try:
+        ready_at = time.monotonic() + 0.3
+        waited = wait_until(handle, [lambda: time.monotonic() >= ready_at], timeout_s=10)
+        assert 0.2 <= waited < 5
+    finally:
+        stop_handle(handle)
+
+
+def test_a_recycled_pid_is_never_signalled(tmp_path: Path) -> None:
+    """A handle names a process by pid *and* start time: another process with that pid is safe."""
+    handle = start_detached(
+        "r", [sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "r.log"
+    )
+    try:
+        impostor = dataclasses.replace(handle, create_time=handle.create_time - 100)
+        assert not impostor.alive()
+        assert impostor.tree() == []
+        assert not stop_handle(impostor)
+        assert handle.alive()
+    finally:
+        assert stop_handle(handle)
+    assert not handle.alive()
+
+
+def test_memory_of_a_tree_sums_its_processes(tmp_path: Path) -> None:
+    handle = start_detached("m", [sys.executable, "-c", SPAWNS_CHILD], tmp_path / "m.log")
+    try:
+        deadline = time.monotonic() + 5
+        while len(handle.tree()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        tree = handle.tree()
+        assert len(tree) == 2
+        both, parent = memory_of(tree), memory_of(tree[:1])
+        assert both.rss > parent.rss > 0
+        assert both.pss > parent.pss > 0
+        assert 0 < both.uss <= both.pss <= both.rss
+    finally:
+        stop_handle(handle)
+    assert memory_of(handle.tree()) == Memory(0, 0, 0)  # gone: nothing left to count

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import json
 import shutil
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from servingbench.artifacts import file_sha256, load_metadata, load_predictor
-from servingbench.catalog import MODELS, get_spec
-from servingbench.paths import model_settings_dir
-from servingbench.training import is_up_to_date, train_all, train_model
+from servingbench.environment import library_versions
+from servingbench.models.artifacts import (
+    file_sha256,
+    load_metadata,
+    load_predictor,
+    model_version,
+)
+from servingbench.models.catalog import MODELS, get_spec
+from servingbench.models.training import is_up_to_date, train_all, train_model
+from servingbench.paths import model_settings_dir, project_root
+from servingbench.servers import backends, get_backend
+from servingbench.stack.environments import ARTIFACT_LIBRARIES, check_environment, version_drift
 
 
 @pytest.fixture
@@ -71,3 +80,47 @@ def test_model_settings_name_matches_folder_and_runtime() -> None:
 def test_unknown_model_lists_known_ones() -> None:
     with pytest.raises(ValueError, match="known models: iris, breast-cancer"):
         get_spec("resnet")
+
+
+def _pins(pyproject: Path) -> dict[str, str]:
+    deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    return dict(d.split("==", 1) for d in deps if "==" in d and ";" not in d)
+
+
+def test_every_environment_pins_the_libraries_that_wrote_the_artifacts() -> None:
+    """A joblib pickle read by another scikit-learn may predict otherwise: same pins everywhere."""
+    wanted = library_versions(ARTIFACT_LIBRARIES)
+    assert _pins(project_root() / "pyproject.toml") == wanted
+    for backend in backends():
+        pins = _pins(project_root() / "backends" / backend / "pyproject.toml")
+        assert {k: pins.get(k) for k in ARTIFACT_LIBRARIES} == wanted, backend
+
+
+def test_version_drift_names_library_and_model() -> None:
+    wanted = {"iris": {"numpy": "2.0.0", "joblib": "1.0"}}
+    assert version_drift("env", {"numpy": "2.0.0", "joblib": "1.0"}, wanted) == []
+    assert version_drift("env", {"numpy": "2.1.0", "joblib": "1.0"}, wanted) == [
+        "env: numpy 2.1.0, but iris's artifact was written with 2.0.0"
+    ]
+
+
+@pytest.mark.usefixtures("trained_models")
+@pytest.mark.parametrize("backend", list(backends()))
+def test_each_backend_environment_reads_the_artifacts_with_their_libraries(backend: str) -> None:
+    environment = get_backend(backend).environment
+    assert environment is not None
+    versions = check_environment(environment)  # BackendEnvironmentError on drift or no .venv
+    for name in MODELS:
+        meta = load_metadata(name)
+        for library in ARTIFACT_LIBRARIES:
+            assert versions[library] == meta.library_versions[library], (backend, library)
+
+
+def test_model_version_is_the_version_in_model_settings(tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "model-settings.json").write_text('{"name": "m", "parameters": {"version": 7}}')
+    assert model_version("m", root=tmp_path) == "7"
+    (folder / "model-settings.json").write_text('{"name": "m", "parameters": {"uri": "x"}}')
+    assert model_version("m", root=tmp_path) is None
+    assert model_version("iris") == "1"  # what MLServer, KServe and our service all answer

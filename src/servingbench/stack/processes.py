@@ -231,6 +231,8 @@ def stop_handle(handle: ProcessHandle, timeout_s: float = 10.0) -> bool:
     """SIGTERM the process's group and descendants, SIGKILL what is left; True if it was running."""
     proc = handle.process()
     if proc is None:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(handle.pid, os.WNOHANG)  # a child that died on its own: reap the zombie
         return False
     try:
         family = [proc, *proc.children(recursive=True)]

@@ -9,9 +9,8 @@ from collections import deque
 import numpy as np
 import pytest
 
-from servingbench.api.runners import BatchingRunner, Pending, take_batch
-from servingbench.api.runners import Outputs, predict_outputs
 from servingbench.api.models import ServedModel, load_models
+from servingbench.api.runners import BatchingRunner, Outputs, Pending, predict_outputs, take_batch
 from servingbench.models.catalog import as_features
 
 pytestmark = pytest.mark.usefixtures("trained_models")
@@ -43,17 +42,21 @@ def _rows(model: ServedModel, n: int) -> list[np.ndarray]:
     return [as_features([held_out[i % len(held_out)]]) for i in range(n)]
 
 
-def _pending(rows: int) -> Pending:
-    future: asyncio.Future[Outputs] = asyncio.Future(loop=asyncio.new_event_loop())
+def _pending(rows: int, loop: asyncio.AbstractEventLoop) -> Pending:
+    future: asyncio.Future[Outputs] = loop.create_future()
     return Pending(np.zeros((rows, 4), dtype=np.float32), ("predict",), future)
 
 
 def test_take_batch_takes_what_fits_and_always_the_head() -> None:
-    queue = deque(_pending(n) for n in (3, 2, 4, 1))
-    assert [len(p.x) for p in take_batch(queue, 5)] == [3, 2]
-    assert [len(p.x) for p in take_batch(queue, 2)] == [4]  # larger than the limit: alone
-    assert [len(p.x) for p in take_batch(queue, 2)] == [1]
-    assert not queue
+    loop = asyncio.new_event_loop()  # the futures' loop, closed here so none leaks
+    try:
+        queue = deque(_pending(n, loop) for n in (3, 2, 4, 1))
+        assert [len(p.x) for p in take_batch(queue, 5)] == [3, 2]
+        assert [len(p.x) for p in take_batch(queue, 2)] == [4]  # larger than the limit: alone
+        assert [len(p.x) for p in take_batch(queue, 2)] == [1]
+        assert not queue
+    finally:
+        loop.close()
 
 
 async def _run_all(

@@ -8,13 +8,12 @@ from typing import Any
 import orjson
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from servingbench.api.hotpath import HOT_ROUTES, HotPath, match
 from servingbench.api.main import create_app
 from servingbench.api.settings import ApiSettings
 from servingbench.models.artifacts import load_metadata
-from servingbench.protocol import PROBA_ONLY, predict_body, v2_body
+from servingbench.wire import OUTPUTS, PROBA_ONLY, get_wire, v2_json_body
 
 
 @pytest.mark.parametrize(
@@ -42,7 +41,9 @@ def test_hot_routes_are_fastapi_post_routes() -> None:
     """Same templates: /stats and /metrics keep one series per endpoint; OpenAPI lists them."""
     fastapi = create_app().app
     assert isinstance(fastapi, FastAPI)
-    posts = {r.path for r in fastapi.routes if isinstance(r, APIRoute) and "POST" in r.methods}
+    # Read from the OpenAPI document: FastAPI >= 0.165 nests included routers in `app.routes`.
+    paths = fastapi.openapi()["paths"]
+    posts = {path for path, operations in paths.items() if "post" in operations}
     assert set(HOT_ROUTES) <= posts
 
 
@@ -81,18 +82,18 @@ JSON = "application/json"
 def _requests() -> list[tuple[str, bytes, str]]:
     rows = load_metadata("breast-cancer").held_out.rows[:3]
     return [
-        ("/predict", predict_body(rows, model="breast-cancer"), JSON),
+        ("/predict", get_wire("predict-json").encode("breast-cancer", rows), JSON),
         ("/predict", b'{"features": [1, 2, 3, 4]}', JSON),
         ("/predict", b'{"features": [1, true, 3, 4]}', JSON),
         ("/predict", b"{features", JSON),
         ("/predict", b"", JSON),
         ("/predict", b'{"features": [1, 2, 3, 4]}', "text/plain"),
         ("/predict", b'{"features": [1, 2, 3, 4], "model": "nope"}', JSON),
-        ("/v2/models/breast-cancer/infer", v2_body(rows, PROBA_ONLY), JSON),
-        ("/v2/models/breast-cancer/versions/1/infer", v2_body(rows), JSON),
-        ("/v2/models/breast-cancer/versions/9/infer", v2_body(rows), JSON),
+        ("/v2/models/breast-cancer/infer", v2_json_body(rows, PROBA_ONLY), JSON),
+        ("/v2/models/breast-cancer/versions/1/infer", v2_json_body(rows, OUTPUTS), JSON),
+        ("/v2/models/breast-cancer/versions/9/infer", v2_json_body(rows, OUTPUTS), JSON),
         ("/v2/models/nope/infer", b"{bad", JSON),
-        ("/v2/models/iris/infer", v2_body(rows), JSON),
+        ("/v2/models/iris/infer", v2_json_body(rows, OUTPUTS), JSON),
     ]
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from servingbench.wire import predict_response, v2_output
-from servingbench.api.observability import Metrics
 from servingbench.api.edge import dumps
-from servingbench.api.observability import LatencyStats, LatencyWindow
+from servingbench.api.observability import LatencyStats, LatencyWindow, Metrics
+from servingbench.wire import predict_response, v2_output
 
 
 def test_window_keeps_only_the_most_recent_values() -> None:

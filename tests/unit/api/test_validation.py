@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from servingbench.api.edge import ApiError
 from servingbench.api.codec import feature_matrix, parse_predict, parse_v2
+from servingbench.api.edge import ApiError
 
 
 def _v2(data: Any, shape: Any = (1, 4), datatype: str = "FP32", **extra: Any) -> dict[str, Any]:

@@ -9,9 +9,18 @@ import numpy as np
 import orjson
 import pytest
 
-from servingbench.artifacts import load_metadata
-from servingbench.loadgen.payloads import build_payloads, payload_cycle, start_offset
-from servingbench.protocol import INPUT_NAME
+from servingbench.loadgen.payloads import Payload, build_payloads, payload_cycle, start_offset
+from servingbench.models.artifacts import load_metadata
+from servingbench.wire import (
+    INPUT_NAME,
+    RESPONSE_JSON,
+    WIRE_FORMATS,
+    WireName,
+    mismatch,
+    predict_response,
+    v2_grpc_response,
+    v2_response,
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +39,7 @@ def _row(row: list[float]) -> tuple[float, ...]:
 
 
 def test_one_row_per_request_follows_held_out_order(iris_rows: list[list[float]]) -> None:
-    payloads = build_payloads("v2-rest", "iris", 1)
+    payloads = build_payloads("v2-json", "iris", 1)
     assert len(payloads) == len(iris_rows)
     for payload, row in zip(payloads, iris_rows, strict=True):
         assert _sent_rows(payload.body) == [_row(row)]
@@ -39,7 +48,7 @@ def test_one_row_per_request_follows_held_out_order(iris_rows: list[list[float]]
 
 def test_batches_cover_every_row_equally(iris_rows: list[list[float]]) -> None:
     k, n = 7, len(iris_rows)
-    payloads = build_payloads("v2-rest", "iris", k)
+    payloads = build_payloads("v2-json", "iris", k)
     assert len(payloads) == n // np.gcd(n, k)
     sent = Counter(row for p in payloads for row in _sent_rows(p.body))
     assert set(sent.values()) == {len(payloads) * k // n}
@@ -49,7 +58,7 @@ def test_batches_cover_every_row_equally(iris_rows: list[list[float]]) -> None:
 
 def test_expected_answers_travel_with_their_rows(trained_models: None) -> None:
     held = load_metadata("breast-cancer").held_out
-    payload = build_payloads("grpc", "breast-cancer", 3)[1]
+    payload = build_payloads("v2-grpc", "breast-cancer", 3)[1]
     assert payload.labels.tolist() == held.expected_labels[3:6]
     np.testing.assert_allclose(payload.proba, held.expected_proba[3:6])
 
@@ -57,21 +66,21 @@ def test_expected_answers_travel_with_their_rows(trained_models: None) -> None:
 def test_each_protocol_encodes_the_same_rows(iris_rows: list[list[float]]) -> None:
     from tritonclient.grpc import service_pb2
 
-    rest = orjson.loads(build_payloads("rest", "iris", 2)[0].body)
+    rest = orjson.loads(build_payloads("predict-json", "iris", 2)[0].body)
     assert rest["model"] == "iris"
     assert [_row(r) for r in rest["features"]] == [_row(r) for r in iris_rows[:2]]
-    request = service_pb2.ModelInferRequest.FromString(build_payloads("grpc", "iris", 2)[0].body)
+    request = service_pb2.ModelInferRequest.FromString(build_payloads("v2-grpc", "iris", 2)[0].body)
     assert request.model_name == "iris"
     assert request.inputs[0].name == INPUT_NAME
     assert list(request.inputs[0].shape) == [2, 4]
     assert [o.name for o in request.outputs] == ["predict_proba"]  # one model call on MLServer
-    v2 = orjson.loads(build_payloads("v2-rest", "iris", 1)[0].body)
+    v2 = orjson.loads(build_payloads("v2-json", "iris", 1)[0].body)
     assert v2["outputs"] == [{"name": "predict_proba"}]
 
 
 def test_encoding_is_deterministic() -> None:
-    first = [p.body for p in build_payloads("grpc", "iris", 5)]
-    assert first == [p.body for p in build_payloads("grpc", "iris", 5)]
+    first = [p.body for p in build_payloads("v2-grpc", "iris", 5)]
+    assert first == [p.body for p in build_payloads("v2-grpc", "iris", 5)]
 
 
 def test_users_start_at_fixed_spread_offsets() -> None:
@@ -83,7 +92,7 @@ def test_users_start_at_fixed_spread_offsets() -> None:
 
 
 def test_cycle_starts_at_offset_and_wraps(trained_models: None) -> None:
-    payloads = build_payloads("v2-rest", "iris", 1)
+    payloads = build_payloads("v2-json", "iris", 1)
     offset = start_offset(3, len(payloads))
     seen = list(itertools.islice(payload_cycle(payloads, 3), len(payloads) + 1))
     assert seen[0] is payloads[offset]
@@ -93,4 +102,36 @@ def test_cycle_starts_at_offset_and_wraps(trained_models: None) -> None:
 
 def test_rows_per_request_must_be_positive(trained_models: None) -> None:
     with pytest.raises(ValueError, match=">= 1"):
-        build_payloads("rest", "iris", 0)
+        build_payloads("predict-json", "iris", 0)
+
+
+def test_unknown_wire_format_is_refused(trained_models: None) -> None:
+    with pytest.raises(ValueError, match="known: predict-json, v2-json, v2-grpc"):
+        build_payloads("v2-rest", "iris", 1)  # type: ignore[arg-type]
+
+
+def _answer(wire: WireName, payload: Payload) -> bytes:
+    """What a server (or a no-op calibration server) answers to `payload`, as bytes."""
+    proba = {"predict_proba": payload.proba32}  # V2 load requests ask for predict_proba only
+    if wire == "predict-json":
+        doc = predict_response("m", "1", {"predict": payload.labels, **proba})
+        return orjson.dumps(doc, option=RESPONSE_JSON)
+    if wire == "v2-json":
+        return orjson.dumps(v2_response("m", "1", "id", proba), option=RESPONSE_JSON)
+    return bytes(v2_grpc_response("m", "1", "id", proba).SerializeToString())
+
+
+@pytest.mark.parametrize("wire", list(WIRE_FORMATS))
+def test_answers_to_each_payload_decode_to_its_expectation(
+    wire: WireName, trained_models: None
+) -> None:
+    """The generator's decoding of each wire format accepts the answer each payload expects."""
+    payloads = build_payloads(wire, "breast-cancer", 3)
+    for payload in payloads[:10]:
+        assert payload.proba32.dtype == np.float32
+        got = WIRE_FORMATS[wire].decode(_answer(wire, payload), payload.n_rows)
+        assert mismatch(got, (payload.labels, payload.proba)) is None
+    wrong = payloads[0]
+    flipped = Payload(wrong.body, wrong.n_rows, 1 - wrong.labels, wrong.proba[:, ::-1])
+    got = WIRE_FORMATS[wire].decode(_answer(wire, flipped), flipped.n_rows)
+    assert mismatch(got, (wrong.labels, wrong.proba)) is not None

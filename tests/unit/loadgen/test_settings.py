@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import re
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from servingbench.loadgen.scenarios import SCENARIOS, get_scenario
 from servingbench.loadgen.settings import LoadSettings, add_locust_options, resolve_settings
+from servingbench.paths import project_root
+from servingbench.runs.stats import MeasurePlan
+from servingbench.servers import backends, get_scenario, scenarios
+from servingbench.wire import get_wire
 
 
 def test_defaults() -> None:
@@ -17,12 +22,37 @@ def test_defaults() -> None:
     assert settings.records_dir is None
     assert settings.grpc_channel == "per-user"
     assert settings.validate_responses
+    assert (settings.scenario, settings.wire, settings.measure) == (None, None, None)
+
+
+def test_the_sweep_sets_scenario_wire_and_measure_through_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SERVINGBENCH_LOAD_SCENARIO", "mlserver-grpc")
+    monkeypatch.setenv("SERVINGBENCH_LOAD_WIRE", "v2-grpc")
+    monkeypatch.setenv(
+        "SERVINGBENCH_LOAD_MEASURE", '{"warmup_s": 0.5, "window_s": 1.5, "max_duration_s": 9}'
+    )
+    settings = LoadSettings()
+    assert (settings.scenario, settings.wire) == ("mlserver-grpc", "v2-grpc")
+    assert settings.measure == MeasurePlan(warmup_s=0.5, window_s=1.5, max_duration_s=9)
+    monkeypatch.setenv("SERVINGBENCH_LOAD_WIRE", "v2-rest")  # the old name is not a wire format
+    with pytest.raises(ValidationError, match="v2-json"):
+        LoadSettings()
+
+
+class LocustLikeParser(argparse.ArgumentParser):
+    """Takes `include_in_web_ui` as Locust's parser does (importing locust would monkey-patch
+    this test process with gevent)."""
+
+    def add_argument(self, *args: Any, include_in_web_ui: bool = True, **kwargs: Any) -> Any:
+        return super().add_argument(*args, **kwargs)
 
 
 def test_env_then_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SERVINGBENCH_LOAD_MODEL", "iris")
     monkeypatch.setenv("SERVINGBENCH_LOAD_ROWS_PER_REQUEST", "4")
-    parser = argparse.ArgumentParser()
+    parser = LocustLikeParser()
     add_locust_options(parser)
     from_env = resolve_settings(parser.parse_args([]))
     assert (from_env.model, from_env.rows_per_request) == ("iris", 4)
@@ -39,11 +69,38 @@ def test_bad_values_are_refused_with_the_known_names(monkeypatch: pytest.MonkeyP
         LoadSettings()
 
 
-def test_every_scenario_has_its_locustfile() -> None:
-    assert list(SCENARIOS) == ["fastapi-rest", "fastapi-v2-rest", "mlserver-rest", "mlserver-grpc"]
-    for scenario in SCENARIOS.values():
-        assert scenario.locustfile.is_file()
-        assert scenario.name in scenario.locustfile.read_text()
-    assert get_scenario("mlserver-grpc").user_kind == "grpc"
+def _locustfile(scenario: str) -> str:
+    return f"loadtests/{scenario.replace('-', '_')}.py"
+
+
+@pytest.mark.parametrize("scenario", list(scenarios()))
+def test_every_scenario_has_its_one_line_locustfile(scenario: str) -> None:
+    """README: one locustfile per backend and wire format, each `scenario_user("<name>")`."""
+    path = project_root() / _locustfile(scenario)
+    assert path.is_file(), f"{path} is missing"
+    assert re.search(rf"= scenario_user\(\"{re.escape(scenario)}\"\)", path.read_text())
+
+
+def test_scenarios_come_from_the_backends_endpoints() -> None:
+    assert list(scenarios()) == [
+        "fastapi-rest",
+        "fastapi-v2-rest",
+        "kserve-rest",
+        "kserve-grpc",
+        "mlserver-rest",
+        "mlserver-grpc",
+    ]  # backends in module order, each backend's endpoints in its own order
+    grpc = get_scenario("mlserver-grpc")
+    assert (grpc.backend, grpc.wire, grpc.port) == ("mlserver", "v2-grpc", "grpc")
+    assert get_wire(grpc.wire).transport == "grpc"
+    assert grpc.default_host == "127.0.0.1:8081"  # gRPC: no scheme
+    rest = get_scenario("kserve-rest")
+    assert rest.default_host == f"http://127.0.0.1:{backends()['kserve'].ports['http']}"
     with pytest.raises(ValueError, match="known: fastapi-rest"):
         get_scenario("triton")
+
+
+def test_every_locustfile_is_a_registered_scenario() -> None:
+    """No stale locustfile left behind by a renamed or removed scenario."""
+    files = {p.stem.replace("_", "-") for p in (project_root() / "loadtests").glob("*.py")}
+    assert files <= set(scenarios())

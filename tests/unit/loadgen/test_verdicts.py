@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import errno
 
-import grpc
 import numpy as np
 import orjson
 import pytest
-from geventhttpclient.response import HTTPConnectionClosed
 
+from servingbench.loadgen.h2grpc import RpcError, StatusCode
+from servingbench.loadgen.http1 import HttpResponseError
 from servingbench.loadgen.payloads import Payload
 from servingbench.loadgen.verdicts import (
     OK,
@@ -18,11 +18,11 @@ from servingbench.loadgen.verdicts import (
     check_http,
     classify_exception,
 )
-from servingbench.loadgen.wire import WIRE_FORMATS
 from servingbench.runs.records import Outcome
+from servingbench.wire import WIRE_FORMATS
 
 PAYLOAD = Payload(b"", 2, np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]))
-V2 = WIRE_FORMATS["v2-rest"].decode
+V2 = WIRE_FORMATS["v2-json"].decode
 
 
 def _v2(labels: list[int], proba: list[list[float]]) -> bytes:
@@ -66,6 +66,13 @@ def test_malformed_body(body: bytes) -> None:
     assert reason.startswith("malformed:")
 
 
+def test_answer_of_another_shape_is_a_wrong_answer() -> None:
+    """Right row count, wrong number of classes: decodable, but not the expected prediction."""
+    outcome, reason = check_http(200, _v2([0, 1], [[0.9, 0.1, 0], [0.2, 0.8, 0]]), PAYLOAD, V2)
+    assert outcome is Outcome.WRONG_ANSWER
+    assert reason.startswith("wrong answer: answer shapes")
+
+
 def test_other_status_is_an_http_error_with_the_body_detail() -> None:
     outcome, reason = check_http(404, b'{"error": "Model x not found"}', PAYLOAD, V2)
     assert outcome is Outcome.HTTP_STATUS
@@ -86,43 +93,27 @@ def test_grpc_response_bytes_are_validated() -> None:
     labels.contents.int64_contents.extend([0, 1])
     proba = response.outputs.add(name="predict_proba", datatype="FP32", shape=[2, 2])
     proba.contents.fp32_contents.extend([0.9, 0.1, 0.2, 0.8])
-    decode = WIRE_FORMATS["grpc"].decode
+    decode = WIRE_FORMATS["v2-grpc"].decode
     assert check_body(response.SerializeToString(), PAYLOAD, decode) == OK
     assert check_body(b"\xff\xff", PAYLOAD, decode)[0] is Outcome.MALFORMED
-
-
-Code = grpc.StatusCode
-
-
-class _RpcError(grpc.RpcError):  # type: ignore[misc]  # grpc ships no type stubs
-    """The shape of the error a failed unary call raises (code() and details())."""
-
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        self._code, self._details = code, details
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
 
 
 @pytest.mark.parametrize(
     ("exc", "outcome", "reason"),
     [
         (
-            _RpcError(grpc.StatusCode.NOT_FOUND, "no model"),
+            RpcError(StatusCode.NOT_FOUND, "no model"),
             Outcome.GRPC_STATUS,
             "gRPC NOT_FOUND: no model",
         ),
-        (_RpcError(grpc.StatusCode.INTERNAL, ""), Outcome.GRPC_STATUS, "gRPC INTERNAL"),
+        (RpcError(StatusCode.INTERNAL), Outcome.GRPC_STATUS, "gRPC INTERNAL"),
         (
-            _RpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "late"),
+            RpcError(StatusCode.DEADLINE_EXCEEDED, "late"),
             Outcome.TIMEOUT,
             "gRPC DEADLINE_EXCEEDED: late",
         ),
         (
-            _RpcError(grpc.StatusCode.UNAVAILABLE, "refused"),
+            RpcError(StatusCode.UNAVAILABLE, "refused"),
             Outcome.CONNECTION,
             "gRPC UNAVAILABLE: refused",
         ),
@@ -132,7 +123,16 @@ class _RpcError(grpc.RpcError):  # type: ignore[misc]  # grpc ships no type stub
             Outcome.CONNECTION,
             "connection error: ConnectionRefusedError: [Errno 111] Connection refused",
         ),
-        (HTTPConnectionClosed("closed"), Outcome.CONNECTION, "connection closed before a response"),
+        (
+            HttpResponseError("connection closed before a response"),
+            Outcome.CONNECTION,
+            "connection closed before a response",
+        ),
+        (
+            HttpResponseError("not an HTTP response: b'SSH-2.0'"),
+            Outcome.MALFORMED,
+            "not an HTTP response: b'SSH-2.0'",
+        ),
         (RuntimeError("boom"), Outcome.OTHER, "RuntimeError: boom"),
     ],
 )
