@@ -30,6 +30,7 @@ from servingbench.runs.calibration import (
     LATEST,
     CalibrationRecord,
     CurvePoint,
+    OpenLoopCeiling,
     ReferenceFigures,
     WireCalibration,
     calibration_dir,
@@ -140,7 +141,7 @@ def _wire(
             plan=MeasurePlan(warmup_s=1.0, window_s=1.0, max_duration_s=seconds, until_stable=False),
             timeout_s=min(settings.timeout_s, seconds / 2),
             stop_grace_s=settings.stop_grace_s,
-            processes=settings.processes,
+            local_workers=settings.generator_workers,
             generator_cpus=generator_cpus,
             server_cpus=server_cpus,
             server_name=server.spec.name,
@@ -148,13 +149,65 @@ def _wire(
         point = measure_point(plan, layout.point_dir(plan.point_id), tracked, lambda: None)
         if (entry := _curve_point(point, reference)) is not None:
             curve.append(entry)
+    open_loop = _open_ceiling(wire, server, settings, layout, seconds, tracked)
     return WireCalibration(
         wire=wire,
         reference=reference,
         external=external,
         curve=curve,
         ceiling_rps_per_core=_ceiling(curve),
+        open_loop=open_loop,
     )
+
+
+def _open_ceiling(
+    wire: WireName,
+    server: Launched,
+    settings: BenchSettings,
+    layout: RunLayout,
+    seconds: float,
+    tracked: list[Tracked],
+) -> OpenLoopCeiling | None:
+    """The highest arrival rate one generator process keeps on schedule (lateness p99 within
+    the bound, nothing dropped, the rate achieved): rates double from 500 req/s until one
+    fails."""
+    transport = WIRE_FORMATS[wire].transport
+    server_cpus, generator_cpus = settings.pinning()
+    rate = 500.0
+    best = None
+    while rate <= 64_000:
+        key = PointKey(
+            scenario=f"noop-{wire}", backend="noop", wire=wire, server_config="noop",
+            model=settings.models[0], rows_per_request=settings.rows[0], load="open",
+            concurrency=settings.max_in_flight, rate=rate, arrivals=settings.arrivals,
+        )  # fmt: skip
+        plan = PointPlan(
+            key=key,
+            host=address(wire, settings.host, server.spec.ports[transport]),
+            plan=MeasurePlan(warmup_s=1.0, window_s=1.0, max_duration_s=seconds, until_stable=False),
+            timeout_s=min(settings.timeout_s, seconds / 2),
+            stop_grace_s=settings.stop_grace_s,
+            generator_cpus=generator_cpus,
+            server_cpus=server_cpus,
+            server_name=server.spec.name,
+            load_options={"--arrival-rate": f"{rate:g}", "--arrivals": settings.arrivals},
+            extra_env={"GEVENT_BACKEND": "select"},
+        )
+        point = measure_point(plan, layout.point_dir(plan.point_id), tracked, lambda: None)
+        s = point.summary
+        kept = (
+            s is not None
+            and s.dropped == 0
+            and s.lateness_p99_ms <= settings.lateness_bound_ms
+            and s.rps >= 0.95 * rate
+        )
+        if not kept or s is None:
+            break
+        best = OpenLoopCeiling(
+            rate=rate, achieved_rps=s.rps, lateness_p99_ms=s.lateness_p99_ms, dropped=s.dropped
+        )
+        rate *= 2
+    return best
 
 
 def run_calibration(
@@ -204,13 +257,19 @@ def run_calibration(
 
 def _line(entry: WireCalibration) -> str:
     one = next((p for p in entry.curve if p.users == 1), None)
+    open_loop = (
+        f"; open loop on schedule up to {entry.open_loop.rate:,.0f} req/s (lateness p99 "
+        f"{entry.open_loop.lateness_p99_ms:.2f} ms)"
+        if entry.open_loop
+        else "; open loop: no rate kept its schedule"
+    )
     added = f"{one.added_p50_ms:+.3f} ms" if one and one.added_p50_ms is not None else "n/a"
     ceiling = f"{entry.ceiling_rps_per_core:,.0f}" if entry.ceiling_rps_per_core else "n/a"
     external = f", wrk p50 {entry.external.p50_ms:.3f} ms" if entry.external else ""
     reference = entry.reference
     return (
         f"{entry.wire:<13} ceiling {ceiling} req/s per core; at 1 user Locust adds {added} "
-        f"(reference p50 {reference.p50_ms:.3f} ms{external})"
+        f"(reference p50 {reference.p50_ms:.3f} ms{external}){open_loop}"
         if reference
         else f"{entry.wire}: no reference"
     )

@@ -87,7 +87,8 @@ class Dispatcher:
         self._greenlet: gevent.Greenlet[Any, Any] | None = None
 
     def start(self) -> None:
-        self._greenlet = gevent.spawn(self._run, perf_counter_ns())
+        if self._greenlet is None and not self.stopped:
+            self._greenlet = gevent.spawn(self._run, perf_counter_ns())
 
     def _hand(self, intended: int) -> None:
         self.arrivals += 1

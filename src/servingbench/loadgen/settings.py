@@ -8,14 +8,13 @@ Locust subprocesses); `--model` and `--rows-per-request` are also Locust command
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from servingbench.models.catalog import MODELS, get_spec
 from servingbench.runs.stats import MeasurePlan
-from servingbench.wire import WireName
 
 __all__ = [
     "CLI_FIELDS",
@@ -24,13 +23,24 @@ __all__ = [
     "LoadSettings",
     "add_locust_options",
     "resolve_settings",
+    "user_class_name",
 ]
 
 ChannelPolicy = Literal["per-user", "shared"]
 ArrivalKind = Literal["constant", "poisson"]
 
-CLI_FIELDS = ("model", "rows_per_request", "arrival_rate", "arrivals", "arrival_seed")
-"""Fields that are also Locust options (and web-UI fields)."""
+CLI_FIELDS: dict[str, str] = {
+    "model": "--model",
+    "rows_per_request": "--rows-per-request",
+    "timeout_s": "--request-timeout",
+    "grpc_channel": "--grpc-channel",
+    "ca_bundle": "--ca-bundle",
+    "arrival_rate": "--arrival-rate",
+    "arrivals": "--arrivals",
+    "arrival_seed": "--arrival-seed",
+}
+"""Fields that are also Locust options, by flag: shown in the web UI, and sent by a master to
+its workers (local or on other hosts), which is how every worker sends the same load."""
 
 
 class LoadSettings(BaseSettings):
@@ -38,13 +48,6 @@ class LoadSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SERVINGBENCH_LOAD_", extra="forbid")
 
-    scenario: str | None = Field(
-        default=None, description="Scenario name, for labels (set by the sweep)."
-    )
-    wire: WireName | None = Field(
-        default=None,
-        description="Wire format the sweep's own locustfile speaks (loadtests/ files set theirs).",
-    )
     model: str = Field(
         default="breast-cancer",
         description="Catalog model to query; its held-out rows and answers are the payloads.",
@@ -103,49 +106,41 @@ class LoadSettings(BaseSettings):
 
 
 def add_locust_options(parser: Any) -> None:
-    """Add `--model` and `--rows-per-request` to Locust's parser (also shown in the web UI)."""
+    """Every field of `CLI_FIELDS` as a Locust option, its default the environment's value."""
     env = LoadSettings()
-    parser.add_argument(
-        "--model",
-        choices=list(MODELS),
-        default=env.model,
-        help="catalog model to query (env SERVINGBENCH_LOAD_MODEL)",
-    )
-    parser.add_argument(
-        "--rows-per-request",
-        type=int,
-        default=env.rows_per_request,
-        help="held-out rows per request (env SERVINGBENCH_LOAD_ROWS_PER_REQUEST)",
-    )
-    parser.add_argument(
-        "--arrival-rate",
-        type=float,
-        default=env.arrival_rate,
-        include_in_web_ui=True,
-        help="open loop: arrivals per second; users become slots, -u the cap on requests in "
-        "flight (env SERVINGBENCH_LOAD_ARRIVAL_RATE; unset: closed loop)",
-    )
-    parser.add_argument(
-        "--arrivals",
-        choices=["poisson", "constant"],
-        default=env.arrivals,
-        include_in_web_ui=True,
-        help="open loop: arrival process (env SERVINGBENCH_LOAD_ARRIVALS)",
-    )
-    parser.add_argument(
-        "--arrival-seed",
-        type=int,
-        default=env.arrival_seed,
-        include_in_web_ui=True,
-        help="open loop: seed of the Poisson schedule (env SERVINGBENCH_LOAD_ARRIVAL_SEED)",
-    )
+    for name, flag in CLI_FIELDS.items():
+        field = LoadSettings.model_fields[name]
+        default = getattr(env, name)
+        kind: dict[str, Any] = {}
+        choices = get_args(field.annotation) if get_origin(field.annotation) is Literal else ()
+        if name == "model":
+            choices = tuple(MODELS)
+        if choices:
+            kind["choices"] = list(choices)
+        elif name in ("rows_per_request", "arrival_seed"):
+            kind["type"] = int
+        elif name in ("timeout_s", "arrival_rate"):
+            kind["type"] = float
+        parser.add_argument(
+            flag,
+            dest=name,
+            default=str(default) if isinstance(default, Path) else default,
+            help=f"{field.description} (env SERVINGBENCH_LOAD_{name.upper()})",
+            **kind,
+        )
 
 
 def resolve_settings(parsed_options: Any | None = None) -> LoadSettings:
-    """Environment settings with Locust's parsed options (CLI or web UI) laid over them."""
+    """Environment settings with Locust's parsed options (CLI, web UI, master) laid over them."""
     overrides = {
         name: value
         for name in CLI_FIELDS
         if (value := getattr(parsed_options, name, None)) is not None
     }
     return LoadSettings(**overrides)
+
+
+def user_class_name(name: str) -> str:
+    """A user class's name from a scenario or wire format: `v2-grpc` -> `V2GrpcUser`; the sweep's
+    locustfile names its users this way, and the sweep asks Locust for them by name."""
+    return "".join(part.capitalize() for part in name.split("-")) + "User"

@@ -6,9 +6,10 @@ subclass per transport, and the class a scenario's locustfile needs.
 
 Timing and recording happen in one place (`Recorder.measure`), for every transport and load
 mode. `scenario_user` looks the scenario up in the backend registry (its wire format and default
-host). `user_from_env` is what the sweep's own locustfile uses: the wire format comes from
-`SERVINGBENCH_LOAD_WIRE`, so a backend registered only in the sweep's process (a test's fake)
-needs no locustfile and no registration in Locust's process.
+host). The sweep's own locustfile holds one user per wire format (`wire_user_name`) and the
+sweep names the one to run: a backend registered only in the sweep's process (a test's fake)
+needs no locustfile, and remote workers, which import the same file, learn from the master
+which class to run.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from servingbench.loadgen.arrivals import Slot
 from servingbench.loadgen.hooks import LoadContext, context_for
 from servingbench.loadgen.payloads import Payload, payload_cycle
 from servingbench.loadgen.recorder import Reply
-from servingbench.loadgen.settings import LoadSettings
+from servingbench.loadgen.settings import LoadSettings, user_class_name
 from servingbench.loadgen.verdicts import Verdict
 from servingbench.wire import WireFormat, WireName, get_wire
 
-__all__ = ["WireUser", "scenario_user", "user_for", "user_from_env"]
+__all__ = ["WireUser", "scenario_user", "user_for"]
 
 R = TypeVar("R", bound=Reply)
 
@@ -101,21 +102,11 @@ def user_for(wire: WireName, name: str, host: str | None = None) -> type[User]:
     return type(name, (base,), attributes)
 
 
-def _class_name(scenario: str) -> str:
-    return "".join(part.capitalize() for part in scenario.split("-")) + "User"
-
-
 def scenario_user(scenario: str) -> type[User]:
     """The user of a registered scenario, aimed at its `serve-all` address by default."""
     from servingbench.servers import get_scenario
 
     spec = get_scenario(scenario)
-    return user_for(spec.wire, _class_name(scenario), spec.default_host)
+    return user_for(spec.wire, user_class_name(scenario), spec.default_host)
 
 
-def user_from_env() -> type[User]:
-    """The user for `SERVINGBENCH_LOAD_WIRE` (the sweep passes it, with `--host`)."""
-    settings = LoadSettings()
-    if settings.wire is None:
-        raise RuntimeError("SERVINGBENCH_LOAD_WIRE is not set; use a locustfile in loadtests/")
-    return user_for(settings.wire, _class_name(settings.scenario or settings.wire))

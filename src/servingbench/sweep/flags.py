@@ -98,9 +98,9 @@ def point_flags(
             f"p99 of send lateness {s.lateness_p99_ms:.2f} ms > {limits.lateness_ms:g} ms"
         )
     generator = inputs.generator
-    if generator is not None and generator.dropped:
+    if s.dropped:
         reasons["dropped"] = (
-            f"{generator.dropped} of {generator.arrivals} arrivals found no free slot"
+            f"{s.dropped} of {s.requests + s.dropped} arrivals in the interval found no free slot"
         )
     if (why := _contended(inputs.interference, limits)) is not None:
         reasons["contended"] = why

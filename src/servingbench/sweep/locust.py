@@ -29,6 +29,9 @@ __all__ = ["SWEEP_LOCUSTFILE", "LocustJob", "LocustOutcome", "locust_argv", "rea
 SWEEP_LOCUSTFILE = Path(__file__).resolve().parent.parent / "loadgen" / "locustfile.py"
 SAFETY_MARGIN_S = 10.0
 """`-t` beyond warm-up + cap: startup, the settle, and the stop's grace fit well within it."""
+SPAWN_PER_SECOND = 20
+"""Users spawn in about 1/20 s, well inside the warm-up: the start-up burst (connections, the
+heap freeze at `spawning_complete`) is over before anything is measured."""
 EXIT_GRACE_S = 30.0
 """After `-t`, how long Locust may take to exit before it is killed (e.g. a client left open)."""
 
@@ -44,15 +47,24 @@ class LocustJob:
     plan: MeasurePlan
     timeout_s: float
     stop_grace_s: float
+    user_class: str
+    options: dict[str, str] = field(default_factory=dict)
+    """Locust options of the load (`loadgen.settings.CLI_FIELDS`): a master passes them on to
+    its workers, wherever they run."""
     env: dict[str, str] = field(default_factory=dict)
-    """SERVINGBENCH_LOAD_* settings: wire, scenario, model, rows (see loadgen.settings)."""
     locustfile: Path = SWEEP_LOCUSTFILE
-    processes: int = 1
+    local_workers: int = 0
+    """0: one Locust process; N: a master with N local worker processes (`--processes N`)."""
+    remote_workers: int = 0
+    """`servingbench worker` processes (other hosts) the master waits for."""
+    master_bind: str = "127.0.0.1"
+    master_port: int = 5557
     cpus: Sequence[int] | None = None
 
     @property
     def run_time_s(self) -> float:
-        return self.plan.warmup_s + self.plan.max_duration_s + SAFETY_MARGIN_S
+        wait = 60.0 if self.remote_workers else 0.0  # remote workers may take a while to join
+        return self.plan.warmup_s + self.plan.max_duration_s + SAFETY_MARGIN_S + wait
 
     @property
     def csv_prefix(self) -> Path:
@@ -75,11 +87,12 @@ def locust_argv(job: LocustJob) -> list[str]:
         harness_bin("locust"),
         "-f",
         str(job.locustfile),
+        job.user_class,
         "--headless",
         "-u",
         str(job.users),
         "-r",
-        str(job.users),
+        str(job.users * SPAWN_PER_SECOND),
         "-t",
         f"{math.ceil(job.run_time_s)}s",
         "--stop-timeout",
@@ -90,8 +103,15 @@ def locust_argv(job: LocustJob) -> list[str]:
         str(job.csv_prefix),
         "--only-summary",
     ]
-    if job.processes > 1:
-        argv += ["--processes", str(job.processes)]
+    for flag, value in job.options.items():
+        argv += [flag, value]
+    port = str(job.master_port)
+    if job.remote_workers:  # workers on other hosts: `servingbench worker --master HOST`
+        argv += ["--master", "--master-bind-host", job.master_bind, "--master-bind-port", port]
+        argv += ["--expect-workers", str(job.remote_workers), "--expect-workers-max-wait", "60"]
+    elif job.local_workers:  # forked here; its own port, so runs never meet on Locust's 5557
+        argv += ["--processes", str(job.local_workers), "--master-bind-port", port]
+        argv += ["--master-port", port]
     return pin_argv(argv, job.cpus)
 
 

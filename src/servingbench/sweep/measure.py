@@ -23,6 +23,8 @@ from servingbench.runs.schema import IncompatibleRunError
 from servingbench.runs.stats import MeasurePlan, outcome_counts, summarize, windows
 from servingbench.sweep.flags import FlagInputs, Thresholds, point_flags
 from servingbench.sweep.locust import LocustJob, read_locust_rps, run_locust
+from servingbench.loadgen.settings import user_class_name
+from servingbench.stack.processes import free_port
 from servingbench.sweep.usage import Tracked, UsageSampler
 
 __all__ = ["Health", "PointPlan", "failed_point", "measure_point"]
@@ -43,18 +45,29 @@ class PointPlan:
     plan: MeasurePlan
     timeout_s: float
     stop_grace_s: float
-    processes: int = 1
+    local_workers: int = 0
+    """0: one Locust process; N: a master and N local worker processes."""
+    remote_workers: int = 0
+    master_bind: str = "127.0.0.1"
+    master_port: int = 5557
     generator_cpus: list[int] | None = None
     server_cpus: list[int] | None = None
     server_name: str | None = None
     """The loaded server's process name in the usage records (for CPU accounting)."""
     calibration: CalibrationRecord | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
+    load_options: dict[str, str] = field(default_factory=dict)
+    """More Locust options of the load, e.g. `--arrival-rate` (passed on to workers)."""
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def point_id(self) -> str:
         return self.key.point_id()
+
+    @property
+    def generator_processes(self) -> int:
+        """Processes that send load (a master sends none)."""
+        return max(1, self.local_workers + self.remote_workers)
 
 
 def _now() -> str:
@@ -72,7 +85,7 @@ def _result(plan: PointPlan, started_at: str, **fields: object) -> PointResult:
             "finished_at": _now(),
             "plan": plan.plan,
             "timeout_s": plan.timeout_s,
-            "generator_processes": plan.processes,
+            "generator_processes": plan.generator_processes,
             "pinning": {"server": plan.server_cpus, "generator": plan.generator_cpus},
             **fields,
         }
@@ -106,14 +119,18 @@ def _job(plan: PointPlan, point_dir: Path, records_dir: Path) -> LocustJob:
         plan=plan.plan,
         timeout_s=plan.timeout_s,
         stop_grace_s=plan.stop_grace_s,
-        env={
-            "SERVINGBENCH_LOAD_SCENARIO": key.scenario,
-            "SERVINGBENCH_LOAD_WIRE": key.wire,
-            "SERVINGBENCH_LOAD_MODEL": key.model,
-            "SERVINGBENCH_LOAD_ROWS_PER_REQUEST": str(key.rows_per_request),
-            **plan.extra_env,
+        user_class=user_class_name(key.wire),
+        options={
+            "--model": key.model,
+            "--rows-per-request": str(key.rows_per_request),
+            "--request-timeout": f"{plan.timeout_s:g}",
+            **plan.load_options,
         },
-        processes=plan.processes,
+        env=plan.extra_env,
+        local_workers=plan.local_workers,
+        remote_workers=plan.remote_workers,
+        master_bind=plan.master_bind,
+        master_port=plan.master_port if plan.remote_workers else free_port(),
         cpus=plan.generator_cpus,
     )
 
@@ -183,7 +200,7 @@ def measure_point(
         plan.server_name,
     )
     added = (
-        plan.calibration.added_latency_ms(plan.key.wire, summary.rps / max(1, plan.processes))
+        plan.calibration.added_latency_ms(plan.key.wire, summary.rps / plan.generator_processes)
         if plan.calibration is not None
         and plan.calibration.mismatch(plan.key.model, plan.key.rows_per_request) is None
         else None

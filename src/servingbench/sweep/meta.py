@@ -130,7 +130,7 @@ def initial_meta(
             server=server_cpus,
             generator=generator_cpus,
             harness=harness_cpus,
-            generator_processes=settings.processes,
+            generator_processes=max(1, settings.generator_workers + settings.remote_workers),
         ),
         order=(
             "repeat-major, then load level; within each, the series in an order shuffled with "

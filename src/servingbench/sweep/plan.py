@@ -113,19 +113,19 @@ def open_keys(
     return plan
 
 
-def generator_processes(
+def generator_workers(
     key: PointKey, settings: BenchSettings, calibration: CalibrationRecord | None
 ) -> int:
-    """Open loop: as many generator processes as the rate needs (the calibrated per-process
-    ceiling), within the generator's cores; closed loop: `--processes`."""
-    if key.load != "open" or key.rate is None or calibration is None:
-        return settings.processes
+    """Local worker processes: `--generator-workers`; in open loop, more when the rate needs
+    them (above the calibrated per-process ceiling), within the generator's cores."""
+    chosen = settings.generator_workers
+    if settings.remote_workers or key.load != "open" or key.rate is None or calibration is None:
+        return chosen
     entry = calibration.wires.get(key.wire)
     ceiling = entry.open_loop.rate if entry and entry.open_loop else None
     cores = len(settings.pinning()[1] or []) or 1
-    if not ceiling:
-        return settings.processes
-    return max(settings.processes, min(cores, math.ceil(key.rate / ceiling)))
+    needed = math.ceil(key.rate / ceiling) if ceiling else 1
+    return chosen if needed <= max(1, chosen) else min(cores, needed)
 
 
 def point_plan(
@@ -142,15 +142,15 @@ def point_plan(
     running = servers.running.get(series.config.key)
     endpoint = next(e for e in backend.endpoints if e.scenario == scenario.name)
     host = backend.endpoint_address(endpoint, settings.host, running.spec.ports) if running else ""
-    extra: dict[str, str] = {}
+    options, extra = {}, {}
     if key.load == "open" and key.rate is not None:
-        extra = {
-            "SERVINGBENCH_LOAD_ARRIVAL_RATE": f"{key.rate:g}",
-            "SERVINGBENCH_LOAD_ARRIVALS": key.arrivals or settings.arrivals,
-            "SERVINGBENCH_LOAD_ARRIVAL_SEED": str(settings.arrival_seed + key.repeat),
-            # gevent's default libev/epoll rounds timers up to the millisecond; select does not
-            "GEVENT_BACKEND": "select",
+        options = {
+            "--arrival-rate": f"{key.rate:g}",
+            "--arrivals": key.arrivals or settings.arrivals,
+            "--arrival-seed": str(settings.arrival_seed + key.repeat),
         }
+        # gevent's default libev/epoll rounds timers up to the millisecond; select does not
+        extra = {"GEVENT_BACKEND": "select"}
     return PointPlan(
         key=key,
         host=host,
@@ -162,7 +162,10 @@ def point_plan(
         ),
         timeout_s=settings.timeout_s,
         stop_grace_s=settings.stop_grace_s,
-        processes=generator_processes(key, settings, calibration),
+        local_workers=generator_workers(key, settings, calibration),
+        remote_workers=settings.remote_workers,
+        master_bind=settings.master_bind,
+        master_port=settings.master_port,
         generator_cpus=generator_cpus,
         server_cpus=server_cpus,
         server_name=series.config.server_name,
@@ -172,5 +175,6 @@ def point_plan(
             contention_percent=settings.contention_percent,
             lateness_ms=settings.lateness_bound_ms,
         ),
+        load_options=options,
         extra_env=extra,
     )

@@ -169,9 +169,24 @@ class BenchSettings(BaseSettings):
         gt=0,
         description="open loop: flag `generator-late` when the p99 of send lateness exceeds it",
     )
-    processes: int = Field(
-        default=1, ge=1, description="Locust generator processes (>1 uses --processes)"
+    generator_workers: int = Field(
+        default=0,
+        ge=0,
+        description="0: one Locust process generates the load; N: a Locust master with N "
+        "local worker processes (records reach the master over Locust's messaging)",
     )
+    remote_workers: int = Field(
+        default=0,
+        ge=0,
+        description="Locust workers on other machines (`servingbench worker --master HOST`) the "
+        "master waits for at every point; they join its `master_port` on `master_bind`",
+    )
+    master_bind: str = Field(
+        default="127.0.0.1",
+        description="interface the Locust master listens on for remote workers (0.0.0.0 to "
+        "accept them from other hosts)",
+    )
+    master_port: int = Field(default=5557, ge=1, description="port remote workers join")
     server_cpus: IntList | None = Field(
         default=None,
         description=(
