@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "calibrate": "servingbench.commands.calibrate",
     "report": "servingbench.commands.report",
     "compare": "servingbench.commands.compare",
+    "worker": "servingbench.commands.worker",
 }
 
 

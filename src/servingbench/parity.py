@@ -87,12 +87,13 @@ def check_endpoint(
     answers: ExpectedAnswers,
     plan: Sequence[slice],
     atol: float = DEFAULT_ATOL,
+    ca_bundle: str | None = None,
 ) -> ParityResult:
     """Send every planned slice of the held-out rows; the first error stops this endpoint."""
     total = Score(0, 0, 0.0)
     client = None
     try:
-        client = make_client(endpoint.wire, endpoint.library, endpoint.address)
+        client = make_client(endpoint.wire, endpoint.library, endpoint.address, ca_bundle=ca_bundle)
         for part in plan:
             rows = answers.rows[part]
             got = client.predict(model, rows.tolist())
@@ -115,12 +116,18 @@ def run_parity(
     batch_size: int = 32,
     single_rows: int = 5,
     atol: float = DEFAULT_ATOL,
+    ca_bundle: str | None = None,
 ) -> list[ParityResult]:
     """Every (endpoint, model) pair, expectations read from each model's metadata.json."""
     answers = {model: ExpectedAnswers.for_model(model) for model in models}
     return [
         check_endpoint(
-            endpoint, model, expected, request_plan(len(expected), batch_size, single_rows), atol
+            endpoint,
+            model,
+            expected,
+            request_plan(len(expected), batch_size, single_rows),
+            atol,
+            ca_bundle,
         )
         for endpoint in endpoints
         for model, expected in answers.items()

@@ -40,10 +40,14 @@ CLIENTS: dict[tuple[WireName, ClientLibrary], str] = {
 
 
 def make_client(
-    wire: WireName, library: ClientLibrary, address: str, timeout_s: float = 10.0
+    wire: WireName,
+    library: ClientLibrary,
+    address: str,
+    timeout_s: float = 10.0,
+    ca_bundle: str | None = None,
 ) -> Client:
-    """A client speaking `wire` through `library` to `address` (`http://host:port` or
-    `host:port`)."""
+    """A client speaking `wire` through `library` to `address` (`http(s)://host:port`,
+    `host:port` or `grpcs://host:port`); `ca_bundle` verifies TLS servers."""
     try:
         target = CLIENTS[(wire, library)]
     except KeyError:
@@ -51,5 +55,5 @@ def make_client(
         raise ValueError(f"no client for {wire} via {library}; known: {known}") from None
     module_name, class_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    client: Client = cls(wire, address, timeout_s)
+    client: Client = cls(wire, address, timeout_s, ca_bundle)
     return client

@@ -7,6 +7,7 @@ the labels the server computes, not only those implied by the probabilities.
 
 from __future__ import annotations
 
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -17,13 +18,14 @@ from servingbench.wire import OUTPUTS, Prediction, WireError, WireName, get_wire
 __all__ = ["HttpJsonClient", "post_json"]
 
 
-def post_json(url: str, body: bytes, timeout_s: float) -> bytes:
+def post_json(url: str, body: bytes, timeout_s: float, ca_bundle: str | None = None) -> bytes:
     """POST `body` and return the response body; errors carry the status and server message."""
     request = urllib.request.Request(
         url, data=body, headers={"Content-Type": "application/json"}, method="POST"
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        context = ssl.create_default_context(cafile=ca_bundle) if url.startswith("https") else None
+        with urllib.request.urlopen(request, timeout=timeout_s, context=context) as response:
             data: bytes = response.read()
             return data
     except urllib.error.HTTPError as exc:
@@ -37,10 +39,13 @@ def post_json(url: str, body: bytes, timeout_s: float) -> bytes:
 class HttpJsonClient:
     """POSTs a JSON body of its wire format to the format's path; urllib opens a connection each."""
 
-    def __init__(self, wire: WireName, address: str, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, wire: WireName, address: str, timeout_s: float = 10.0, ca_bundle: str | None = None
+    ) -> None:
         self.wire = get_wire(wire)
         self.address = address.rstrip("/")
         self.timeout_s = timeout_s
+        self.ca_bundle = ca_bundle
 
     def predict(self, model: str, rows: Sequence[Sequence[float]]) -> Prediction:
         url = f"{self.address}{self.wire.path(model)}"
@@ -48,7 +53,7 @@ class HttpJsonClient:
             body = v2_json_body(rows, OUTPUTS)
         else:
             body = self.wire.encode(model, rows)
-        reply = post_json(url, body, self.timeout_s)
+        reply = post_json(url, body, self.timeout_s, self.ca_bundle)
         try:
             return self.wire.decode(reply, len(rows))
         except WireError as exc:

@@ -26,20 +26,31 @@ __all__ = ["TritonGrpcClient", "TritonHttpClient"]
 
 
 def _host_port(address: str) -> str:
-    """tritonclient wants `host:port`; accept `http://host:port` too."""
+    """tritonclient wants `host:port`; accept `http(s)://` and `grpc(s)://host:port` too."""
     return urlsplit(address).netloc if "://" in address else address
+
+
+def _tls(address: str) -> bool:
+    return address.startswith(("https://", "grpcs://"))
 
 
 class TritonHttpClient:
     """V2 REST via `tritonclient.http.InferenceServerClient`."""
 
-    def __init__(self, wire: WireName, address: str, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, wire: WireName, address: str, timeout_s: float = 10.0, ca_bundle: str | None = None
+    ) -> None:
         import tritonclient.http as httpclient
 
         self._http = httpclient
         self.address = _host_port(address)
+        tls = _tls(address)
         self._client = httpclient.InferenceServerClient(
-            self.address, connection_timeout=timeout_s, network_timeout=timeout_s
+            self.address,
+            connection_timeout=timeout_s,
+            network_timeout=timeout_s,
+            ssl=tls,
+            ssl_options={"ca_certs": ca_bundle} if tls and ca_bundle else None,
         )
 
     def predict(self, model: str, rows: Sequence[Sequence[float]]) -> Prediction:
@@ -67,13 +78,21 @@ class TritonHttpClient:
 class TritonGrpcClient:
     """V2 gRPC (`inference.GRPCInferenceService/ModelInfer`) via `tritonclient.grpc`."""
 
-    def __init__(self, wire: WireName, address: str, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, wire: WireName, address: str, timeout_s: float = 10.0, ca_bundle: str | None = None
+    ) -> None:
         import tritonclient.grpc as grpcclient
 
         self._grpc = grpcclient
         self.address = _host_port(address)
         self.timeout_s = timeout_s
-        self._client = grpcclient.InferenceServerClient(self.address)
+        certs = None
+        if ca_bundle:
+            with open(ca_bundle, "rb") as fh:
+                certs = fh.read()
+        self._client = grpcclient.InferenceServerClient(
+            self.address, ssl=_tls(address), root_certificates=certs
+        )
 
     def predict(self, model: str, rows: Sequence[Sequence[float]]) -> Prediction:
         from tritonclient.utils import InferenceServerException

@@ -63,14 +63,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--skip-parity", action="store_true", default=None, help="skip the parity check"
     )
+    parser.add_argument(
+        "--target",
+        dest="targets",
+        action="append",
+        metavar="SCENARIO=ADDRESS",
+        help="measure a deployed server instead of starting one, e.g. "
+        "mlserver-rest=http://10.0.0.5:8080 (repeatable); --target compose: every scenario at "
+        "its default local port (the docker compose stack)",
+    )
+    parser.add_argument(
+        "--metrics-url",
+        dest="metrics_urls",
+        action="append",
+        metavar="SCENARIO=URL",
+        help="a target's Prometheus URL, for server-side timing (repeatable)",
+    )
+    parser.add_argument("--ca-bundle", type=Path, help="CA bundle for https:// and grpcs:// targets")
     for flag, (field, kind, text) in _FLAGS.items():
         parser.add_argument(flag, dest=field, type=kind, help=text)
 
 
+def _pairs(values: list[str] | None, flag: str) -> dict[str, str] | str | None:
+    """`["a=x", "b=y"]` -> {"a": "x", "b": "y"}; `["compose"]` stays a word."""
+    if not values:
+        return None
+    if values == ["compose"]:
+        return "compose"
+    out = {}
+    for value in values:
+        name, sep, where = value.partition("=")
+        if not sep or not name or not where:
+            raise ValueError(f"{flag} expects SCENARIO=ADDRESS, got {value!r}")
+        out[name.strip()] = where.strip()
+    return out
+
+
 def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The settings explicitly given as flags (unset flags are None and left out)."""
-    names = [field for field, _, _ in _FLAGS.values()] + ["skip_parity"]
-    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    names = [field for field, _, _ in _FLAGS.values()] + ["skip_parity", "ca_bundle"]
+    values = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    targets = _pairs(getattr(args, "targets", None), "--target")
+    metrics = _pairs(getattr(args, "metrics_urls", None), "--metrics-url")
+    if targets is not None:
+        values["targets"] = targets
+    if isinstance(metrics, dict):
+        values["metrics_urls"] = metrics
+    return values
 
 
 def existing_run(prog: str, exc: FileExistsError) -> int:
@@ -94,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"bench: invalid settings: {exc}", file=sys.stderr)
         return 2
     from servingbench.sweep.runner import run_sweep
+    from servingbench.sweep.targets import TargetError
     from servingbench.sweep.summary import summary_table
 
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C does
@@ -104,6 +144,9 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("bench: interrupted; servers stopped, partial run kept", file=sys.stderr)
         return 130
+    except TargetError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
     print()
     print(summary_table(result.points))
     print(f"\nrun folder: {result.layout.root}")

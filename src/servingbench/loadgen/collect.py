@@ -49,6 +49,9 @@ DRAIN_MSG = "servingbench_drain"
 CLOCK_PING = "servingbench_clock_ping"
 CLOCK_PONG = "servingbench_clock_pong"
 
+LOCAL_NODE = "local"
+"""How Locust names the sender when a process sends messages to itself."""
+
 _COLUMNS = ("start_ns", "latency_ns", "intended_ns", "server_ns")
 
 
@@ -166,7 +169,10 @@ class RecordCollector:
 
     def ledger(self, node: str) -> _Ledger:
         if node not in self._ledgers:
-            self._ledgers[node] = _Ledger(WorkerReport(node=node))
+            report = WorkerReport(node=node)
+            if node == LOCAL_NODE:  # the collector's own records: its own clock
+                report.boot_id, report.clock_uncertainty_ns = self.boot_id, 0
+            self._ledgers[node] = _Ledger(report)
         return self._ledgers[node]
 
     def on_records(self, environment: Any, msg: Any, **_kwargs: Any) -> RequestRecords | None:

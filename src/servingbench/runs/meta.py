@@ -23,6 +23,7 @@ __all__ = [
     "RunMeta",
     "RunStatus",
     "ServerRecord",
+    "TargetRecord",
 ]
 
 RunStatus = Literal["running", "complete", "interrupted", "failed"]
@@ -75,6 +76,16 @@ class ServerRecord(Record):
         default_factory=dict, description="what the launch rendered or chose"
     )
     failure: str | None = None
+
+
+class TargetRecord(Record):
+    """A server the sweep did not start (`--target`), and what it says about itself."""
+
+    scenario: str
+    address: str
+    metrics_url: str | None = None
+    server: dict[str, Any] = Field(default_factory=dict, description="e.g. V2 `GET /v2`")
+    models: dict[str, Any] = Field(default_factory=dict, description="V2 model metadata")
 
 
 class ParityCheck(Record):
@@ -133,6 +144,10 @@ class RunMeta(Versioned):
     artifacts: dict[str, ArtifactSummary]
     calibration: CalibrationRecord | None = None
     servers: dict[str, ServerRecord] = Field(default_factory=dict)
+    targets: dict[str, TargetRecord] = Field(
+        default_factory=dict,
+        description="servers the sweep did not start; their CPU and memory are not measured",
+    )
     parity: ParityRecord | None = None
     capacity: list[CapacityRecord] = Field(
         default_factory=list, description="open loop with an SLO: each series' search"

@@ -144,7 +144,7 @@ class WorkerReport(Record):
     declared_records: int | None = None
     clock_offset_ns: int = Field(default=0, description="worker clock minus the master's")
     clock_uncertainty_ns: int | None = Field(
-        default=0, description="bound on the offset's error; None = could not be measured"
+        default=None, description="bound on the offset's error; None = could not be measured"
     )
     lost: bool = False
     reason: str | None = None

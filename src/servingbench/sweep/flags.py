@@ -107,6 +107,7 @@ def point_flags(
     for worker in generator.workers if generator else []:
         if worker.lost:
             reasons["worker-lost"] = f"{worker.node}: {worker.reason}"
+            continue
         bound = worker.clock_uncertainty_ns
         if bound is None or bound > limits.clock_bound_ms * 1e6:
             shown = "unknown" if bound is None else f"±{bound / 1e6:.2f} ms"

@@ -141,10 +141,18 @@ def point_plan(
     backend = get_backend(scenario.backend)
     running = servers.running.get(series.config.key)
     endpoint = next(e for e in backend.endpoints if e.scenario == scenario.name)
-    host = backend.endpoint_address(endpoint, settings.host, running.spec.ports) if running else ""
-    options, extra = {}, {}
+    if key.scenario in servers.targets:
+        host = servers.targets[key.scenario]
+    elif running:
+        host = backend.endpoint_address(endpoint, settings.host, running.spec.ports)
+    else:
+        host = ""
+    options: dict[str, str] = {}
+    extra: dict[str, str] = {}
+    if settings.ca_bundle is not None:
+        options["--ca-bundle"] = str(settings.ca_bundle)
     if key.load == "open" and key.rate is not None:
-        options = {
+        options |= {
             "--arrival-rate": f"{key.rate:g}",
             "--arrivals": key.arrivals or settings.arrivals,
             "--arrival-seed": str(settings.arrival_seed + key.repeat),
@@ -167,8 +175,9 @@ def point_plan(
         master_bind=settings.master_bind,
         master_port=settings.master_port,
         generator_cpus=generator_cpus,
-        server_cpus=server_cpus,
-        server_name=series.config.server_name,
+        # a target's processes are not ours to see: nothing to attribute on any core of it
+        server_cpus=None if key.scenario in servers.targets else server_cpus,
+        server_name=None if key.scenario in servers.targets else series.config.server_name,
         calibration=calibration,
         thresholds=Thresholds(
             added_latency_ms=settings.added_latency_bound_ms,

@@ -22,10 +22,10 @@ import psutil
 from servingbench.runs.calibration import CalibrationRecord, load_latest_calibration
 from servingbench.runs.layout import RunLayout, create_run
 from servingbench.runs.meta import RunMeta
-from servingbench.runs.meta import CapacityRecord
+from servingbench.runs.meta import CapacityRecord, RunMeta
 from servingbench.runs.point import PointKey, PointResult
 from servingbench.runs.slo import Slo
-from servingbench.servers import get_scenario
+from servingbench.servers import ServerConfig, get_backend, get_scenario
 from servingbench.sweep.measure import measure_point
 from servingbench.sweep.meta import environments_meta, initial_meta, now, servers_meta
 from servingbench.sweep.parity_step import run_parity
@@ -34,6 +34,7 @@ from servingbench.sweep.plan import Series, closed_keys, open_keys, point_plan, 
 from servingbench.sweep.servers import BenchServers, start_servers
 from servingbench.sweep.settings import BenchSettings
 from servingbench.sweep.summary import progress_line
+from servingbench.sweep.targets import check_targets, parse_targets
 from servingbench.sweep.usage import Tracked
 
 __all__ = ["AfterPoint", "SweepResult", "run_sweep"]
@@ -113,7 +114,7 @@ class _Measurer:
 
     def __call__(self, key: PointKey, series: Series) -> PointResult:
         plan = point_plan(key, series, self.settings, self.servers, self.calibration)
-        health = functools.partial(self.servers.health, series.config.key)
+        health = functools.partial(self.servers.health, series.config.key, key.scenario)
         folder = self.result.layout.point_dir(plan.point_id)
         point = measure_point(plan, folder, self.servers.tracked(), health, self.harness)
         self.result.points.append(point)
@@ -186,6 +187,26 @@ def _search(
     return searches
 
 
+def target_configs(backends: set[str]) -> list[ServerConfig]:
+    """A target's configuration is unknown to us: one `target` configuration per backend."""
+    return [
+        ServerConfig(name, "target", get_backend(name).options(), "a server the sweep did not start")
+        for name in sorted(backends)
+    ]
+
+
+def _use_targets(settings: BenchSettings, meta: RunMeta, progress: Callable[[str], None]) -> BenchServers:
+    """Check every target before any load (TargetError otherwise) and record what they are."""
+    targets = parse_targets(settings.targets, settings.metrics_urls)
+    progress("targets: " + ", ".join(f"{t.scenario}={t.address}" for t in targets))
+    ca = str(settings.ca_bundle) if settings.ca_bundle else None
+    records, parity = check_targets(targets, settings.models, ca)
+    meta.targets = records
+    meta.parity = parity
+    progress(f"targets ready; parity: passed ({len(parity.checks)} checks)")
+    return BenchServers(targets={t.scenario: t.address for t in targets})
+
+
 def _sweep(
     settings: BenchSettings,
     result: SweepResult,
@@ -198,22 +219,26 @@ def _sweep(
     servers = BenchServers()
     try:
         backends = {get_scenario(s).backend for s in settings.scenarios}
-        configs = [c for c in settings.configs() if c.backend in backends]
-        progress(f"starting {', '.join(c.key for c in configs)} (cores {settings.pinning()[0]})")
-        servers = start_servers(settings, layout.root / "servers", configs)
-        for key, reason in servers.failures.items():
-            progress(f"{key} did not start; its points will be marked failed:\n{reason}")
-        meta.servers = servers_meta(servers)
-        meta.environments = environments_meta(servers)
+        if settings.targets:
+            configs = target_configs(backends)
+            servers = _use_targets(settings, meta, progress)
+        else:
+            configs = [c for c in settings.configs() if c.backend in backends]
+            progress(f"starting {', '.join(c.key for c in configs)} (cores {settings.pinning()[0]})")
+            servers = start_servers(settings, layout.root / "servers", configs)
+            for key, reason in servers.failures.items():
+                progress(f"{key} did not start; its points will be marked failed:\n{reason}")
+            meta.servers = servers_meta(servers)
+            meta.environments = environments_meta(servers)
         meta.write(layout.meta)
-        if not settings.skip_parity:
+        if not settings.skip_parity and not settings.targets:
             meta.parity = run_parity(servers, settings.models)
             meta.write(layout.meta)
             progress(f"parity: {meta.parity.status} ({len(meta.parity.checks)} checks)")
         measure = _Measurer(
             settings, result, servers, calibration, _harness(harness_cpus), progress, after_point
         )
-        series = series_of(settings.scenarios, settings.configs(), settings.models, settings.rows)
+        series = series_of(settings.scenarios, configs, settings.models, settings.rows)
         if settings.load == "closed":
             for key, one in closed_keys(
                 series, settings.concurrency, settings.repeats, settings.seed

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 from pathlib import Path
 
 import psutil
@@ -22,6 +23,7 @@ from servingbench.servers.base import LaunchSpec
 from servingbench.stack.launch import launch_all
 from servingbench.stack.processes import (
     ProcessHandle,
+    tcp_open,
     free_port,
     stop_handle,
     tail,
@@ -61,9 +63,16 @@ class BenchServers:
     failures: dict[str, str] = field(default_factory=dict)
     specs: dict[str, LaunchSpec] = field(default_factory=dict)
     """every configuration's launch spec, started or not (for meta.json)"""
+    targets: dict[str, str] = field(default_factory=dict)
+    """scenario -> address of servers the sweep did not start (`--target`)"""
 
-    def health(self, key: str) -> str | None:
-        """None when `key`'s server is alive; otherwise why not (once dead, always dead)."""
+    def health(self, key: str, scenario: str = "") -> str | None:
+        """None when `key`'s server is alive (a target: accepts connections); otherwise why not
+        (a started server, once dead, stays dead)."""
+        if scenario in self.targets:
+            where = self.targets[scenario]
+            host_port = urlsplit(where).netloc if "://" in where else where
+            return None if tcp_open(host_port) else f"target {scenario} at {where} not reachable"
         if key in self.failures:
             return self.failures[key]
         server = self.running.get(key)

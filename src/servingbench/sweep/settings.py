@@ -213,6 +213,19 @@ class BenchSettings(BaseSettings):
         description="flag a point `client-bound` when the calibrated latency Locust adds at its "
         "load exceeds this (p50, ms)",
     )
+    targets: dict[str, str] = Field(
+        default_factory=dict,
+        description="deployed servers to measure instead of starting any: scenario -> address, "
+        'e.g. {"mlserver-rest": "http://10.0.0.5:8080", "mlserver-grpc": "10.0.0.5:8081"}; '
+        "`compose` names every scenario at its default local port (the docker compose stack)",
+    )
+    metrics_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="targets: scenario -> Prometheus URL, for the server-side timing",
+    )
+    ca_bundle: Path | None = Field(
+        default=None, description="CA bundle (PEM) to verify https:// and grpcs:// targets"
+    )
     results_dir: Path = Field(
         default_factory=results_dir, description="runs are written to <results_dir>/<run_id>/"
     )
@@ -302,6 +315,25 @@ class BenchSettings(BaseSettings):
     @classmethod
     def _known_ports(cls, value: dict[str, int]) -> dict[str, int]:
         return check_port_keys(value)
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _compose(cls, value: Any) -> Any:
+        if value == "compose" or value == ["compose"]:
+            from servingbench.sweep.targets import compose_targets
+
+            return compose_targets()
+        return value
+
+    @model_validator(mode="after")
+    def _target_scenarios(self) -> BenchSettings:
+        if self.targets:
+            from servingbench.sweep.targets import parse_targets
+
+            parse_targets(self.targets, self.metrics_urls)  # TargetError names what is wrong
+            if set(self.scenarios) != set(self.targets):
+                self.scenarios = list(self.targets)
+        return self
 
     @model_validator(mode="after")
     def _consistent_times(self) -> BenchSettings:

@@ -1,0 +1,241 @@
+"""Servers the sweep did not start: deployed endpoints named by `--target scenario=address`.
+
+A target is a scenario (hence a backend and a wire format) at an address: `http(s)://host:port`
+for REST, `host:port` or `grpc(s)://host:port` for gRPC. Before any load is sent, each target is
+checked: reachable, speaking the expected protocol (TLS or not), ready, serving the model with
+the artifact's feature count, and giving the artifact's answers (parity). What the server says
+about itself (`/v2`, model metadata) is recorded. Everything wrong is reported at once, with
+what to fix. `--targets compose` names every scenario at its backend's default port on this
+machine: the `docker compose` stack (`make compose-up`), or `make serve-all`'s servers.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from servingbench.models.artifacts import load_metadata
+from servingbench.parity import ParityEndpoint, run_parity
+from servingbench.runs.meta import ParityCheck, ParityRecord, TargetRecord
+from servingbench.servers import get_backend, get_scenario, scenarios
+from servingbench.stack.processes import tcp_open
+from servingbench.wire import WIRE_FORMATS
+
+__all__ = ["COMPOSE", "Target", "TargetError", "check_targets", "compose_targets", "parse_targets"]
+
+COMPOSE = "compose"
+
+
+class TargetError(ValueError):
+    """A target cannot be benchmarked; the message lists every problem found."""
+
+
+@dataclass(frozen=True)
+class Target:
+    scenario: str
+    address: str
+    metrics_url: str | None = None
+
+    @property
+    def wire(self) -> str:
+        return get_scenario(self.scenario).wire
+
+    @property
+    def grpc(self) -> bool:
+        return WIRE_FORMATS[get_scenario(self.scenario).wire].transport == "grpc"
+
+    @property
+    def tls(self) -> bool:
+        return self.address.startswith(("https://", "grpcs://"))
+
+    @property
+    def host_port(self) -> str:
+        return urlsplit(self.address).netloc if "://" in self.address else self.address
+
+
+def compose_targets(host: str = "127.0.0.1") -> dict[str, str]:
+    """Every registered scenario at its backend's default port on `host`."""
+    out = {}
+    for name, scenario in scenarios().items():
+        port = get_backend(scenario.backend).ports[scenario.port]
+        out[name] = f"{host}:{port}" if scenario.port == "grpc" else f"http://{host}:{port}"
+    return out
+
+
+def parse_targets(
+    targets: Mapping[str, str], metrics: Mapping[str, str] | None = None
+) -> list[Target]:
+    """Targets by scenario; unknown scenarios and unreadable addresses are a TargetError."""
+    problems, out = [], []
+    for name, where in targets.items():
+        try:
+            scenario = get_scenario(name)
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        grpc = WIRE_FORMATS[scenario.wire].transport == "grpc"
+        scheme = where.split("://", 1)[0] if "://" in where else ("grpc" if grpc else "")
+        allowed = ("grpc", "grpcs") if grpc else ("http", "https")
+        if scheme not in allowed:
+            problems.append(
+                f"{name}={where}: use {' or '.join(f'{s}://host:port' for s in allowed)}"
+                + (" (or host:port)" if grpc else "")
+            )
+            continue
+        out.append(Target(name, where.rstrip("/"), (metrics or {}).get(name)))
+    if problems:
+        raise TargetError("bad --target: " + "; ".join(problems))
+    return out
+
+
+def _context(ca_bundle: str | None) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=ca_bundle)
+
+
+def _get_json(url: str, ca_bundle: str | None) -> Any:
+    with urllib.request.urlopen(url, timeout=5, context=_context(ca_bundle)) as response:
+        return json.loads(response.read() or b"null")
+
+
+def _http_problem(target: Target, exc: Exception) -> str:
+    text = str(getattr(exc, "reason", exc))
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"{target.scenario} at {target.address}: HTTP {exc.code} ({text})"
+    if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
+        return f"{target.scenario} at {target.address}: not TLS; is it http:// ?"
+    if isinstance(exc, ssl.SSLError) or "CERTIFICATE_VERIFY" in text:
+        return f"{target.scenario} at {target.address}: TLS failed ({text}); pass --ca-bundle?"
+    if isinstance(exc, http.client.HTTPException):
+        return (
+            f"{target.scenario} at {target.address}: no HTTP/1.1 answer ({type(exc).__name__}): "
+            "is it https://, or another protocol's port (gRPC)?"
+        )
+    return f"{target.scenario} at {target.address}: {text}"
+
+
+def _features(inputs: Any) -> int | None:
+    """The feature count a V2 model declares (inputs[0].shape[-1]), if it declares one."""
+    try:
+        shape = inputs[0]["shape"]
+        return int(shape[-1]) if int(shape[-1]) > 0 else None
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def _check_http(target: Target, models: list[str], ca: str | None) -> tuple[TargetRecord, list[str]]:
+    base = target.address
+    record = TargetRecord(scenario=target.scenario, address=base, metrics_url=target.metrics_url)
+    problems: list[str] = []
+    if target.wire == "predict-json":
+        info = _get_json(f"{base}/models", ca)  # our service's model list
+        served = {m["name"]: m for m in info} if isinstance(info, list) else {}
+        record.server = {"models": sorted(served)}
+        for model in models:
+            want = load_metadata(model).n_features
+            if model not in served:
+                problems.append(f"{target.scenario}: model {model!r} not served ({sorted(served)})")
+            elif len(served[model].get("feature_names", [])) != want:
+                problems.append(f"{target.scenario}: {model} takes another feature count")
+        return record, problems
+    record.server = _get_json(f"{base}/v2", ca) or {}
+    for model in models:
+        try:
+            meta = _get_json(f"{base}/v2/models/{model}", ca)
+        except urllib.error.HTTPError as exc:
+            problems.append(f"{target.scenario}: model {model!r}: HTTP {exc.code} (not served?)")
+            continue
+        record.models[model] = meta
+        got, want = _features(meta.get("inputs")), load_metadata(model).n_features
+        if got is not None and got != want:
+            problems.append(
+                f"{target.scenario}: {model} declares {got} features, the artifact has {want}"
+            )
+    return record, problems
+
+
+def _check_grpc(target: Target, models: list[str], ca: str | None) -> tuple[TargetRecord, list[str]]:
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    record = TargetRecord(scenario=target.scenario, address=target.address)
+    record.metrics_url = target.metrics_url
+    problems: list[str] = []
+    certs = open(ca, "rb").read() if ca else None  # noqa: SIM115 (tritonclient wants bytes)
+    client = grpcclient.InferenceServerClient(
+        target.host_port, ssl=target.tls, root_certificates=certs
+    )
+    try:
+        if not client.is_server_ready(client_timeout=5):
+            problems.append(f"{target.scenario}: the server says it is not ready")
+        server = client.get_server_metadata(as_json=True, client_timeout=5)
+        record.server = {k: server.get(k) for k in ("name", "version") if k in server}
+        for model in models:
+            try:
+                meta = client.get_model_metadata(model, as_json=True, client_timeout=5)
+            except InferenceServerException as exc:
+                problems.append(f"{target.scenario}: model {model!r}: {exc.message()}")
+                continue
+            record.models[model] = meta
+            got, want = _features(meta.get("inputs")), load_metadata(model).n_features
+            if got is not None and got != want:
+                problems.append(
+                    f"{target.scenario}: {model} declares {got} features, the artifact has {want}"
+                )
+    except InferenceServerException as exc:
+        hint = " (TLS where plain gRPC was expected, or the reverse?)" if "UNAVAILABLE" in str(
+            exc.status()
+        ) else ""
+        problems.append(f"{target.scenario} at {target.address}: {exc.message()}{hint}")
+    finally:
+        client.close()
+    return record, problems
+
+
+def check_targets(
+    targets: list[Target], models: list[str], ca_bundle: str | None = None
+) -> tuple[dict[str, TargetRecord], ParityRecord]:
+    """Every check of the module docstring; a TargetError lists every problem found."""
+    records: dict[str, TargetRecord] = {}
+    problems: list[str] = []
+    for target in targets:
+        host, _, port = target.host_port.rpartition(":")
+        if not tcp_open(target.host_port):
+            problems.append(f"{target.scenario}: cannot reach {host}:{port}")
+            continue
+        check = _check_grpc if target.grpc else _check_http
+        try:
+            record, found = check(target, models, ca_bundle)
+        except (OSError, ValueError, urllib.error.URLError, http.client.HTTPException) as exc:
+            problems.append(_http_problem(target, exc))
+            continue
+        records[target.scenario] = record
+        problems += found
+    if problems:
+        raise TargetError("targets not usable, nothing was sent:\n  " + "\n  ".join(problems))
+    endpoints = [
+        ParityEndpoint(f"{t.scenario} {t.wire} via {library}", t.wire, library, t.address)  # type: ignore[arg-type]
+        for t in targets
+        for e in get_backend(get_scenario(t.scenario).backend).endpoints
+        if e.scenario == t.scenario
+        for library in e.parity_clients
+    ]
+    results = run_parity(endpoints, models, ca_bundle=ca_bundle)
+    checks = [
+        ParityCheck(
+            endpoint=r.endpoint, model=r.model, rows=r.score.rows,
+            label_mismatches=r.score.label_mismatches, max_abs_dp=r.score.max_abs_dp,
+            atol=r.atol, passed=r.passed, error=r.error,
+        )  # fmt: skip
+        for r in results
+    ]
+    failed = [f"{c.endpoint} / {c.model}: {c.error or 'wrong answers'}" for c in checks if not c.passed]
+    if failed:
+        raise TargetError("targets answer differently from the artifact:\n  " + "\n  ".join(failed))
+    return records, ParityRecord(status="passed", checks=checks)
