@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from servingbench.api import handlers
 from servingbench.api.edge import ApiError, dumps, log_unexpected, receive_json
+from servingbench.api.runners import Stages
 from servingbench.api.state import ServiceState
 
 __all__ = ["HOT_ROUTES", "HotPath", "match"]
@@ -82,7 +83,9 @@ class HotPath:
                 return
         await self.app(scope, receive, send)
 
-    async def _answer(self, hit: Match, scope: Scope, receive: Receive) -> tuple[int, bytes]:
+    async def _answer(
+        self, hit: Match, scope: Scope, receive: Receive
+    ) -> tuple[int, bytes, Stages | None]:
         state = self.state
         content_type, length = _body_headers(scope)
 
@@ -92,23 +95,27 @@ class HotPath:
         _, name, version = hit
         try:
             if name is None:
-                doc = await handlers.predict(state, read_body)
+                doc, stages = await handlers.predict(state, read_body)
             else:
-                doc = await handlers.infer(state, read_body, name, version)
+                doc, stages = await handlers.infer(state, read_body, name, version)
         except ApiError as exc:
-            return exc.status, dumps({"error": exc.message})
-        return 200, dumps(doc)
+            return exc.status, dumps({"error": exc.message}), None
+        return 200, dumps(doc), stages
 
     async def _serve(self, hit: Match, scope: Scope, receive: Receive, send: Send) -> None:
         start = perf_counter()
+        stages = None
         try:
-            status, body = await self._answer(hit, scope, receive)
+            status, body, stages = await self._answer(hit, scope, receive)
         except ClientDisconnect:
             return  # nobody to answer
         except Exception as exc:
             status = 500
             body = dumps({"error": log_unexpected(scope["method"], scope["path"], exc)})
         headers = [(b"content-type", _JSON), (b"content-length", str(len(body)).encode())]
+        if stages is not None and self.state.settings.server_timing:
+            timing = stages.server_timing(perf_counter() - start)
+            headers.append((b"server-timing", timing.encode("latin-1")))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         self.state.record(hit[0], status, perf_counter() - start)

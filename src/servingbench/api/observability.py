@@ -26,6 +26,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from servingbench.api.runners import Stages
+
 __all__ = [
     "LATENCY_BUCKETS",
     "LatencyStats",
@@ -89,33 +91,45 @@ class LatencyStats:
 
 # --- /metrics: Prometheus ---------------------------------------------------------------------
 
-# Our latencies are around a millisecond: buckets from 0.25 ms to 2.5 s.
-LATENCY_BUCKETS = (
-    0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075,
-    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-)  # fmt: skip
-_LE = [*map(floatToGoString, LATENCY_BUCKETS), "+Inf"]
+LATENCY_BUCKETS = tuple(round(50e-6 * 1.25**n, 9) for n in range(56))
+"""50 us to about 12 s, each bucket 25 % wider than the last: our stages take tens of
+microseconds to milliseconds, and a percentile estimated from buckets (linear inside one) is
+then within a few percent. Prometheus' default buckets start at 5 ms."""
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
-class _Latency:
-    """One route's histogram: a count per bucket (the last is +Inf) and the sum."""
+class _Histogram:
+    """One series: a count per bucket (the last is +Inf) and the sum."""
 
-    def __init__(self) -> None:
-        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)
+    def __init__(self, bounds: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
         self.sum = 0.0
 
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # `le` is inclusive
-        self.sum += seconds
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # `le` is inclusive
+        self.sum += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        edges = [*map(floatToGoString, self.bounds), "+Inf"]
+        return list(zip(edges, accumulate(self.counts), strict=True))
 
 
 class Metrics:
-    """Requests by route and status, request latency by route, rows predicted by model."""
+    """Requests by route and status, the time of each stage of a request, rows predicted.
+
+    Stages: the whole request by route (`request_duration`), and per model the wait for a
+    batch or a worker thread (`queue_duration`), the model call (`model_duration`) and the rows
+    in the call that answered each request (`batch_rows`).
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._requests: dict[tuple[str, int], int] = {}
-        self._latency: dict[str, _Latency] = {}
+        self._latency: dict[str, _Histogram] = {}
+        self._model: dict[str, _Histogram] = {}
+        self._queue: dict[str, _Histogram] = {}
+        self._batch: dict[str, _Histogram] = {}
         self._rows: dict[str, int] = {}
         self.registry.register(self)
 
@@ -124,10 +138,16 @@ class Metrics:
         self._requests[key] = self._requests.get(key, 0) + 1
         latency = self._latency.get(route)
         if latency is None:
-            latency = self._latency[route] = _Latency()
+            latency = self._latency[route] = _Histogram()
         latency.observe(seconds)
 
-    def add_rows(self, model: str, rows: int) -> None:
+    def observe_stages(self, model: str, rows: int, stages: Stages) -> None:
+        if model not in self._model:
+            self._model[model], self._queue[model] = _Histogram(), _Histogram()
+            self._batch[model] = _Histogram(BATCH_BUCKETS)
+        self._model[model].observe(stages.model_s)
+        self._queue[model].observe(stages.queue_s)
+        self._batch[model].observe(stages.batch_rows)
         self._rows[model] = self._rows.get(model, 0) + rows
 
     def collect(self) -> Iterator[Metric]:
@@ -145,14 +165,25 @@ class Metrics:
             labels=["route"],
         )
         for route, series in sorted(self._latency.items()):
-            buckets = list(zip(_LE, accumulate(series.counts), strict=True))
-            latency.add_metric([route], buckets, series.sum)
+            latency.add_metric([route], series.buckets(), series.sum)
+        yield from (requests, latency)
+        for name, help_text, table in (
+            ("model_duration_seconds", "Model call answering each request, by model.", self._model),
+            ("queue_duration_seconds", "Wait for a batch or thread before the call.", self._queue),
+            ("batch_rows", "Rows in the model call that answered each request.", self._batch),
+        ):
+            family = HistogramMetricFamily(
+                f"servingbench_api_{name}", help_text, labels=["model"]
+            )
+            for model, series in sorted(table.items()):
+                family.add_metric([model], series.buckets(), series.sum)
+            yield family
         rows = CounterMetricFamily(
             "servingbench_api_rows_predicted", "Rows predicted, by model.", labels=["model"]
         )
         for model, count in sorted(self._rows.items()):
             rows.add_metric([model], count)
-        yield from (requests, latency, rows)
+        yield rows
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -19,6 +19,7 @@ import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Protocol
 
 import numpy as np
@@ -34,15 +35,39 @@ __all__ = [
     "EventLoopRunner",
     "Outputs",
     "Pending",
+    "Predicted",
     "Runner",
+    "Stages",
     "ThreadpoolRunner",
     "make_runner",
     "predict_batch",
     "predict_outputs",
     "take_batch",
+    "timed_outputs",
 ]
 
 Outputs = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True, slots=True)
+class Stages:
+    """Where one request's server time went: waiting for its batch, and the model call that
+    answered it (a batch's call, shared by the requests in it). Seconds."""
+
+    queue_s: float
+    model_s: float
+    batch_rows: int
+
+    def server_timing(self, elapsed_s: float) -> str:
+        """A W3C `Server-Timing` value: `app` (the whole request, as the server saw it), the
+        model call and the wait before it; milliseconds."""
+        return (
+            f"app;dur={elapsed_s * 1e3:.3f}, model;dur={self.model_s * 1e3:.3f}, "
+            f"queue;dur={self.queue_s * 1e3:.3f}"
+        )
+
+
+Predicted = tuple[Outputs, Stages]
 
 
 def predict_outputs(predictor: Predictor, x: np.ndarray, names: Sequence[str]) -> Outputs:
@@ -51,10 +76,19 @@ def predict_outputs(predictor: Predictor, x: np.ndarray, names: Sequence[str]) -
     return {name: calls[name](x) for name in names}
 
 
+def timed_outputs(predictor: Predictor, x: np.ndarray, names: Sequence[str]) -> Predicted:
+    """`predict_outputs`, and how long the model took."""
+    start = perf_counter()
+    outputs = predict_outputs(predictor, x, names)
+    return outputs, Stages(0.0, perf_counter() - start, len(x))
+
+
 class Runner(Protocol):
     """Predict `names` for `x` on `model`; release what the runner holds on shutdown."""
 
-    async def predict(self, model: ServedModel, x: np.ndarray, names: Sequence[str]) -> Outputs: ...
+    async def predict(
+        self, model: ServedModel, x: np.ndarray, names: Sequence[str]
+    ) -> Predicted: ...
 
     async def aclose(self) -> None: ...
 
@@ -62,8 +96,8 @@ class Runner(Protocol):
 class EventLoopRunner:
     """Predict inline: no hand-off, the loop is blocked for the model's ~0.1-0.3 ms."""
 
-    async def predict(self, model: ServedModel, x: np.ndarray, names: Sequence[str]) -> Outputs:
-        return predict_outputs(model.predictor, x, names)
+    async def predict(self, model: ServedModel, x: np.ndarray, names: Sequence[str]) -> Predicted:
+        return timed_outputs(model.predictor, x, names)
 
     async def aclose(self) -> None:
         return None
@@ -72,8 +106,11 @@ class EventLoopRunner:
 class ThreadpoolRunner:
     """Predict in Starlette's worker threads (AnyIO's pool), keeping the loop free."""
 
-    async def predict(self, model: ServedModel, x: np.ndarray, names: Sequence[str]) -> Outputs:
-        return await run_in_threadpool(predict_outputs, model.predictor, x, names)
+    async def predict(self, model: ServedModel, x: np.ndarray, names: Sequence[str]) -> Predicted:
+        queued = perf_counter()
+        outputs, stages = await run_in_threadpool(timed_outputs, model.predictor, x, names)
+        waited = perf_counter() - queued - stages.model_s  # the hand-off to a thread and back
+        return outputs, Stages(waited, stages.model_s, stages.batch_rows)
 
     async def aclose(self) -> None:
         return None
@@ -86,7 +123,8 @@ class Pending:
 
     x: np.ndarray
     names: tuple[str, ...]
-    future: asyncio.Future[Outputs]
+    future: asyncio.Future[Predicted]
+    queued: float
 
 
 def take_batch(queue: deque[Pending], max_rows: int) -> list[Pending]:
@@ -107,6 +145,7 @@ def predict_batch(predictor: Predictor, batch: Sequence[Pending]) -> None:
     """One prediction for the whole batch; each future gets its own rows of each output."""
     names = tuple(dict.fromkeys(name for item in batch for name in item.names))
     x = batch[0].x if len(batch) == 1 else np.concatenate([item.x for item in batch])
+    start = perf_counter()
     try:
         results = predict_outputs(predictor, x, names)
     except Exception as exc:
@@ -114,12 +153,14 @@ def predict_batch(predictor: Predictor, batch: Sequence[Pending]) -> None:
             if not item.future.done():
                 item.future.set_exception(exc)
         return
-    start = 0
+    model_s = perf_counter() - start
+    first = 0
     for item in batch:
-        stop = start + len(item.x)
+        stop = first + len(item.x)
         if not item.future.done():  # a cancelled request (client gone) is skipped
-            item.future.set_result({name: results[name][start:stop] for name in item.names})
-        start = stop
+            outputs = {name: results[name][first:stop] for name in item.names}
+            item.future.set_result((outputs, Stages(start - item.queued, model_s, len(x))))
+        first = stop
 
 
 class _ModelQueue:
@@ -134,10 +175,10 @@ class _ModelQueue:
         self.arrived = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
-    def submit(self, x: np.ndarray, names: tuple[str, ...]) -> asyncio.Future[Outputs]:
+    def submit(self, x: np.ndarray, names: tuple[str, ...]) -> asyncio.Future[Predicted]:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Outputs] = loop.create_future()
-        self.items.append(Pending(x, names, future))
+        future: asyncio.Future[Predicted] = loop.create_future()
+        self.items.append(Pending(x, names, future, perf_counter()))
         self.queued_rows += len(x)
         self.arrived.set()
         if self.task is None or self.task.done():
@@ -184,7 +225,7 @@ class BatchingRunner:
         self.max_wait_s = max_wait_s
         self._queues: dict[str, _ModelQueue] = {}
 
-    async def predict(self, model: ServedModel, x: np.ndarray, names: Sequence[str]) -> Outputs:
+    async def predict(self, model: ServedModel, x: np.ndarray, names: Sequence[str]) -> Predicted:
         queue = self._queues.get(model.name)
         if queue is None:
             queue = self._queues[model.name] = _ModelQueue(

@@ -31,6 +31,11 @@ class ApiOptions(BaseModel):
     )
     workers: int = Field(1, gt=0, description="uvicorn worker processes.")
     metrics_enabled: bool = Field(True, description="Serve Prometheus metrics on `/metrics`.")
+    server_timing: bool = Field(
+        True,
+        description="Answer inference requests with a W3C `Server-Timing` header (app, model, "
+        "queue durations), so each request's server time can be recorded by the client.",
+    )
     max_body_bytes: int = Field(
         1 << 20,
         gt=0,

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi.responses import Response
 
 import numpy as np
 
-from servingbench.api.edge import ApiError
+from servingbench.api.edge import ApiError, json_response
 from servingbench.api.observability import LatencyStats, Metrics
 from servingbench.api.models import ServedModel
 from servingbench.api.settings import ApiSettings
-from servingbench.api.runners import Outputs, Runner, make_runner
+from servingbench.api.runners import Predicted, Runner, Stages, make_runner
 
-__all__ = ["ServiceState"]
+__all__ = ["ServiceState", "timed_response"]
 
 
 @dataclass
@@ -52,8 +55,17 @@ class ServiceState:
         if self.metrics is not None:
             self.metrics.observe_request(route, status, seconds)
 
-    async def predict(self, model: ServedModel, x: np.ndarray, names: Sequence[str]) -> Outputs:
-        outputs = await self.runner.predict(model, x, names)
+    async def predict(self, model: ServedModel, x: np.ndarray, names: Sequence[str]) -> Predicted:
+        """The outputs, and where the time went (also counted for `/metrics`)."""
+        outputs, stages = await self.runner.predict(model, x, names)
         if self.metrics is not None:
-            self.metrics.add_rows(model.name, len(x))
-        return outputs
+            self.metrics.observe_stages(model.name, len(x), stages)
+        return outputs, stages
+
+
+def timed_response(
+    state: ServiceState, doc: dict[str, Any], elapsed_s: float, stages: Stages
+) -> Response:
+    """The JSON answer of an inference route, with `Server-Timing` unless it is turned off."""
+    headers = {"server-timing": stages.server_timing(elapsed_s)}
+    return json_response(doc, headers=headers if state.settings.server_timing else None)

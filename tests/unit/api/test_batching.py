@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from servingbench.api.models import ServedModel, load_models
-from servingbench.api.runners import BatchingRunner, Outputs, Pending, predict_outputs, take_batch
+from servingbench.api.runners import (
+    BatchingRunner,
+    Outputs,
+    Pending,
+    Predicted,
+    predict_outputs,
+    take_batch,
+)
 from servingbench.models.catalog import as_features
 
 pytestmark = pytest.mark.usefixtures("trained_models")
@@ -43,8 +50,8 @@ def _rows(model: ServedModel, n: int) -> list[np.ndarray]:
 
 
 def _pending(rows: int, loop: asyncio.AbstractEventLoop) -> Pending:
-    future: asyncio.Future[Outputs] = loop.create_future()
-    return Pending(np.zeros((rows, 4), dtype=np.float32), ("predict",), future)
+    future: asyncio.Future[Predicted] = loop.create_future()
+    return Pending(np.zeros((rows, 4), dtype=np.float32), ("predict",), future, 0.0)
 
 
 def test_take_batch_takes_what_fits_and_always_the_head() -> None:
@@ -61,7 +68,7 @@ def test_take_batch_takes_what_fits_and_always_the_head() -> None:
 
 async def _run_all(
     runner: BatchingRunner, model: ServedModel, rows: list[np.ndarray]
-) -> list[Outputs]:
+) -> list[Predicted]:
     names = ("predict", "predict_proba")
     try:
         return list(await asyncio.gather(*(runner.predict(model, x, names) for x in rows)))
@@ -75,7 +82,11 @@ def test_requests_queued_together_form_one_batch_equal_to_unbatched(name: str) -
     rows = _rows(model, 12)
     results = asyncio.run(_run_all(BatchingRunner(64, 3600.0), model, rows))
     assert recorder.calls == [12]
-    for x, got in zip(rows, results, strict=True):
+    for _, stages in results:  # every request knows the batch that answered it
+        assert stages.batch_rows == 12
+        assert stages.model_s > 0
+        assert stages.queue_s >= 0
+    for x, (got, _) in zip(rows, results, strict=True):
         expected = predict_outputs(model.predictor.inner, x, ("predict", "predict_proba"))  # type: ignore[attr-defined]
         np.testing.assert_array_equal(got["predict"], expected["predict"])
         # xgboost is bit-identical; LogisticRegression's float32 matmul may differ in the last bits.
@@ -97,9 +108,10 @@ def test_a_lone_request_is_not_held_for_the_max_wait() -> None:
     async def lone() -> Outputs:
         runner = BatchingRunner(64, 3600.0)
         try:
-            return await asyncio.wait_for(
+            outputs, _ = await asyncio.wait_for(
                 runner.predict(model, _rows(model, 1)[0], ("predict",)), 60
             )
+            return outputs
         finally:
             await runner.aclose()
 
@@ -115,12 +127,11 @@ def test_each_request_gets_only_the_outputs_it_asked_for() -> None:
         runner = BatchingRunner(64, 3600.0)
         x = _rows(model, 1)[0]
         try:
-            return list(
-                await asyncio.gather(
-                    runner.predict(model, x, ("predict",)),
-                    runner.predict(model, x, ("predict_proba",)),
-                )
+            answers = await asyncio.gather(
+                runner.predict(model, x, ("predict",)),
+                runner.predict(model, x, ("predict_proba",)),
             )
+            return [outputs for outputs, _ in answers]
         finally:
             await runner.aclose()
 

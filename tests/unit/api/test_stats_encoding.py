@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+from prometheus_client.utils import floatToGoString
 
 from servingbench.api.edge import dumps
 from servingbench.api.observability import LatencyStats, LatencyWindow, Metrics
+from servingbench.api.runners import Stages
 from servingbench.wire import predict_response, v2_output
 
 
@@ -52,13 +56,17 @@ def test_metrics_count_in_the_right_buckets_at_scrape_time() -> None:
     for seconds in (0.0001, 0.00025, 0.002, 5.0):
         metrics.observe_request("/predict", 200, seconds)
     metrics.observe_request("/predict", 422, 0.001)
-    metrics.add_rows("iris", 3)
+    metrics.observe_stages("iris", 3, Stages(queue_s=0.0, model_s=0.0002, batch_rows=3))
     text = metrics.render().decode()
     assert 'servingbench_api_requests_total{route="/predict",status="200"} 4.0' in text
     assert 'servingbench_api_requests_total{route="/predict",status="422"} 1.0' in text
     bucket = "servingbench_api_request_duration_seconds_bucket"
-    assert f'{bucket}{{le="0.00025",route="/predict"}} 2.0' in text  # `le` is inclusive
-    assert f'{bucket}{{le="0.001",route="/predict"}} 3.0' in text
-    assert f'{bucket}{{le="2.5",route="/predict"}} 4.0' in text
+    edges = {float(e) for e in re.findall(rf'{bucket}{{le="([0-9.e-]+)"', text)}
+    assert min(edges) == 5e-05  # fine enough for stages of tens of microseconds
+    below = next(e for e in sorted(edges) if e >= 0.00025)
+    assert f'{bucket}{{le="{floatToGoString(below)}",route="/predict"}} 2.0' in text
     assert f'{bucket}{{le="+Inf",route="/predict"}} 5.0' in text
+    model = "servingbench_api_model_duration_seconds"
+    assert f'{model}_count{{model="iris"}} 1.0' in text
+    assert 'servingbench_api_batch_rows_bucket{le="4.0",model="iris"} 1.0' in text
     assert 'servingbench_api_rows_predicted_total{model="iris"} 3.0' in text

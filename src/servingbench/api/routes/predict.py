@@ -6,11 +6,13 @@ endpoint in OpenAPI and serves it when the FastAPI app runs on its own.
 
 from __future__ import annotations
 
+from time import perf_counter
+
 from fastapi import APIRouter, Request, Response
 
 from servingbench.api import handlers
-from servingbench.api.edge import json_body, json_response, read_json
-from servingbench.api.state import ServiceState
+from servingbench.api.edge import json_body, read_json
+from servingbench.api.state import ServiceState, timed_response
 
 __all__ = ["router"]
 
@@ -35,7 +37,10 @@ def router(state: ServiceState) -> APIRouter:
 
     @api.post("/predict", summary="Labels and class probabilities", openapi_extra=_REQUEST_DOC)
     async def predict(request: Request) -> Response:
-        doc = await handlers.predict(state, lambda: read_json(request, settings.max_body_bytes))
-        return json_response(doc)
+        start = perf_counter()
+        doc, stages = await handlers.predict(
+            state, lambda: read_json(request, settings.max_body_bytes)
+        )
+        return timed_response(state, doc, perf_counter() - start, stages)
 
     return api

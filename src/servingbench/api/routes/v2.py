@@ -7,6 +7,7 @@ routes document them in OpenAPI and serve them when the FastAPI app runs on its 
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from time import perf_counter
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Request, Response
 from servingbench import __version__
 from servingbench.api import handlers
 from servingbench.api.edge import json_body, json_response, read_json
-from servingbench.api.state import ServiceState
+from servingbench.api.state import ServiceState, timed_response
 from servingbench.api.codec import V2_DATATYPES
 from servingbench.wire import OUTPUTS
 
@@ -65,7 +66,9 @@ def router(state: ServiceState) -> APIRouter:
         def read() -> Awaitable[Any]:
             return read_json(request, settings.max_body_bytes)
 
-        return json_response(await handlers.infer(state, read, name, version))
+        start = perf_counter()
+        doc, stages = await handlers.infer(state, read, name, version)
+        return timed_response(state, doc, perf_counter() - start, stages)
 
     @api.post("/models/{name}/infer", summary="V2 inference", openapi_extra=_INFER_DOC)
     async def model_infer(request: Request, name: str) -> Response:
