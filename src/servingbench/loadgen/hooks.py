@@ -20,6 +20,7 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
+import urllib.request
 from collections.abc import Callable
 from time import perf_counter_ns
 from typing import Any
@@ -144,7 +145,11 @@ class LoadContext:
             if plan is not None:
                 collector = self.collector
                 self.controller = PointController(
-                    plan, collector.first_start_ns, collector.snapshot, self._stop_test
+                    plan,
+                    collector.first_start_ns,
+                    collector.snapshot,
+                    self._stop_test,
+                    self._scrape if self.settings.metrics_url else None,
                 )
                 self.controller.start()
         if self.runs_users():
@@ -176,6 +181,19 @@ class LoadContext:
         timeout = (self.environment.stop_timeout or 0) + DONE_MARGIN_S
         for node in self.collector.wait_done(set(live), timeout):
             self.collector.mark_lost(node, f"no last records within {timeout:g} s of the stop")
+
+    def _scrape(self) -> str | None:
+        """The server's metrics page (gevent-friendly urllib); None when it cannot be read."""
+        url = self.settings.metrics_url
+        if url is None:
+            return None
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                text: str = response.read().decode("utf-8", "replace")
+                return text
+        except OSError as exc:
+            log.warning("cannot scrape %s: %s", url, exc)
+            return None
 
     def _stop_test(self) -> None:
         """The controller's decision: end the test (headless: the process then exits)."""
@@ -224,6 +242,8 @@ class LoadContext:
         records_dir.mkdir(parents=True, exist_ok=True)
         merged = type(merged).concat([merged], start, from_ns, to_ns)
         merged.save(records_dir / RECORDS_FILE)
+        for which, text in (controller.scrapes.items() if controller else []):
+            atomic_write_text(records_dir / f"metrics-{which}.txt", text)
         atomic_write_text(records_dir / REPORT_FILE, report.model_dump_json(indent=2))
         log.info("wrote %d request records to %s", len(merged), records_dir)
 

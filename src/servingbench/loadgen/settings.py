@@ -66,6 +66,11 @@ class LoadSettings(BaseSettings):
         description="Folder where the collecting process (the master, or the only one) writes "
         "`records.npz` and `generator.json` at the end; unset = no records are written.",
     )
+    metrics_url: str | None = Field(
+        default=None,
+        description="The server's Prometheus endpoint: scraped when the measured interval starts "
+        "and ends (`metrics-from.txt`, `metrics-to.txt` beside the records).",
+    )
     measure: MeasurePlan | None = Field(
         default=None,
         description="Measure a point (JSON): warm-up, windows until stable, a cap; the test "

@@ -97,8 +97,13 @@ class PointController:
         first_start_ns: Callable[[], int | None],
         backlog: Callable[[], RequestRecords],
         stop_test: Callable[[], None],
+        scrape: Callable[[], str | None] | None = None,
     ) -> None:
         self.plan = plan
+        self._scrape = scrape
+        self.scrapes: dict[str, str] = {}
+        """`from` and `to`: the server's metrics when the interval started and ended."""
+        self._pending_to: str | None = None
         self._first_start_ns = first_start_ns
         self._backlog = backlog
         self._stop_test = stop_test
@@ -133,12 +138,14 @@ class PointController:
         self.t0_ns = t0
         self.from_ns = t0 + round(plan.warmup_s * 1e9)
         self.accumulator = WindowAccumulator(self.from_ns, plan.window_s)
+        self._take_scrape("from", self.from_ns)
         self.accumulator.add(self._backlog())  # what arrived before the interval was known
         step = self.accumulator.step
         settle = round(plan.settle_s * 1e9)
         cap = round(plan.max_duration_s * 1e9)
         while True:
             end = self.from_ns + (len(self.windows) + 1) * step
+            self._take_scrape("to", end)  # kept if this window ends the interval
             self._sleep_until(end + settle)
             self.windows.append(self.accumulator.window(len(self.windows)))
             if plan.until_stable and is_stable(self.windows, plan.stability):
@@ -152,6 +159,17 @@ class PointController:
                 )
                 self._stop_test()
                 return
+
+    def _take_scrape(self, which: str, at_ns: int) -> None:
+        """The server's metrics at `at_ns` (a window boundary), when there is an endpoint."""
+        if self._scrape is None:
+            return
+        self._sleep_until(at_ns)
+        text = self._scrape()
+        if text is None:
+            self.scrapes.pop(which, None)  # a stale scrape would describe another interval
+        else:
+            self.scrapes[which] = text
 
     def stopped(self, now_ns: int) -> None:
         """Locust stopped the test before the controller did (`-t`, Ctrl-C, web UI)."""

@@ -13,6 +13,7 @@ from pydantic import ConfigDict, Field
 
 from servingbench.runs.schema import Record, Versioned
 from servingbench.runs.stats import LatencySummary, MeasurePlan, Window
+from servingbench.runs.timing import ServerTiming
 
 __all__ = [
     "FLAGS",
@@ -201,6 +202,9 @@ class PointResult(Versioned):
     generator: GeneratorReport | None = None
     pinning: dict[str, list[int] | None] = Field(
         default_factory=dict, description="cores per role (server, generator); None = not pinned"
+    )
+    server_timing: ServerTiming | None = Field(
+        default=None, description="the server's own account of the interval (its metrics)"
     )
     instrument_added_ms: float | None = Field(
         default=None,

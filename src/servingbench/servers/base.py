@@ -30,6 +30,8 @@ __all__ = [
     "LaunchSpec",
     "Scenario",
     "ServerConfig",
+    "Stage",
+    "StageMetric",
     "address",
     "environment_bin",
     "environment_dir",
@@ -55,6 +57,26 @@ class Endpoint:
     port: str
     """The name of the backend port it listens on (a key of `Backend.ports`)."""
     parity_clients: tuple[ClientLibrary, ...] = ("urllib",)
+
+
+Stage = Literal["server", "model", "queue"]
+
+
+@dataclass(frozen=True)
+class StageMetric:
+    """Where a backend counts one stage of a request's server time: a Prometheus histogram (or
+    summary) family, the labels that pick the series (`{model}` is filled in), and the wire
+    formats it applies to (all when empty)."""
+
+    stage: Stage
+    family: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    wires: tuple[WireName, ...] = ()
+    note: str = ""
+    """What the stage includes, in words (the report shows it)."""
+
+    def applies(self, wire: str) -> bool:
+        return not self.wires or wire in self.wires
 
 
 @dataclass(frozen=True)
@@ -158,8 +180,8 @@ class Backend(ABC):
     """This project's own service (reports compare it against the stock servers)."""
     environment: ClassVar[str | None] = None
     """Folder under `backends/` with its uv project; None runs it from the harness's own."""
-    library_probe: ClassVar[tuple[str, ...]] = ("numpy", "scikit-learn", "xgboost", "joblib")
-    """Packages whose versions must match the artifact's (see `servers.environments`)."""
+    stage_metrics: ClassVar[tuple[StageMetric, ...]] = ()
+    """Where its server-side timings come from (scraped before and after each point)."""
 
     @abstractmethod
     def launch(
@@ -170,6 +192,10 @@ class Backend(ABC):
         `workdir` is this server's own folder (rendered files may go there); it is also the
         process's working directory.
         """
+
+    def metrics_url(self, host: str, ports: Mapping[str, int]) -> str | None:
+        """Its Prometheus endpoint on these ports, if it has one."""
+        return None
 
     def scenarios(self) -> list[Scenario]:
         return [

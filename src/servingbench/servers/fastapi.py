@@ -19,6 +19,7 @@ from servingbench.servers.base import (
     Endpoint,
     LaunchSpec,
     ServerConfig,
+    StageMetric,
     environment_bin,
 )
 
@@ -41,6 +42,25 @@ class FastapiBackend(Backend):
     options = ApiOptions
     environment = "fastapi"
     ours = True
+    stage_metrics = (
+        StageMetric(
+            "server", "servingbench_api_request_duration_seconds", {"route": "/predict"},
+            ("predict-json",), "request read to response written (the raw-ASGI hot path)",
+        ),
+        StageMetric(
+            "server", "servingbench_api_request_duration_seconds",
+            {"route": "/v2/models/{name}/infer"}, ("v2-json",),
+            "request read to response written (the raw-ASGI hot path)",
+        ),
+        StageMetric(
+            "model", "servingbench_api_model_duration_seconds", {"model": "{model}"}, (),
+            "the predict_proba call that answered the request (a batch's, with batching)",
+        ),
+        StageMetric(
+            "queue", "servingbench_api_queue_duration_seconds", {"model": "{model}"}, (),
+            "waiting for a batch (batching) or a worker thread (threadpool)",
+        ),
+    )  # fmt: skip
 
     def launch(
         self, config: ServerConfig, ports: Mapping[str, int], host: str, workdir: Path
@@ -65,6 +85,9 @@ class FastapiBackend(Backend):
             environment=self.environment,
             config={"options": options.model_dump(mode="json")},
         )
+
+    def metrics_url(self, host: str, ports: Mapping[str, int]) -> str | None:
+        return f"http://{host}:{ports['http']}/metrics"
 
     def describe_endpoints(
         self, host: str, ports: Mapping[str, int], model: str

@@ -41,6 +41,7 @@ from servingbench.servers.base import (
     Endpoint,
     LaunchSpec,
     ServerConfig,
+    StageMetric,
     environment_bin,
 )
 
@@ -86,6 +87,16 @@ class KserveBackend(Backend):
     )
     options = KserveOptions
     environment = "kserve"
+    stage_metrics = (
+        StageMetric(
+            "model", "request_predict_seconds", {"model_name": "{model}"}, (),
+            "Model.predict: reading the tensor, the model, building the response objects "
+            "(no request-level histogram exists; with --workers > 1 a scrape sees one worker)",
+        ),
+    )
+
+    def metrics_url(self, host: str, ports: Mapping[str, int]) -> str | None:
+        return f"http://{host}:{ports['http']}/metrics"
 
     def launch(
         self, config: ServerConfig, ports: Mapping[str, int], host: str, workdir: Path

@@ -25,6 +25,7 @@ from servingbench.servers.base import (
     Endpoint,
     LaunchSpec,
     ServerConfig,
+    StageMetric,
     environment_bin,
 )
 
@@ -91,6 +92,21 @@ class MlserverBackend(Backend):
     )
     options = MlserverOptions
     environment = "mlserver"
+    stage_metrics = (
+        StageMetric(
+            "server", "rest_server_request_duration_seconds",
+            {"path": "/v2/models/{model_name}/infer"}, ("v2-json",),
+            "starlette-exporter middleware: JSON decode, validation, the model, encoding",
+        ),
+        StageMetric(
+            "server", "grpc_server_handling_seconds", {"grpc_method": "ModelInfer"}, ("v2-grpc",),
+            "interceptor around the servicer: protobuf to pydantic, the model (not wire decoding)",
+        ),
+        StageMetric(
+            "model", "model_infer_request_duration", {"model": "{model}"}, (),
+            "DataPlane.infer: the runtime's predict with its numpy codec (mean only: a summary)",
+        ),
+    )  # fmt: skip
 
     def launch(
         self, config: ServerConfig, ports: Mapping[str, int], host: str, workdir: Path
@@ -123,6 +139,9 @@ class MlserverBackend(Backend):
                 "models": models,
             },
         )
+
+    def metrics_url(self, host: str, ports: Mapping[str, int]) -> str | None:
+        return f"http://{host}:{ports['metrics']}/metrics"
 
     def describe_endpoints(
         self, host: str, ports: Mapping[str, int], model: str

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import psutil
 
 from servingbench.runs.calibration import CalibrationRecord
@@ -21,8 +22,11 @@ from servingbench.runs.point import GeneratorReport, PointKey, PointResult
 from servingbench.runs.records import RequestRecords
 from servingbench.runs.schema import IncompatibleRunError
 from servingbench.runs.stats import MeasurePlan, outcome_counts, summarize, windows
+from servingbench.runs.timing import ServerTiming
+from servingbench.servers.base import StageMetric
 from servingbench.sweep.flags import FlagInputs, Thresholds, point_flags
 from servingbench.sweep.locust import LocustJob, read_locust_rps, run_locust
+from servingbench.sweep.server_timing import stages_of
 from servingbench.loadgen.settings import user_class_name
 from servingbench.stack.processes import free_port
 from servingbench.sweep.usage import Tracked, UsageSampler
@@ -56,6 +60,9 @@ class PointPlan:
     """The loaded server's process name in the usage records (for CPU accounting)."""
     calibration: CalibrationRecord | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
+    metrics_url: str | None = None
+    """The server's Prometheus endpoint, scraped at the interval's start and end."""
+    stage_metrics: tuple[StageMetric, ...] = ()
     load_options: dict[str, str] = field(default_factory=dict)
     """More Locust options of the load, e.g. `--arrival-rate` (passed on to workers)."""
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -126,7 +133,7 @@ def _job(plan: PointPlan, point_dir: Path, records_dir: Path) -> LocustJob:
             "--request-timeout": f"{plan.timeout_s:g}",
             **plan.load_options,
         },
-        env=plan.extra_env,
+        env={**plan.extra_env, **_metrics_env(plan)},
         local_workers=plan.local_workers,
         remote_workers=plan.remote_workers,
         master_bind=plan.master_bind,
@@ -135,7 +142,41 @@ def _job(plan: PointPlan, point_dir: Path, records_dir: Path) -> LocustJob:
     )
 
 
-def _read_generator(records_dir: Path) -> tuple[GeneratorReport, RequestRecords] | None:
+def _metrics_env(plan: PointPlan) -> dict[str, str]:
+    return {"SERVINGBENCH_LOAD_METRICS_URL": plan.metrics_url} if plan.metrics_url else {}
+
+
+def _server_timing(
+    plan: PointPlan, records: RequestRecords, scrapes: dict[str, str], stop_reason: str
+) -> ServerTiming | None:
+    """The server's stages over the interval (two scrapes), and its per-request header times."""
+    measured = records.measured()
+    header = measured.server_ns[(measured.server_ns >= 0) & measured.ok] / 1e6
+    timing = ServerTiming()
+    if header.size:
+        timing.header_mean_ms = float(header.mean())
+        timing.header_p50_ms, timing.header_p99_ms = (
+            float(v) for v in np.percentile(header, (50, 99))
+        )
+    if plan.metrics_url is None:
+        timing.problem = "no metrics endpoint"
+    elif {"from", "to"} - set(scrapes):
+        timing.problem = f"the metrics at {plan.metrics_url} could not be read at both ends"
+    elif stop_reason not in ("converged", "cap"):
+        timing.problem = f"the point ended early ({stop_reason}): scrapes do not frame it"
+    else:
+        timing.stages = stages_of(
+            scrapes["from"], scrapes["to"], plan.stage_metrics, plan.key.wire, plan.key.model
+        )
+    if not timing.stages and timing.header_mean_ms is None:
+        return None if plan.metrics_url is None else timing
+    return timing
+
+
+Generated = tuple[GeneratorReport, RequestRecords, dict[str, str]]
+
+
+def _read_generator(records_dir: Path) -> Generated | None:
     report_path, records_path = records_dir / REPORT, records_dir / RECORDS
     if not (report_path.is_file() and records_path.is_file()):
         return None
@@ -143,7 +184,12 @@ def _read_generator(records_dir: Path) -> tuple[GeneratorReport, RequestRecords]
         report = GeneratorReport.model_validate_json(report_path.read_bytes())
     except ValueError as exc:
         raise IncompatibleRunError(f"{report_path}: {exc}") from None
-    return report, RequestRecords.load(records_path)
+    scrapes = {
+        which: path.read_text()
+        for which in ("from", "to")
+        if (path := records_dir / f"metrics-{which}.txt").is_file()
+    }
+    return report, RequestRecords.load(records_path), scrapes
 
 
 def measure_point(
@@ -179,7 +225,7 @@ def measure_point(
             f"Locust wrote no records ({why}); last lines of {job.log_path}:\n{outcome.log_tail}",
             started_at,
         )
-    report, records = read
+    report, records, scrapes = read
     if report.from_ns is None or report.to_ns is None or report.t0_ns is None:
         return failed_point(
             plan, point_dir, f"no request was sent ({report.stop_reason})", started_at
@@ -225,6 +271,7 @@ def measure_point(
         errors_by_outcome=outcome_counts(records),
         locust_rps=read_locust_rps(job.csv_prefix),
         generator=report,
+        server_timing=_server_timing(plan, records, scrapes, report.stop_reason),
         instrument_added_ms=added,
     )
     result.write(point_dir / POINT_FILE)

@@ -141,10 +141,13 @@ def point_plan(
     backend = get_backend(scenario.backend)
     running = servers.running.get(series.config.key)
     endpoint = next(e for e in backend.endpoints if e.scenario == scenario.name)
+    metrics_url = None
     if key.scenario in servers.targets:
         host = servers.targets[key.scenario]
+        metrics_url = settings.metrics_urls.get(key.scenario)
     elif running:
         host = backend.endpoint_address(endpoint, settings.host, running.spec.ports)
+        metrics_url = backend.metrics_url(settings.host, running.spec.ports)
     else:
         host = ""
     options: dict[str, str] = {}
@@ -184,6 +187,8 @@ def point_plan(
             contention_percent=settings.contention_percent,
             lateness_ms=settings.lateness_bound_ms,
         ),
+        metrics_url=metrics_url,
+        stage_metrics=backend.stage_metrics,
         load_options=options,
         extra_env=extra,
     )
