@@ -58,12 +58,26 @@ def _logistic_regression(seed: int) -> Any:
     return LogisticRegression(max_iter=1000, random_state=seed)
 
 
-def _xgb_classifier(seed: int) -> Any:
-    from xgboost import XGBClassifier
+def _xgb_classifier(trees: int) -> Callable[[int], Any]:
+    def make(seed: int) -> Any:
+        from xgboost import XGBClassifier
 
-    # n_jobs=1: the server is pinned to one core; more threads would only contend.
-    return XGBClassifier(
-        n_estimators=100, max_depth=4, learning_rate=0.1, random_state=seed, n_jobs=1
+        # n_jobs=1: the server is pinned to one core; more threads would only contend.
+        return XGBClassifier(
+            n_estimators=trees, max_depth=4, learning_rate=0.1, random_state=seed, n_jobs=1
+        )
+
+    return make
+
+
+def _breast_cancer_xgb(name: str, trees: int) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        framework="xgboost",
+        artifact_file="model.json",
+        load_data=_breast_cancer,
+        make_estimator=_xgb_classifier(trees),
+        description=f"XGBoost classifier, {trees} trees of depth 4, on breast_cancer (30 features)",
     )
 
 
@@ -78,14 +92,11 @@ MODELS: dict[str, ModelSpec] = {
             make_estimator=_logistic_regression,
             description="scikit-learn LogisticRegression on iris (4 features, 3 classes)",
         ),
-        ModelSpec(
-            name="breast-cancer",
-            framework="xgboost",
-            artifact_file="model.json",
-            load_data=_breast_cancer,
-            make_estimator=_xgb_classifier,
-            description="XGBoost classifier, 100 trees of depth 4, on breast_cancer (30 features)",
-        ),
+        _breast_cancer_xgb("breast-cancer", 100),
+        # The same model at a tenth and ten times the cost (about 0.1 to 2 ms a row on this
+        # machine's core): from "the server's own overhead dominates" to "the model does".
+        _breast_cancer_xgb("breast-cancer-xgb10", 10),
+        _breast_cancer_xgb("breast-cancer-xgb1000", 1000),
     )
 }
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from servingbench.report import breakdown, openloop
 from servingbench.report.load import RunData
 from servingbench.report.tables import FLAG_MARK, ReportTables
 from servingbench.report.verdict import verdict_sentences
@@ -334,17 +335,72 @@ def _flags_blocks(data: RunData) -> Iterable[Block]:
     )
 
 
+def _open_blocks(data: RunData) -> Iterable[Block]:
+    slo = openloop.slo_of(data)
+    if not openloop.has_open(data) or slo is None:
+        return
+    table = openloop.capacity_table(data, slo)
+    yield Heading(f"Capacity under the SLO ({slo.text}), open loop")
+    yield Paragraph(
+        "Arrivals on a schedule (latency from each request's intended start, so a stalled "
+        "server shows in full). A rate meets the SLO when the medians over its repeats do; the "
+        "capacity is the highest rate that met it, up to the lowest that did not."
+    )
+    yield frame_table(
+        table[["series", "result", "achieved_rps", "p99_ms", "goodput", "closed_peak_rps",
+               "of_peak", "probes", "search"]],
+        {"achieved_rps": lambda v: fmt(v, 0), "p99_ms": lambda v: fmt(v, 2),
+         "goodput": lambda v: fmt(v, 0), "closed_peak_rps": lambda v: fmt(v, 0),
+         "of_peak": lambda v: fmt(v, 2)},  # fmt: skip
+    )
+
+
+def _breakdown_blocks(data: RunData) -> Iterable[Block]:
+    table = breakdown.breakdown_table(data)
+    if table.empty or not table["server_ms"].notna().any():
+        return
+    yield Heading("Where the time goes (closed loop, mean ms)")
+    yield Paragraph(
+        "client = server + outside (network, client, queue in front of the server); server = "
+        "model + queue + framework. Server, model and queue are the server's own metrics, "
+        "differenced over the measured interval; model falls back to the in-process cost "
+        "(model_source) where a backend counts no model stage. header = the mean of our "
+        "service's Server-Timing `app` as the client recorded it."
+    )
+    yield frame_table(table, {c: (lambda v: fmt(v, 3)) for c in table.columns if c.endswith("_ms")})
+    decision = breakdown.decision_table(data)
+    if not decision.empty and decision["model_cost_ms"].nunique() > 1:
+        yield Heading("When the choice of server matters")
+        yield Paragraph(
+            "At the lowest load: overhead = client latency minus the model's own in-process "
+            "cost. A small model is mostly overhead, so the server decides the latency; as the "
+            "model's cost grows, the share falls, and under 10 % the server hardly matters. "
+            "vs_ours: latency relative to our fastest series for the same model and rows."
+        )
+        yield Bullets(tuple(breakdown.crossovers(data)))
+        yield frame_table(
+            decision,
+            {"model_cost_ms": lambda v: fmt(v, 3), "client_ms": lambda v: fmt(v, 3),
+             "overhead_ms": lambda v: fmt(v, 3), "overhead_share": lambda v: fmt(100 * v, 1),
+             "vs_ours": lambda v: fmt(v, 2)},  # fmt: skip
+        )
+
+
 def build_document(
     data: RunData, tables: ReportTables, plots: Sequence[tuple[Path, str]]
 ) -> list[Block]:
-    """The whole report: the verdict, capacity, plots, comparisons, per-series tables, flags,
-    then metadata."""
+    """The whole report: the verdict, capacity, plots, comparisons, the breakdown, per-series
+    tables, flags, then metadata."""
     blocks: list[Block] = [Heading(f"servingbench report: {data.meta.run_id}", level=1)]
     blocks += [Heading("Verdict"), Bullets(tuple(verdict_sentences(data, tables)))]
-    blocks += _capacity_blocks(tables)
+    blocks += _open_blocks(data)
+    if not data.closed.empty:
+        blocks += _capacity_blocks(tables)
     blocks.append(Heading("Plots"))
     blocks += [Image(path.name, caption) for path, caption in plots]
-    blocks += _comparison_blocks(data, tables)
+    if not data.closed.empty:
+        blocks += _comparison_blocks(data, tables)
+    blocks += _breakdown_blocks(data)
     blocks += _series_blocks(data)
     blocks += _flags_blocks(data)
     blocks += metadata_blocks(data.meta)

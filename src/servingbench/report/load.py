@@ -25,6 +25,7 @@ from servingbench.runs.layout import POINT_FILE, RECORDS_FILE, RunLayout, find_r
 from servingbench.runs.meta import RunMeta
 from servingbench.runs.point import PointResult, ProcessUsage
 from servingbench.runs.records import RequestRecords
+from servingbench.runs.slo import parse_slo
 from servingbench.runs.stats import LatencySummary, summarize, windows
 from servingbench.servers import backends
 
@@ -64,7 +65,24 @@ def _sum(rows: list[ProcessUsage], attr: str, scale: float = 1.0) -> float:
     return sum(float(getattr(u, attr)) for u in rows) / scale if rows else float("nan")
 
 
-def _point_row(point: PointResult, records: RequestRecords | None) -> dict[str, Any]:
+def _stage(point: PointResult, stage: str) -> float:
+    timing = point.server_timing
+    figures = timing.stages.get(stage) if timing else None
+    return figures.mean_ms if figures else float("nan")
+
+
+def _goodput(records: RequestRecords | None, bound_ms: float | None) -> float:
+    """Successful requests answered within the SLO's latency bound, per second of interval."""
+    if records is None or bound_ms is None or records.duration_s <= 0:
+        return float("nan")
+    measured = records.measured()
+    good = measured.ok & (measured.response_ns <= bound_ms * 1e6)
+    return int(good.sum()) / records.duration_s
+
+
+def _point_row(
+    point: PointResult, records: RequestRecords | None, slo_bound_ms: float | None
+) -> dict[str, Any]:
     figures = summarize(records).model_dump() if records is not None else dict(_NAN_SUMMARY)
     wins = windows(records, point.plan.window_s) if records is not None else []
     generator, server = _usage(point, "generator"), _usage(point, "server")
@@ -109,6 +127,11 @@ def _point_row(point: PointResult, records: RequestRecords | None) -> dict[str, 
         ),
         "idle_servers_pct": _opt(interference.idle_servers_percent if interference else None),
         "instrument_added_ms": _opt(point.instrument_added_ms),
+        "server_ms": _stage(point, "server"),
+        "model_ms": _stage(point, "model"),
+        "queue_ms": _stage(point, "queue"),
+        "header_ms": _opt(point.server_timing.header_mean_ms if point.server_timing else None),
+        "goodput": _goodput(records, slo_bound_ms),
     }
 
 
@@ -161,7 +184,10 @@ def aggregate(points: pd.DataFrame) -> pd.DataFrame:
             row[f"{column}_hi"] = est.high
         for column in ("error_rate", "effective_concurrency", "server_cpu_pct",
                        "generator_cpu_pct", "server_pss_mb", "instrument_added_ms",
-                       "service_p50_ms", "service_p99_ms", "lateness_p99_ms"):  # fmt: skip
+                       "service_p50_ms", "service_p99_ms", "lateness_p99_ms", "server_ms",
+                       "model_ms", "queue_ms", "header_ms", "goodput", "dropped",
+                       "service_avg_ms", "model_cost_ms", "requests", "errors", "incomplete",
+                       "p90_ms", "p95_ms"):  # fmt: skip
             values_ = measured[column].to_numpy(dtype=float)
             row[column] = float(np.nanmedian(values_)) if np.isfinite(values_).any() else np.nan
         row["flags"] = _flag_counts(group["flags"])
@@ -191,6 +217,12 @@ class RunData:
     @property
     def root(self) -> Path:
         return self.layout.root
+
+    @property
+    def closed(self) -> pd.DataFrame:
+        """The aggregate's closed-loop rows (levels are user counts)."""
+        agg = self.aggregate
+        return agg[agg["load"] == "closed"] if not agg.empty else agg
 
     @property
     def series(self) -> list[str]:
@@ -260,6 +292,8 @@ def load_run(run: str | Path | RunLayout | None = None) -> RunData:
     else:
         layout = find_run(str(run))
     meta = RunMeta.read(layout.meta)
+    slo = meta.sweep.get("slo")
+    bound = parse_slo(slo).latency_bound_ms if slo else None
     results: dict[str, PointResult] = {}
     folders: dict[str, Path] = {}
     rows = []
@@ -270,6 +304,12 @@ def load_run(run: str | Path | RunLayout | None = None) -> RunData:
         records = RequestRecords.load(npz) if npz.is_file() else None
         results[point.point_id] = point
         folders[point.point_id] = folder
-        rows.append(_point_row(point, records))
+        rows.append(_point_row(point, records, bound))
     frame = _sort(pd.DataFrame(rows))
+    if not frame.empty:
+        costs = {(c.model, c.rows_per_request): c.mean_ms for c in meta.model_costs}
+        frame["model_cost_ms"] = [
+            costs.get((m, r), float("nan"))
+            for m, r in zip(frame["model"], frame["rows_per_request"], strict=True)
+        ]
     return RunData(layout, meta, frame, aggregate(frame), results, folders, cache)

@@ -101,7 +101,7 @@ def _failed_note(fig: Figure, data: RunData) -> None:
 def _latency_figure(data: RunData, x: str, xlabel: str, title: str, log_x: bool) -> Figure:
     fig = new_figure(title)
     ax = fig.add_subplot()
-    agg = data.aggregate
+    agg = data.closed
     for series, color in colors(data).items():
         points = agg[agg["series"] == series]
         for column, style, _ in _LATENCIES:
@@ -131,7 +131,7 @@ def error_rate_figure(data: RunData) -> Figure:
     """Error percentage (median over repeats) against the load level, per series."""
     fig = new_figure("Error rate vs load")
     ax = fig.add_subplot()
-    frame = data.aggregate.assign(error_pct=data.aggregate["error_rate"] * 100)
+    frame = data.closed.assign(error_pct=data.closed["error_rate"] * 100)
     for series, color in colors(data).items():
         draw(ax, frame[frame["series"] == series], "level", "error_pct", color, "-")
     ax.set_xlabel("load level")
@@ -145,8 +145,8 @@ def error_rate_figure(data: RunData) -> Figure:
 
 
 def common_level(data: RunData) -> float | None:
-    """The highest level every series measured (with records); else the highest measured."""
-    measured = data.points[data.points["has_records"]]
+    """The highest user count every series measured (with records); else the highest measured."""
+    measured = data.points[data.points["has_records"] & (data.points["load"] == "closed")]
     if measured.empty:
         return None
     sets = [set(g["level"]) for _, g in measured.groupby("series")]
@@ -156,7 +156,8 @@ def common_level(data: RunData) -> float | None:
 
 def check_cdf_level(data: RunData, level: float | None) -> None:
     """A ValueError naming the measured levels when `level` is not one of them."""
-    measured = sorted(set(data.points.loc[data.points["has_records"], "level"]))
+    closed = data.points["has_records"] & (data.points["load"] == "closed")
+    measured = sorted(set(data.points.loc[closed, "level"]))
     if level is not None and level not in measured:
         raise ValueError(
             f"no measured point at level {level:g} for the CDF; "
@@ -176,7 +177,11 @@ def latency_cdf_figure(data: RunData, level: float) -> Figure:
     fig = new_figure(f"Per-request latency CDF at {level:g}")
     ax = fig.add_subplot()
     palette = colors(data)
-    at = data.points[(data.points["level"] == level) & data.points["has_records"]]
+    at = data.points[
+        (data.points["level"] == level)
+        & data.points["has_records"]
+        & (data.points["load"] == "closed")
+    ]
     for series, group in at.groupby("series", sort=False):
         pooled = np.sort(
             np.concatenate([measured_latency_ms(data.records(str(p))) for p in group["point_id"]])
@@ -206,8 +211,48 @@ def save_figure(fig: Figure, path: Path) -> Path:
 
 def write_plots(data: RunData, cdf_level: float | None) -> list[tuple[Path, str]]:
     """Every figure as a PNG in the run folder; returns (path, caption) pairs."""
+    from servingbench.report import breakdown, openloop
+
     root = data.root
-    plots = [
+    plots: list[tuple[Path, str]] = []
+    if openloop.has_open(data):
+        slo = openloop.slo_of(data)
+        plots.append(
+            (
+                save_figure(openloop.rate_latency_figure(data, slo), root / "latency_vs_rate.png"),
+                "open loop: response time (from the intended start) and service time against "
+                "the offered rate; the SLO and each series' knee marked",
+            )
+        )
+        if slo is not None and slo.latency_bound_ms is not None:
+            plots.append(
+                (
+                    save_figure(openloop.goodput_figure(data, slo), root / "goodput.png"),
+                    "requests answered within the SLO's bound, per second",
+                )
+            )
+    if data.closed.empty:
+        return plots
+    table = breakdown.breakdown_table(data)
+    if not table.empty and table["server_ms"].notna().any():
+        for level in sorted(set(table["level"]))[:2]:
+            plots.append(
+                (
+                    save_figure(
+                        breakdown.breakdown_figure(data, level), root / f"breakdown_{level:g}.png"
+                    ),
+                    f"where the time goes at {level:g} users (means)",
+                )
+            )
+    decision = breakdown.decision_table(data)
+    if not decision.empty and decision["model_cost_ms"].nunique() > 1:
+        plots.append(
+            (
+                save_figure(breakdown.decision_figure(data), root / "decision.png"),
+                "overhead share against the model's own cost: where the server stops mattering",
+            )
+        )
+    plots += [
         (
             save_figure(throughput_latency_figure(data), root / "latency_vs_throughput.png"),
             "p50 (solid) and p99 (dashed) latency against achieved throughput",

@@ -60,8 +60,8 @@ def describe_series(scenario: str, server_config: str, backend: str, wire: str) 
 
 
 def by_level(data: RunData, column: str) -> pd.DataFrame:
-    """Median of `column` across repeats, load levels as rows and series as columns."""
-    agg = data.aggregate
+    """Median of `column` across repeats, user counts as rows and series as columns."""
+    agg = data.closed
     if agg.empty:
         return pd.DataFrame()
     table = agg.pivot_table(index="level", columns="series", values=column, aggfunc="first")
@@ -73,6 +73,7 @@ def _values(data: RunData, series: str, level: float, column: str) -> dict[int, 
     rows = data.points[
         (data.points["series"] == series)
         & (data.points["level"] == level)
+        & (data.points["load"] == "closed")
         & data.points["has_records"]
     ]
     return {int(r): float(v) for r, v in zip(rows["repeat"], rows[column], strict=True)}
@@ -93,7 +94,7 @@ def ratio_table(
     for series in data.series:
         if series == baseline:
             continue
-        levels = sorted(set(data.aggregate.loc[data.aggregate["series"] == series, "level"]))
+        levels = sorted(set(data.closed.loc[data.closed["series"] == series, "level"]))
         for level in levels:
             r = paired(data, series, baseline, level, column)
             rows.append(
@@ -114,7 +115,7 @@ def ratio_table(
 def default_baseline(data: RunData) -> str | None:
     """The series with the highest peak median req/s among the stock servers (backends that
     are not `ours`), else among all: what a user compares their own service against."""
-    agg = data.aggregate[(data.aggregate["repeats"] > 0) & data.aggregate["rps"].notna()]
+    agg = data.closed[(data.closed["repeats"] > 0) & data.closed["rps"].notna()]
     known = backends()
     stock = agg[[not (b in known and known[b].ours) for b in agg["backend"]]]
     for candidates in (stock, agg):
@@ -137,7 +138,7 @@ def capacity(data: RunData, bound_ms: float) -> pd.DataFrame:
     """
     rows = []
     for series in data.series:
-        agg = data.aggregate[(data.aggregate["series"] == series) & (data.aggregate["repeats"] > 0)]
+        agg = data.closed[(data.closed["series"] == series) & (data.closed["repeats"] > 0)]
         agg = agg.sort_values("level")
         upper = agg["p99_ms_hi"].where(agg["p99_ms_hi"].notna(), agg["p99_ms"])
         ok = agg[(upper <= bound_ms) & ~agg["flags"].map(_disqualified)]

@@ -13,6 +13,7 @@ from collections import Counter
 
 import pandas as pd
 
+from servingbench.report import breakdown, openloop
 from servingbench.report.intervals import Estimate, verdict
 from servingbench.report.load import RunData
 from servingbench.report.tables import ReportTables, paired, series_title
@@ -34,7 +35,7 @@ def _common_top_level(agg: pd.DataFrame) -> float | None:
 
 
 def _throughput(data: RunData, tables: ReportTables) -> list[str]:
-    agg = data.aggregate
+    agg = data.closed
     level = _common_top_level(agg)
     if level is None:
         return []
@@ -64,7 +65,7 @@ def _throughput(data: RunData, tables: ReportTables) -> list[str]:
 
 
 def _one_user(data: RunData) -> list[str]:
-    agg = data.aggregate
+    agg = data.closed
     at = agg[(agg["level"] == 1) & (agg["load"] == "closed") & (agg["repeats"] > 0)]
     if at.empty:
         return []
@@ -114,11 +115,23 @@ def _settled(data: RunData) -> list[str]:
     return [text + "."]
 
 
+def _open_capacity(data: RunData) -> list[str]:
+    slo = openloop.slo_of(data)
+    if slo is None or not openloop.has_open(data):
+        return []
+    table = openloop.capacity_table(data, slo)
+    parts = [f"{series_title(data, r.series)}: {r.result}" for r in table.itertuples()]
+    return [f"Highest arrival rate meeting {slo.text} (open loop): " + "; ".join(parts) + "."]
+
+
 def verdict_sentences(data: RunData, tables: ReportTables) -> list[str]:
     """The opening paragraph of report.md/.html, sentence by sentence."""
+    closed = not data.closed.empty
     return [
-        *_throughput(data, tables),
-        *_one_user(data),
-        *_capacity(tables, data),
+        *_open_capacity(data),
+        *(_throughput(data, tables) if closed else []),
+        *(_one_user(data) if closed else []),
+        *(_capacity(tables, data) if closed else []),
+        *breakdown.crossovers(data),
         *_settled(data),
     ]

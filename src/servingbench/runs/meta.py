@@ -17,6 +17,7 @@ from servingbench.runs.schema import Record, Versioned
 __all__ = [
     "ArtifactSummary",
     "CapacityRecord",
+    "ModelCost",
     "ParityCheck",
     "ParityRecord",
     "Pinning",
@@ -124,6 +125,16 @@ class CapacityRecord(Record):
         )
 
 
+class ModelCost(Record):
+    """The model's own time per request, in-process on the server's core (`models.cost`)."""
+
+    model: str
+    rows_per_request: int
+    p50_ms: float
+    mean_ms: float
+    calls: int
+
+
 class RunMeta(Versioned):
     run_id: str
     status: RunStatus = "running"
@@ -149,6 +160,9 @@ class RunMeta(Versioned):
         description="servers the sweep did not start; their CPU and memory are not measured",
     )
     parity: ParityRecord | None = None
+    model_costs: list[ModelCost] = Field(
+        default_factory=list, description="each model and batch size's in-process time"
+    )
     capacity: list[CapacityRecord] = Field(
         default_factory=list, description="open loop with an SLO: each series' search"
     )

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -22,7 +25,8 @@ import psutil
 from servingbench.runs.calibration import CalibrationRecord, load_latest_calibration
 from servingbench.runs.layout import RunLayout, create_run
 from servingbench.runs.meta import RunMeta
-from servingbench.runs.meta import CapacityRecord, RunMeta
+from servingbench.runs.meta import CapacityRecord, ModelCost, RunMeta
+from servingbench.stack.processes import pin_argv
 from servingbench.runs.point import PointKey, PointResult
 from servingbench.runs.slo import Slo
 from servingbench.servers import ServerConfig, get_backend, get_scenario
@@ -187,6 +191,29 @@ def _search(
     return searches
 
 
+def _model_costs(settings: BenchSettings, progress: Callable[[str], None]) -> list[ModelCost]:
+    """Each model and batch size's in-process cost, pinned to the server's core."""
+    costs = []
+    for model in settings.models:
+        for rows in settings.rows:
+            argv = [sys.executable, "-m", "servingbench.models.cost", "--model", model]
+            argv += ["--rows", str(rows), "--seconds", "1"]
+            done = subprocess.run(
+                pin_argv(argv, settings.pinning()[0]),
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=True,
+            )
+            cost = ModelCost(model=model, rows_per_request=rows, **json.loads(done.stdout))
+            costs.append(cost)
+    progress(
+        "model cost in-process (p50): "
+        + ", ".join(f"{c.model} x{c.rows_per_request} {c.p50_ms:.3f} ms" for c in costs)
+    )
+    return costs
+
+
 def target_configs(backends: set[str]) -> list[ServerConfig]:
     """A target's configuration is unknown to us: one `target` configuration per backend."""
     return [
@@ -235,6 +262,8 @@ def _sweep(
             meta.parity = run_parity(servers, settings.models)
             meta.write(layout.meta)
             progress(f"parity: {meta.parity.status} ({len(meta.parity.checks)} checks)")
+        meta.model_costs = _model_costs(settings, progress)
+        meta.write(layout.meta)
         measure = _Measurer(
             settings, result, servers, calibration, _harness(harness_cpus), progress, after_point
         )
