@@ -1,10 +1,10 @@
 """The wire formats servingbench speaks, by one name each, and what "the same answer" means.
 
-| name           | request                                              | used by                  |
-|----------------|------------------------------------------------------|--------------------------|
-| `predict-json` | our `POST /predict` `{"features": [[...]], "model"}` | our service              |
-| `v2-json`      | V2 Open Inference Protocol, REST JSON                | our service, MLServer, KServe |
-| `v2-grpc`      | V2 `inference.GRPCInferenceService/ModelInfer`       | MLServer, KServe         |
+| name           | request                                        | used by                       |
+|----------------|------------------------------------------------|-------------------------------|
+| `predict-json` | our `POST /predict` `{"features": [[...]]}`    | our service                   |
+| `v2-json`      | V2 Open Inference Protocol, REST JSON          | our service, MLServer, KServe |
+| `v2-grpc`      | V2 `inference.GRPCInferenceService/ModelInfer` | MLServer, KServe              |
 
 These names are the vocabulary everywhere: backends declare which they speak, scenarios, parity
 clients, records and the report use them. Encoding and decoding are pure functions, shared by
@@ -113,7 +113,9 @@ def decode_v2_outputs(outputs: Sequence[dict[str, Any]], n_rows: int) -> Predict
     """Labels and probabilities from V2 JSON `outputs` (shape [N,1] labels, [N,C] probabilities)."""
     by_name = {o.get("name"): o for o in outputs}
     if "predict_proba" not in by_name:
-        raise WireError(f"V2 response lacks output 'predict_proba'; got {sorted(map(str, by_name))}")
+        raise WireError(
+            f"V2 response lacks output 'predict_proba'; got {sorted(map(str, by_name))}"
+        )
     proba_out = by_name["predict_proba"]
     proba = np.asarray(proba_out["data"], dtype=np.float64).reshape(proba_out["shape"])
     labels = (
@@ -335,7 +337,9 @@ def get_wire(name: str) -> WireFormat:
     try:
         return WIRE_FORMATS[name]  # type: ignore[index]
     except KeyError:
-        raise ValueError(f"unknown wire format {name!r}; known: {', '.join(WIRE_FORMATS)}") from None
+        raise ValueError(
+            f"unknown wire format {name!r}; known: {', '.join(WIRE_FORMATS)}"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from servingbench.models.catalog import as_features
 from servingbench.wire import OUTPUTS
 
 __all__ = [
+    "V2_DATATYPES",
     "PredictRequest",
     "V2Request",
-    "V2_DATATYPES",
     "feature_matrix",
     "parse_predict",
     "parse_v2",

@@ -120,6 +120,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 # --- request bodies ---------------------------------------------------------------------------
 
+
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or media.endswith("+json")
@@ -190,6 +191,7 @@ async def read_json(request: Request, max_bytes: int) -> Any:
 
 
 # --- OpenAPI ----------------------------------------------------------------------------------
+
 
 def json_body(schema: dict[str, Any], example: Any) -> dict[str, Any]:
     """`openapi_extra` describing a required JSON request body."""

@@ -11,9 +11,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from servingbench.api.codec import feature_matrix, parse_predict, parse_v2
 from servingbench.api.runners import Stages
 from servingbench.api.state import ServiceState
-from servingbench.api.codec import feature_matrix, parse_predict, parse_v2
 from servingbench.wire import PROBA_ONLY, predict_response, v2_response
 
 __all__ = ["Answer", "BodyReader", "infer", "predict"]
@@ -48,4 +48,3 @@ async def infer(
     outputs, stages = await state.predict(model, body.x, body.outputs)
     request_id = body.id if body.id is not None else str(uuid.uuid4())
     return v2_response(model.name, model.version, request_id, outputs), stages
-

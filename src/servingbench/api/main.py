@@ -14,10 +14,10 @@ from servingbench import __version__
 from servingbench.api.edge import install_error_handlers
 from servingbench.api.hotpath import HotPath
 from servingbench.api.models import load_models
+from servingbench.api.observability import TimingMiddleware
 from servingbench.api.routes import predict, service, v2
 from servingbench.api.settings import ApiSettings
 from servingbench.api.state import ServiceState
-from servingbench.api.observability import TimingMiddleware
 
 __all__ = ["create_app", "create_app_from_env"]
 

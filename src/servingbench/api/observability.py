@@ -30,15 +30,16 @@ from servingbench.api.runners import Stages
 
 __all__ = [
     "LATENCY_BUCKETS",
+    "UNMATCHED",
     "LatencyStats",
     "LatencyWindow",
     "Metrics",
     "RouteRecorder",
     "TimingMiddleware",
-    "UNMATCHED",
 ]
 
 # --- /stats: recent latency -------------------------------------------------------------------
+
 
 class LatencyWindow:
     """The last `size` latencies of one route (seconds), plus an all-time count."""
@@ -172,9 +173,7 @@ class Metrics:
             ("queue_duration_seconds", "Wait for a batch or thread before the call.", self._queue),
             ("batch_rows", "Rows in the model call that answered each request.", self._batch),
         ):
-            family = HistogramMetricFamily(
-                f"servingbench_api_{name}", help_text, labels=["model"]
-            )
+            family = HistogramMetricFamily(f"servingbench_api_{name}", help_text, labels=["model"])
             for model, series in sorted(table.items()):
                 family.add_metric([model], series.buckets(), series.sum)
             yield family

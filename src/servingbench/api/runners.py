@@ -237,6 +237,7 @@ class BatchingRunner:
         for queue in self._queues.values():
             await queue.aclose()
 
+
 def _batching(settings: ApiSettings) -> Runner:
     return BatchingRunner(settings.batch_max_size, settings.batch_max_wait_ms / 1000)
 

@@ -10,15 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from fastapi.responses import Response
 
-import numpy as np
-
 from servingbench.api.edge import ApiError, json_response
-from servingbench.api.observability import LatencyStats, Metrics
 from servingbench.api.models import ServedModel
-from servingbench.api.settings import ApiSettings
+from servingbench.api.observability import LatencyStats, Metrics
 from servingbench.api.runners import Predicted, Runner, Stages, make_runner
+from servingbench.api.settings import ApiSettings
 
 __all__ = ["ServiceState", "timed_response"]
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import struct
+import sys
 from pathlib import Path
 from typing import cast
 
@@ -138,7 +138,7 @@ _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # :status 200 (static 8), content-type: application/grpc (literal, name index 31)
 _RESPONSE_HEADERS = b"\x88" + b"\x0f\x10" + bytes([16]) + b"application/grpc"
 _TRAILERS_OK = b"\x00" + bytes([11]) + b"grpc-status" + b"\x01" + b"0"
-_MESSAGE = "not a request the generator sends".encode()
+_MESSAGE = b"not a request the generator sends"
 _TRAILERS_BAD = (
     b"\x00" + bytes([11]) + b"grpc-status" + b"\x01" + b"3"
     + b"\x00" + bytes([12]) + b"grpc-message" + bytes([len(_MESSAGE)]) + _MESSAGE
@@ -165,7 +165,7 @@ class _H2Server(asyncio.Protocol):
         update = struct.pack(">L", (1 << 24))
         self.transport.write(_frame(0x4, 0, 0, settings) + _frame(0x8, 0, 0, update))
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes) -> None:  # noqa: PLR0915 - one frame dispatch loop
         buf = self.buf + data if self.buf else data
         pos = 0
         if not self.preface:
@@ -248,7 +248,6 @@ async def serve_grpc(host: str, port: int, answers: dict[bytes, bytes]) -> None:
     server = await loop.create_server(lambda: _H2Server(answers), host, port, backlog=1024)
     async with server:
         await server.serve_forever()
-
 
 
 def noop_spec(

@@ -123,7 +123,9 @@ def _wire(
         wrk = run_wrk(where, path, body, seconds, generator_cpus)
         external = ReferenceFigures(client="wrk", **wrk) if wrk else None
     proc = server.handle.process
-    tracked = [Tracked("server", server.spec.name, lambda: [p] if (p := proc()) else [], server_cpus)]
+    tracked = [
+        Tracked("server", server.spec.name, lambda: [p] if (p := proc()) else [], server_cpus)
+    ]
     curve = []
     for count in users:
         key = PointKey(
@@ -138,7 +140,9 @@ def _wire(
         plan = PointPlan(
             key=key,
             host=address(wire, settings.host, server.spec.ports[transport]),
-            plan=MeasurePlan(warmup_s=1.0, window_s=1.0, max_duration_s=seconds, until_stable=False),
+            plan=MeasurePlan(
+                warmup_s=1.0, window_s=1.0, max_duration_s=seconds, until_stable=False
+            ),
             timeout_s=min(settings.timeout_s, seconds / 2),
             stop_grace_s=settings.stop_grace_s,
             local_workers=settings.generator_workers,
@@ -184,7 +188,9 @@ def _open_ceiling(
         plan = PointPlan(
             key=key,
             host=address(wire, settings.host, server.spec.ports[transport]),
-            plan=MeasurePlan(warmup_s=1.0, window_s=1.0, max_duration_s=seconds, until_stable=False),
+            plan=MeasurePlan(
+                warmup_s=1.0, window_s=1.0, max_duration_s=seconds, until_stable=False
+            ),
             timeout_s=min(settings.timeout_s, seconds / 2),
             stop_grace_s=settings.stop_grace_s,
             generator_cpus=generator_cpus,
@@ -237,9 +243,13 @@ def run_calibration(
     transports = sorted({WIRE_FORMATS[w].transport for w in wanted})
     specs = [
         noop_spec(
-            t, settings.host, free_port(settings.host), settings.models[0], settings.rows[0],
+            t,
+            settings.host,
+            free_port(settings.host),
+            settings.models[0],
+            settings.rows[0],
             layout.root / f"noop-{t}",
-        )  # fmt: skip
+        )
         for t in transports
     ]
     with running(specs, layout.root, server_cpus, settings.startup_timeout_s) as ready:

@@ -79,7 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SCENARIO=URL",
         help="a target's Prometheus URL, for server-side timing (repeatable)",
     )
-    parser.add_argument("--ca-bundle", type=Path, help="CA bundle for https:// and grpcs:// targets")
+    parser.add_argument(
+        "--ca-bundle", type=Path, help="CA bundle for https:// and grpcs:// targets"
+    )
     for flag, (field, kind, text) in _FLAGS.items():
         parser.add_argument(flag, dest=field, type=kind, help=text)
 
@@ -133,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"bench: invalid settings: {exc}", file=sys.stderr)
         return 2
     from servingbench.sweep.runner import run_sweep
-    from servingbench.sweep.targets import TargetError
     from servingbench.sweep.summary import summary_table
+    from servingbench.sweep.targets import TargetError
 
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C does
     try:

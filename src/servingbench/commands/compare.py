@@ -35,8 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from servingbench.report import load_run
-    from servingbench.report.compare import compare_runs, regressions, setting_warnings
-    from servingbench.report.compare import write_comparison
+    from servingbench.report.compare import (
+        compare_runs,
+        regressions,
+        setting_warnings,
+        write_comparison,
+    )
 
     try:
         current, baseline = load_run(args.run), load_run(args.baseline)

@@ -25,7 +25,9 @@ def parse_fraction(text: str) -> float:
     try:
         return float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a share like 5% or 0.05, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a share like 5% or 0.05, got {text!r}"
+        ) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -32,14 +32,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"which server to run (default: ${BACKEND_ENV}, which each container image sets)",
     )
     parser.add_argument(
-        "--config", default=DEFAULT_CONFIG, help="named configuration (backends/server-configs.toml)"
+        "--config",
+        default=DEFAULT_CONFIG,
+        help="named configuration (backends/server-configs.toml)",
     )
     add_address_arguments(parser)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:  # noqa: RET503 - ends in execv, which never returns
     if args.backend is None:
-        print(f"serve: name a backend ({', '.join(backends())}) or set {BACKEND_ENV}", file=sys.stderr)
+        print(
+            f"serve: name a backend ({', '.join(backends())}) or set {BACKEND_ENV}", file=sys.stderr
+        )
         return 2
     settings = settings_from_args(args)
     backend = get_backend(args.backend)
@@ -53,4 +57,4 @@ def run(args: argparse.Namespace) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     os.chdir(workdir)
     os.environ.update(spec.env)
-    os.execv(spec.argv[0], spec.argv)
+    os.execv(spec.argv[0], spec.argv)  # replaces this process: never returns

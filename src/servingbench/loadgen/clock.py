@@ -26,7 +26,7 @@ PING_INTERVAL_S = 1.0
 
 
 class ClockProbe:
-    """Registers the ping (worker) and pong (master) handlers; the master pings while a test runs."""
+    """Registers the ping (worker) and pong (master) handlers; the master pings during a test."""
 
     def __init__(self, runner: Any) -> None:
         self.runner = runner
@@ -43,7 +43,8 @@ class ClockProbe:
 
     def _on_ping(self, environment: Any, msg: Any, **_kwargs: Any) -> None:
         self.runner.send_message(
-            CLOCK_PONG, {"sent": msg.data["sent"], "worker": perf_counter_ns(), "boot_id": self.boot_id}
+            CLOCK_PONG,
+            {"sent": msg.data["sent"], "worker": perf_counter_ns(), "boot_id": self.boot_id},
         )
 
     def _on_pong(self, environment: Any, msg: Any, **_kwargs: Any) -> None:
@@ -74,7 +75,9 @@ class ClockProbe:
                 if getattr(client, "state", "") == "missing":
                     self._lost(node, started, "stopped sending heartbeats (Locust: missing)")
                 else:
-                    self.runner.send_message(CLOCK_PING, {"sent": perf_counter_ns()}, client_id=node)
+                    self.runner.send_message(
+                        CLOCK_PING, {"sent": perf_counter_ns()}, client_id=node
+                    )
             for node in known - set(clients):
                 self._lost(node, started, "disconnected")
             gevent.sleep(PING_INTERVAL_S)

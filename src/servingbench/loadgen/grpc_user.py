@@ -65,9 +65,7 @@ class GrpcUser(WireUser[GrpcReply]):
         return GrpcReply(self._call(payload.body, timeout=self._settings.timeout_s))
 
     def check(self, reply: GrpcReply, payload: Payload) -> Verdict:
-        return check_body(
-            reply.body, payload, self._wire.decode, self._settings.validate_responses
-        )
+        return check_body(reply.body, payload, self._wire.decode, self._settings.validate_responses)
 
     def disconnect(self) -> None:
         if self._own is not None:

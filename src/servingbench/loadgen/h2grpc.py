@@ -35,6 +35,7 @@ What it does (and does not):
 from __future__ import annotations
 
 import base64
+import contextlib
 import enum
 import ssl as _stdlib_ssl
 import struct
@@ -304,7 +305,7 @@ class _ConnectionError(Exception):
         self.h2_error = h2_error
 
 
-class _DeadlineExceeded(Exception):
+class _DeadlineExceededError(Exception):
     pass
 
 
@@ -487,7 +488,7 @@ class _Connection:
                 self._send_data(stream, b"\x00" + _U32.pack(len(body)) + body, deadline)
             if not stream.done:
                 self._wait_for(None, stream, deadline)
-        except _DeadlineExceeded:
+        except _DeadlineExceededError:
             self._cancel(stream)
             raise RpcError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
         except BaseException:  # GreenletExit, KeyboardInterrupt...: leave no open stream behind
@@ -536,10 +537,8 @@ class _Connection:
         stream.done = True
         if stream.id and self.streams.pop(stream.id, None) is not None and not self.closed:
             self._out.append(_frame(_RST_STREAM, 0, stream.id, _U32.pack(_CANCEL)))
-            try:
+            with contextlib.suppress(_DeadlineExceededError):  # none given: cannot expire
                 self._flush(None)
-            except _DeadlineExceeded:  # pragma: no cover - no deadline given
-                pass
         self._maybe_close_drained()
 
     # -- waiting and reading --
@@ -578,7 +577,7 @@ class _Connection:
         if stream is None:  # only `unary` waiting for a stream slot: poll gently
             gevent.sleep(0.001)
             if deadline is not None and _monotonic() >= deadline:
-                raise _DeadlineExceeded
+                raise _DeadlineExceededError
             return
         event = stream.parked
         if event is None:
@@ -590,7 +589,7 @@ class _Connection:
             if deadline is None:
                 event.wait()
             elif not event.wait(max(0.0, deadline - _monotonic())):
-                raise _DeadlineExceeded
+                raise _DeadlineExceededError
         finally:
             self._parked.pop(stream.id, None)
 
@@ -604,13 +603,13 @@ class _Connection:
         else:
             remaining = deadline - _monotonic()
             if remaining <= 0:
-                raise _DeadlineExceeded
+                raise _DeadlineExceededError
             sock.settimeout(remaining)
             self._timeout = remaining
         try:
             data = sock.recv(262_144)
         except TimeoutError:
-            raise _DeadlineExceeded from None
+            raise _DeadlineExceededError from None
         except (OSError, ValueError) as exc:  # reset, aborted, SSL errors; closed file
             self._abort(_ConnectionError(StatusCode.UNAVAILABLE, f"connection error: {exc!r}"))
             return
@@ -652,7 +651,7 @@ class _Connection:
                 return
             self._ingest(data, None)
 
-    def _frames(self, buf: bytes) -> int:
+    def _frames(self, buf: bytes) -> int:  # noqa: PLR0915 - one dispatch over frame types
         """Handle every whole frame of `buf`; returns where the first partial one starts."""
         unpack = _FRAME.unpack_from
         streams = self.streams
@@ -671,7 +670,9 @@ class _Connection:
             ftype = length_type & 0xFF
             stream_id &= 0x7FFFFFFF
             if self._continuation is not None and ftype != _CONTINUATION:
-                raise _ConnectionError(StatusCode.INTERNAL, "expected CONTINUATION", _PROTOCOL_ERROR)
+                raise _ConnectionError(
+                    StatusCode.INTERNAL, "expected CONTINUATION", _PROTOCOL_ERROR
+                )
             if ftype == _DATA:
                 self._on_data(streams.get(stream_id), flags, buf[pos + 9 : end], length)
             elif ftype == _HEADERS:
@@ -707,8 +708,11 @@ class _Connection:
                 if not flags & _ACK:
                     self._out.append(_frame(_PING, _ACK, 0, buf[pos + 9 : end]))
             elif ftype in _FIXED_SIZES and not _FIXED_SIZES[ftype](length):
-                raise _ConnectionError(StatusCode.INTERNAL, f"bad frame size {length} (type {ftype})",
-                                       _FRAME_SIZE_ERROR)
+                raise _ConnectionError(
+                    StatusCode.INTERNAL,
+                    f"bad frame size {length} (type {ftype})",
+                    _FRAME_SIZE_ERROR,
+                )
             elif ftype == _WINDOW_UPDATE:
                 self._on_window_update(stream_id, _U32.unpack_from(buf, pos + 9)[0] & 0x7FFFFFFF)
             elif ftype == _RST_STREAM:
@@ -717,13 +721,16 @@ class _Connection:
                     error = _U32.unpack_from(buf, pos + 9)[0]
                     stream.retryable = error == _REFUSED_STREAM
                     code = _RST_STATUS.get(error, StatusCode.INTERNAL)
-                    stream.fail(RpcError(code, f"stream reset by the server (HTTP/2 error {error})"))
+                    stream.fail(
+                        RpcError(code, f"stream reset by the server (HTTP/2 error {error})")
+                    )
             elif ftype == _GOAWAY:
                 last_id, error = _GOAWAY_HEAD.unpack_from(buf, pos + 9)
                 self._on_goaway(last_id & 0x7FFFFFFF, error, buf[pos + 17 : end])
             elif ftype == _PUSH_PROMISE:
-                raise _ConnectionError(StatusCode.INTERNAL, "PUSH_PROMISE with push disabled",
-                                       _PROTOCOL_ERROR)
+                raise _ConnectionError(
+                    StatusCode.INTERNAL, "PUSH_PROMISE with push disabled", _PROTOCOL_ERROR
+                )
             # PRIORITY and unknown frame types are ignored (RFC 9113 section 5.5)
             pos = end
         return pos
@@ -766,11 +773,14 @@ class _Connection:
             self._finish(stream, None)
         elif stream.headers is None:
             stream.headers = headers
-            if headers.http_status != 200 or not headers.content_type.startswith(b"application/grpc"):
-                if headers.http_status == 200:  # a gRPC server answers with its content type
-                    error = RpcError(StatusCode.UNKNOWN, "response content-type "
-                                     f"{headers.content_type!r}, not application/grpc")
-                    self._finish(stream, error, reset=True)
+            # a gRPC server answers 200 with its content type (other statuses end in trailers)
+            grpc_type = headers.content_type.startswith(b"application/grpc")
+            if headers.http_status == 200 and not grpc_type:
+                error = RpcError(
+                    StatusCode.UNKNOWN,
+                    f"response content-type {headers.content_type!r}, not application/grpc",
+                )
+                self._finish(stream, error, reset=True)
         else:
             error = RpcError(StatusCode.INTERNAL, "HEADERS after the response headers")
             self._finish(stream, error, reset=True)
@@ -821,7 +831,9 @@ class _Connection:
             key, value = _SETTING.unpack_from(payload, offset)
             if key == _S_INITIAL_WINDOW_SIZE:
                 if value > _MAX_WINDOW:
-                    raise _ConnectionError(StatusCode.INTERNAL, "window too large", _FLOW_CONTROL_ERROR)
+                    raise _ConnectionError(
+                        StatusCode.INTERNAL, "window too large", _FLOW_CONTROL_ERROR
+                    )
                 delta = value - self._peer_initial_window
                 self._peer_initial_window = value
                 for stream in self.streams.values():
@@ -830,7 +842,9 @@ class _Connection:
                     self._wake_window_waiters()
             elif key == _S_MAX_FRAME_SIZE:
                 if not _DEFAULT_MAX_FRAME <= value <= 2**24 - 1:
-                    raise _ConnectionError(StatusCode.INTERNAL, "bad MAX_FRAME_SIZE", _PROTOCOL_ERROR)
+                    raise _ConnectionError(
+                        StatusCode.INTERNAL, "bad MAX_FRAME_SIZE", _PROTOCOL_ERROR
+                    )
                 self._peer_max_frame = value
             elif key == _S_MAX_CONCURRENT_STREAMS:
                 self._peer_max_streams = value
@@ -897,7 +911,7 @@ class _Connection:
                 sock.sendall(out)
         except TimeoutError:
             self._abort(_ConnectionError(StatusCode.UNAVAILABLE, "write timed out"))
-            raise _DeadlineExceeded from None
+            raise _DeadlineExceededError from None
         except (OSError, ValueError) as exc:
             self._abort(_ConnectionError(StatusCode.UNAVAILABLE, f"connection error: {exc!r}"))
             raise RpcError(StatusCode.UNAVAILABLE, f"connection error: {exc!r}") from None
@@ -906,10 +920,8 @@ class _Connection:
         """Send queued control frames; if a write is in progress, its writer sends them."""
         if not self._out or self.closed or self._wlock.locked():
             return  # never block the reader on the write lock (the writer may wait on TCP)
-        try:
+        with contextlib.suppress(RpcError):  # _abort has failed every stream with the reason
             self._write(b"", deadline)
-        except RpcError:
-            pass  # _abort has failed every stream with the reason
 
     def _abort(self, reason: _ConnectionError) -> None:
         """Fail every stream with `reason` and close the socket (GOAWAY first if ours)."""
@@ -917,10 +929,8 @@ class _Connection:
             return
         self.close_reason = reason
         if reason.h2_error is not None:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 self.sock.sendall(_frame(_GOAWAY, 0, 0, _GOAWAY_HEAD.pack(0, reason.h2_error)))
-            except (OSError, ValueError):
-                pass
         self.close()
 
     def close(self) -> None:
@@ -928,8 +938,10 @@ class _Connection:
             return
         self.closed = True
         reason = self.close_reason
-        error = RpcError(reason.code if reason else StatusCode.UNAVAILABLE,
-                         reason.details if reason else "connection closed")
+        error = RpcError(
+            reason.code if reason else StatusCode.UNAVAILABLE,
+            reason.details if reason else "connection closed",
+        )
         streams = list(self.streams.values())
         self.streams.clear()
         for stream in streams:
@@ -937,10 +949,8 @@ class _Connection:
         for stream in list(self._parked.values()):  # wake would-be readers: they see `closed`
             if stream.parked is not None:
                 stream.parked.set()
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
 
 # --- channel and method ----------------------------------------------------------------------
@@ -1098,10 +1108,8 @@ class Channel:
 
     def _failed_connect(self, message: str, sock: Any) -> None:
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass
         self._last_error = message
         self._backoff = min(self._backoff * 1.6 or self._backoff_initial, self._backoff_max)
         self._retry_at = _monotonic() + self._backoff
@@ -1132,7 +1140,8 @@ class UnaryUnary:
         """As a call, with the response's initial and trailing metadata."""
         stream = self._call(request, timeout, metadata)
         reply = stream.reply()
-        assert stream.headers is not None and stream.trailers is not None
+        assert stream.headers is not None
+        assert stream.trailers is not None
         return reply, CallInfo(stream.headers.metadata, stream.trailers.metadata)
 
     def _call(self, request: bytes, timeout: float | None, metadata: Metadata | None) -> _Stream:
@@ -1174,7 +1183,7 @@ def _parse_target(target: str) -> tuple[str, int, bool]:
 def _client_context(
     root_certificates: str | bytes | None, certificate_chain: str | None, private_key: str | None
 ) -> _stdlib_ssl.SSLContext:
-    context = gevent.ssl.SSLContext(gevent.ssl.PROTOCOL_TLS_CLIENT)
+    context: _stdlib_ssl.SSLContext = gevent.ssl.SSLContext(gevent.ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = _stdlib_ssl.TLSVersion.TLSv1_2
     if root_certificates is None:
         context.load_default_certs()

@@ -130,7 +130,9 @@ class LoadContext:
         if not isinstance(runner, WorkerRunner):
             return 0, 1
         options = self.environment.parsed_options
-        count = max(getattr(options, "processes", 1) or 1, getattr(options, "expect_workers", 1) or 1)
+        count = max(
+            getattr(options, "processes", 1) or 1, getattr(options, "expect_workers", 1) or 1
+        )
         return runner.worker_index % count, count
 
     # --- a test's life --------------------------------------------------------------------
@@ -226,7 +228,9 @@ class LoadContext:
         t0 = controller.t0_ns if controller and controller.t0_ns is not None else None
         start = t0 if t0 is not None else (collector.first_start_ns() or 0)
         from_ns = controller.from_ns if controller and controller.from_ns is not None else start
-        to_ns = controller.to_ns if controller and controller.to_ns is not None else perf_counter_ns()
+        to_ns = (
+            controller.to_ns if controller and controller.to_ns is not None else perf_counter_ns()
+        )
         dropped = int((merged.outcome == Outcome.DROPPED).sum())
         report = GeneratorReport(
             t0_ns=t0,
@@ -242,7 +246,7 @@ class LoadContext:
         records_dir.mkdir(parents=True, exist_ok=True)
         merged = type(merged).concat([merged], start, from_ns, to_ns)
         merged.save(records_dir / RECORDS_FILE)
-        for which, text in (controller.scrapes.items() if controller else []):
+        for which, text in controller.scrapes.items() if controller else []:
             atomic_write_text(records_dir / f"metrics-{which}.txt", text)
         atomic_write_text(records_dir / REPORT_FILE, report.model_dump_json(indent=2))
         log.info("wrote %d request records to %s", len(merged), records_dir)

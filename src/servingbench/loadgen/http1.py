@@ -55,9 +55,7 @@ class HttpReply:
 class HttpConnection:
     """One persistent connection to `base_url` (http:// or https://)."""
 
-    def __init__(
-        self, base_url: str, timeout_s: float, ca_bundle: str | None = None
-    ) -> None:
+    def __init__(self, base_url: str, timeout_s: float, ca_bundle: str | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {base_url!r}")

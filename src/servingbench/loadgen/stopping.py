@@ -154,9 +154,7 @@ class PointController:
                 self.reason = "cap"
             if self.reason is not None:
                 self.to_ns = end
-                log.info(
-                    "point %s after %d windows", self.reason, len(self.windows)
-                )
+                log.info("point %s after %d windows", self.reason, len(self.windows))
                 self._stop_test()
                 return
 

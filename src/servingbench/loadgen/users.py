@@ -108,5 +108,3 @@ def scenario_user(scenario: str) -> type[User]:
 
     spec = get_scenario(scenario)
     return user_for(spec.wire, user_class_name(scenario), spec.default_host)
-
-

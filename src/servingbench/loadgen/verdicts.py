@@ -12,10 +12,9 @@ from collections.abc import Callable
 
 from servingbench.loadgen.h2grpc import RpcError, StatusCode
 from servingbench.loadgen.http1 import HttpResponseError
-
 from servingbench.loadgen.payloads import Payload
-from servingbench.wire import Prediction, WireError, mismatch
 from servingbench.runs.records import Outcome
+from servingbench.wire import Prediction, WireError, mismatch
 
 __all__ = ["OK", "RequestError", "Verdict", "check_body", "check_http", "classify_exception"]
 

@@ -29,14 +29,18 @@ def measure_cost(model: str, rows: int, seconds: float = 1.0) -> dict[str, float
     x = as_features([held_out[i % len(held_out)] for i in range(rows)])
     for _ in range(20):
         predictor.predict_proba(x)
-    times = []
+    times: list[int] = []
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline or len(times) < 20:
         start = time.perf_counter_ns()
         predictor.predict_proba(x)
         times.append(time.perf_counter_ns() - start)
     values = np.asarray(times, dtype=float) / 1e6
-    return {"p50_ms": float(np.median(values)), "mean_ms": float(values.mean()), "calls": len(times)}
+    return {
+        "p50_ms": float(np.median(values)),
+        "mean_ms": float(values.mean()),
+        "calls": len(times),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

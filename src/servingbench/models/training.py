@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from servingbench.atomic import atomic_write_bytes
+from servingbench.environment import library_versions
 from servingbench.models.artifacts import (
     METADATA_FILE,
     ArtifactMetadata,
@@ -24,9 +26,7 @@ from servingbench.models.artifacts import (
     load_predictor,
     model_dir,
 )
-from servingbench.atomic import atomic_write_bytes
 from servingbench.models.catalog import MODELS, ModelSpec, as_features
-from servingbench.environment import library_versions
 
 __all__ = ["DEFAULT_SEED", "is_up_to_date", "train_all", "train_model"]
 

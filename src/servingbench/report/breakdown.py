@@ -101,10 +101,13 @@ def decision_table(data: RunData) -> pd.DataFrame:
     ours = {name for name, b in backends().items() if b.ours}
     rows = []
     for r in lowest.itertuples():
-        same = lowest[(lowest["model"] == r.model) & (lowest["rows_per_request"] == r.rows_per_request)]
+        same = lowest[
+            (lowest["model"] == r.model) & (lowest["rows_per_request"] == r.rows_per_request)
+        ]
         mine = same[same["backend"].isin(ours)]
         best_ours = float(mine["avg_ms"].min()) if not mine.empty else math.nan
-        overhead = r.avg_ms - r.model_cost_ms
+        client_ms, cost_ms = float(r.avg_ms), float(r.model_cost_ms)  # type: ignore[arg-type]
+        overhead = client_ms - cost_ms
         rows.append(
             {
                 "series": r.series,
@@ -112,11 +115,11 @@ def decision_table(data: RunData) -> pd.DataFrame:
                 "model_name": r.model,
                 "rows": r.rows_per_request,
                 "level": r.level,
-                "model_cost_ms": r.model_cost_ms,
-                "client_ms": r.avg_ms,
+                "model_cost_ms": cost_ms,
+                "client_ms": client_ms,
                 "overhead_ms": overhead,
-                "overhead_share": overhead / r.avg_ms if r.avg_ms > 0 else math.nan,
-                "vs_ours": r.avg_ms / best_ours if best_ours > 0 else math.nan,
+                "overhead_share": overhead / client_ms if client_ms > 0 else math.nan,
+                "vs_ours": client_ms / best_ours if best_ours > 0 else math.nan,
             }
         )
     return pd.DataFrame(rows).sort_values(["series", "model_cost_ms"]).reset_index(drop=True)
@@ -127,11 +130,13 @@ def decision_figure(data: RunData) -> Figure:
     fig = new_figure("Overhead share against the model's own cost (lowest load)")
     ax = fig.add_subplot()
     palette = colors(data)
-    for series, part in (table.groupby("series", sort=False) if not table.empty else []):
-        part = part.sort_values("model_cost_ms")
+    for series, group in table.groupby("series", sort=False) if not table.empty else []:
+        part = group.sort_values("model_cost_ms")
         ax.plot(part["model_cost_ms"], 100 * part["overhead_share"], marker="o",
                 color=palette.get(str(series), "grey"), label=str(series))  # fmt: skip
-    ax.axhline(100 * MATTERS_BELOW, color="grey", linestyle=":", label="10 %: the server stops mattering")
+    ax.axhline(
+        100 * MATTERS_BELOW, color="grey", linestyle=":", label="10 %: the server stops mattering"
+    )
     ax.set_xscale("log")
     ax.set_xlabel("model cost per request, in-process (ms)")
     ax.set_ylabel("overhead: share of client latency (%)")
@@ -149,8 +154,8 @@ def crossovers(data: RunData) -> list[str]:
         return []
     ours = {name for name, b in backends().items() if b.ours}
     out = []
-    for series, part in table.groupby("series", sort=False):
-        part = part.sort_values("model_cost_ms")
+    for series, group in table.groupby("series", sort=False):
+        part = group.sort_values("model_cost_ms")
         low = part[part["overhead_share"] < MATTERS_BELOW]
         text = f"{series}: overhead under 10 % "
         text += (

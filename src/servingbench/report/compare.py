@@ -125,7 +125,9 @@ def setting_warnings(current: RunData, baseline: RunData) -> list[str]:
         ea, eb = a.environments.get(env, {}), b.environments.get(env, {})
         diff = sorted(k for k in set(ea) | set(eb) if ea.get(k) != eb.get(k))
         if diff:
-            out.append(f"{env} environment: " + ", ".join(f"{k} {eb.get(k)} vs {ea.get(k)}" for k in diff))
+            out.append(
+                f"{env} environment: " + ", ".join(f"{k} {eb.get(k)} vs {ea.get(k)}" for k in diff)
+            )
     if a.hardware.cpu_model != b.hardware.cpu_model:
         out.append(f"CPU: {b.hardware.cpu_model} vs {a.hardware.cpu_model}")
     return out
@@ -148,7 +150,10 @@ def _blocks(
             "model": table["model"],
             "rows": table["rows_per_request"],
             "level": table["level"].map(lambda v: f"{v:g}"),
-            "repeats": [f"{a} vs {b}" for a, b in zip(table["repeats"], table["repeats_base"], strict=True)],
+            "repeats": [
+                f"{a} vs {b}"
+                for a, b in zip(table["repeats"], table["repeats_base"], strict=True)
+            ],
             **{label: [_cell(r, column) for _, r in table.iterrows()]
                for column, label in (("rps", "req/s"), ("p50_ms", "p50"), ("p99_ms", "p99"))},
         }
@@ -166,7 +171,9 @@ def _blocks(
         ),
         Heading("Settings that differ (not matched on)"),
         Bullets(tuple(warnings)) if warnings else Paragraph("none"),
-        frame_table(view, marked_rows=flagged) if not view.empty else Paragraph("no point in common"),
+        frame_table(view, marked_rows=flagged)
+        if not view.empty
+        else Paragraph("no point in common"),
         Heading("Points without a match"),
         Bullets(tuple(missing)) if missing else Paragraph("none"),
     ]

@@ -252,7 +252,9 @@ def _capacity_blocks(tables: ReportTables) -> Iterable[Block]:
     )
     frame = tables.capacity.assign(
         req_s=[
-            _interval(pd.Series({"rps": r.max_rps, "rps_lo": r.rps_lo, "rps_hi": r.rps_hi}), "rps", 0)
+            _interval(
+                pd.Series({"rps": r.max_rps, "rps_lo": r.rps_lo, "rps_hi": r.rps_hi}), "rps", 0
+            )
             for r in tables.capacity.itertuples()
         ]
     )[["series", "req_s", "p99_ms", "result"]]
@@ -347,11 +349,26 @@ def _open_blocks(data: RunData) -> Iterable[Block]:
         "capacity is the highest rate that met it, up to the lowest that did not."
     )
     yield frame_table(
-        table[["series", "result", "achieved_rps", "p99_ms", "goodput", "closed_peak_rps",
-               "of_peak", "probes", "search"]],
-        {"achieved_rps": lambda v: fmt(v, 0), "p99_ms": lambda v: fmt(v, 2),
-         "goodput": lambda v: fmt(v, 0), "closed_peak_rps": lambda v: fmt(v, 0),
-         "of_peak": lambda v: fmt(v, 2)},  # fmt: skip
+        table[
+            [
+                "series",
+                "result",
+                "achieved_rps",
+                "p99_ms",
+                "goodput",
+                "closed_peak_rps",
+                "of_peak",
+                "probes",
+                "search",
+            ]
+        ],
+        {
+            "achieved_rps": lambda v: fmt(v, 0),
+            "p99_ms": lambda v: fmt(v, 2),
+            "goodput": lambda v: fmt(v, 0),
+            "closed_peak_rps": lambda v: fmt(v, 0),
+            "of_peak": lambda v: fmt(v, 2),
+        },
     )
 
 
@@ -380,9 +397,13 @@ def _breakdown_blocks(data: RunData) -> Iterable[Block]:
         yield Bullets(tuple(breakdown.crossovers(data)))
         yield frame_table(
             decision,
-            {"model_cost_ms": lambda v: fmt(v, 3), "client_ms": lambda v: fmt(v, 3),
-             "overhead_ms": lambda v: fmt(v, 3), "overhead_share": lambda v: fmt(100 * v, 1),
-             "vs_ours": lambda v: fmt(v, 2)},  # fmt: skip
+            {
+                "model_cost_ms": lambda v: fmt(v, 3),
+                "client_ms": lambda v: fmt(v, 3),
+                "overhead_ms": lambda v: fmt(v, 3),
+                "overhead_share": lambda v: fmt(100 * v, 1),
+                "vs_ours": lambda v: fmt(v, 2),
+            },
         )
 
 

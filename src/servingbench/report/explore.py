@@ -61,26 +61,28 @@ def latency_cdf_single_figure(records: RequestRecords, title: str) -> Figure:
 def latency_timeline_figure(
     records: RequestRecords, title: str, max_points: int = 20_000
 ) -> Figure:
-    """Every request's latency at its send time (errors in red), the warm-up period shaded.
+    """Every request's latency at its intended start (failures in red), outside the measured
+    interval shaded: drift, stalls, and whether the warm-up covered the start-up transient.
 
-    Large points are thinned to `max_points` evenly spaced requests so the figure stays light.
+    Latency here is from the intended start (in a closed loop, the send), as every table counts
+    it; large points are thinned to `max_points` evenly spaced requests.
     """
     fig = new_figure(title, SIZE)
     ax = fig.add_subplot()
     if len(records):
         step = max(1, len(records) // max_points)
-        start_s = records.start_ns[::step] / 1e9
-        latency_ms = records.latency_ns[::step] / 1e6
+        start_s = records.intended_ns[::step] / 1e9
+        latency_ms = records.response_ns[::step] / 1e6
         ok = records.ok[::step]
         ax.scatter(start_s[ok], latency_ms[ok], s=2, color="C0", label="ok")
         if (~ok).any():
-            ax.scatter(start_s[~ok], latency_ms[~ok], s=6, color="C3", label="error")
-        if records.warmup.any():
-            warmup_end = float(records.start_ns[records.warmup].max()) / 1e9
-            ax.axvspan(0, warmup_end, color="grey", alpha=0.25, label="warm-up (not measured)")
+            ax.scatter(start_s[~ok], latency_ms[~ok], s=6, color="C3", label="not ok")
+        ax.axvspan(0, records.from_ns / 1e9, color="grey", alpha=0.25, label="not measured")
+        end_s = max(float(start_s.max()), records.to_ns / 1e9)
+        ax.axvspan(records.to_ns / 1e9, end_s, color="grey", alpha=0.25)
         ax.set_yscale("log")
         ax.legend(loc="upper right")
-    ax.set_xlabel("send time (s since the point started)")
+    ax.set_xlabel("intended start (s since the point started)")
     ax.set_ylabel("latency (ms)")
     return fig
 

@@ -48,7 +48,8 @@ Verdict = Literal["better", "worse", "no significant difference", "unknown"]
 
 def _logs(values: Sequence[float]) -> np.ndarray:
     arr = np.asarray([v for v in values if np.isfinite(v) and v > 0], dtype=float)
-    return np.log(arr)
+    logs: np.ndarray = np.log(arr)
+    return logs
 
 
 def _t(dof: float) -> float:

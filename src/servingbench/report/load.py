@@ -122,9 +122,7 @@ def _point_row(
         "server_rss_mb": _sum(server, "rss_bytes", 1e6),
         "preds_per_server_cpu_s": ok_rows / server_cpu_s if server_cpu_s > 0 else float("nan"),
         "server_other_pct": _opt(interference.server_other_percent if interference else None),
-        "generator_other_pct": _opt(
-            interference.generator_other_percent if interference else None
-        ),
+        "generator_other_pct": _opt(interference.generator_other_percent if interference else None),
         "idle_servers_pct": _opt(interference.idle_servers_percent if interference else None),
         "instrument_added_ms": _opt(point.instrument_added_ms),
         "server_ms": _stage(point, "server"),
@@ -150,7 +148,10 @@ def _sort(frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     rank = _series_rank()
     keys = frame.assign(
-        _rank=[rank.get((b, s), len(rank)) for b, s in zip(frame["backend"], frame["scenario"], strict=True)],
+        _rank=[
+            rank.get((b, s), len(rank))
+            for b, s in zip(frame["backend"], frame["scenario"], strict=True)
+        ],
         _default=(frame["server_config"] != "default").astype(int),
     )  # fmt: skip
     order = ["_rank", "scenario", "_default", "server_config", "model", "rows_per_request",

@@ -39,9 +39,9 @@ def capacity_table(data: RunData, slo: Slo) -> pd.DataFrame:
     """Series by the highest arrival rate meeting `slo`, with the lowest failing one above it."""
     rows = []
     searched = {c.series: c for c in data.meta.capacity}
-    for series, part in _open(data).groupby("series", sort=False):
-        part = part.sort_values("level")
-        met = [slo.met(r.to_dict()) for _, r in part.iterrows()]  # medians over repeats
+    for series, group in _open(data).groupby("series", sort=False):
+        part = group.sort_values("level")
+        met = [slo.met({str(k): v for k, v in r.items()}) for _, r in part.iterrows()]  # medians over repeats
         passing = [lvl for lvl, ok in zip(part["level"], met, strict=True) if ok]
         best = max(passing) if passing else math.nan
         floor = best if passing else 0.0
@@ -70,7 +70,7 @@ def capacity_table(data: RunData, slo: Slo) -> pd.DataFrame:
                     else f"{best:.0f} req/s (the highest rate measured)"
                     if passing
                     else f"none: even {part['level'].min():.0f} req/s missed it "
-                    f"({'; '.join(slo.check(part.iloc[0].to_dict()))})"
+                    f"({'; '.join(slo.check({str(k): v for k, v in part.iloc[0].items()}))})"
                 ),
             }
         )
@@ -109,8 +109,8 @@ def goodput_figure(data: RunData, slo: Slo) -> Figure:
     fig = new_figure(f"Goodput: requests within {slo.latency_bound_ms:g} ms per second")
     ax = fig.add_subplot()
     palette = colors(data)
-    for series, part in _open(data).groupby("series", sort=False):
-        part = part.sort_values("level")
+    for series, group in _open(data).groupby("series", sort=False):
+        part = group.sort_values("level")
         ax.plot(part["level"], part["goodput"], marker="o", color=palette.get(str(series), "grey"),
                 label=str(series))  # fmt: skip
     top = float(_open(data)["level"].max()) if not _open(data).empty else 1.0

@@ -72,9 +72,15 @@ def draw(ax: Axes, points: pd.DataFrame, x: str, y: str, color: str, style: Styl
     if points.empty:
         return
     ax.errorbar(
-        points[x], points[y], yerr=_bars(points, y), xerr=_bars(points, x) if x == "rps" else None,
-        linestyle=style, color=color, capsize=3, elinewidth=0.8,
-    )  # fmt: skip
+        points[x],
+        points[y],
+        yerr=_bars(points, y),
+        xerr=_bars(points, x) if x == "rps" else None,
+        linestyle=style,
+        color=color,
+        capsize=3,
+        elinewidth=0.8,
+    )
     for flagged, face in ((False, color), (True, "none")):
         part = points[points["flagged"] == flagged]
         ax.plot(part[x], part[y], linestyle="none", marker="o", markerfacecolor=face,
@@ -85,8 +91,15 @@ def legend(ax: Axes, data: RunData, styles: tuple[tuple[Style, str], ...]) -> No
     handles = [Line2D([], [], color=c, label=s) for s, c in colors(data).items()]
     handles += [Line2D([], [], color="grey", linestyle=st, label=lab) for st, lab in styles]
     handles.append(
-        Line2D([], [], linestyle="none", marker="o", markerfacecolor="none",
-               markeredgecolor="grey", label=FLAGGED_NOTE)  # fmt: skip
+        Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker="o",
+            markerfacecolor="none",
+            markeredgecolor="grey",
+            label=FLAGGED_NOTE,
+        )
     )
     ax.legend(handles=handles, fontsize="small")
 

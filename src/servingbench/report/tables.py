@@ -248,4 +248,3 @@ def series_title(data: RunData, series: str) -> str:
     """`describe_series` for a series label of this run."""
     row = data.aggregate[data.aggregate["series"] == series].iloc[0]
     return describe_series(row["scenario"], row["server_config"], row["backend"], row["wire"])
-

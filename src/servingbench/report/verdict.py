@@ -120,7 +120,7 @@ def _open_capacity(data: RunData) -> list[str]:
     if slo is None or not openloop.has_open(data):
         return []
     table = openloop.capacity_table(data, slo)
-    parts = [f"{series_title(data, r.series)}: {r.result}" for r in table.itertuples()]
+    parts = [f"{series_title(data, str(r.series))}: {r.result}" for r in table.itertuples()]
     return [f"Highest arrival rate meeting {slo.text} (open loop): " + "; ".join(parts) + "."]
 
 

@@ -58,7 +58,9 @@ class Versioned(Record):
             raise IncompatibleRunError(f"{path} must hold a JSON object")
         version = doc.get("schema_version", 1)
         if version != SCHEMA_VERSION:
-            commit = (doc.get("git") or {}).get("commit") if isinstance(doc.get("git"), dict) else None
+            commit = (
+                (doc.get("git") or {}).get("commit") if isinstance(doc.get("git"), dict) else None
+            )
             hint = f" (written at commit {commit[:12]})" if isinstance(commit, str) else ""
             raise IncompatibleRunError(
                 f"{path} uses run schema {version}{hint}; this servingbench reads schema "

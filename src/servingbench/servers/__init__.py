@@ -8,6 +8,7 @@ configuration and entry points); nothing else names it. Tests register their own
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from typing import TypeVar
@@ -38,7 +39,6 @@ __all__ = [
 
 _INFRASTRUCTURE = frozenset({"base"})
 _registry: dict[str, Backend] = {}
-_discovered = False
 
 B = TypeVar("B", bound=type[Backend])
 
@@ -53,11 +53,9 @@ def unregister(name: str) -> None:
     _registry.pop(name, None)
 
 
+@functools.cache
 def _discover() -> None:
-    global _discovered
-    if _discovered:
-        return
-    _discovered = True
+    """Import every backend module once, so each registers itself."""
     for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if module.name not in _INFRASTRUCTURE and not module.name.startswith("_"):
             importlib.import_module(f"{__name__}.{module.name}")

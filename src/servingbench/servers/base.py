@@ -141,7 +141,7 @@ class LaunchSpec:
     environment: str | None = None
     """The backend environment `argv[0]` comes from (`backends/<environment>/.venv`), if any."""
     config: dict[str, Any] = field(default_factory=dict)
-    """What the launch rendered or chose (MLServer's merged settings, workers, ...), for meta.json."""
+    """What the launch rendered or chose (MLServer's merged settings, workers, ...): meta.json."""
 
 
 def environment_dir(name: str) -> Path:
@@ -230,4 +230,3 @@ class Backend(ABC):
             )
             known = ", ".join(self.options.model_fields)
             raise ValueError(f"{where}: {problems} (known keys: description, {known})") from None
-

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from servingbench.api.settings import ApiOptions
 from servingbench.servers import register
@@ -34,7 +34,7 @@ def _env_value(value: Any) -> str:
 class FastapiBackend(Backend):
     name = "fastapi"
     title = "our FastAPI service"
-    ports = {"http": 8000}
+    ports: ClassVar[Mapping[str, int]] = {"http": 8000}
     endpoints = (
         Endpoint("fastapi-rest", "predict-json", "http"),
         Endpoint("fastapi-v2-rest", "v2-json", "http"),

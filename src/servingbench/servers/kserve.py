@@ -21,14 +21,13 @@ Where KServe 0.16 differs and what is done about it:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -53,7 +52,9 @@ HOST_ENV = "SERVINGBENCH_KSERVE_HOST"
 QUIET_LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(process)s %(name)s %(levelname)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(process)s %(name)s %(levelname)s %(message)s"}
+    },
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain",
                             "stream": "ext://sys.stderr"}},
     "loggers": {
@@ -79,7 +80,7 @@ class KserveOptions(BaseModel):
 class KserveBackend(Backend):
     name = "kserve"
     title = "KServe"
-    ports = {"http": 8090, "grpc": 8091}
+    ports: ClassVar[Mapping[str, int]] = {"http": 8090, "grpc": 8091}
     endpoints = (
         # tritonclient.http sends JSON without a Content-Type, which KServe 0.16 reads as binary
         Endpoint("kserve-rest", "v2-json", "http", ("urllib",)),
@@ -89,7 +90,10 @@ class KserveBackend(Backend):
     environment = "kserve"
     stage_metrics = (
         StageMetric(
-            "model", "request_predict_seconds", {"model_name": "{model}"}, (),
+            "model",
+            "request_predict_seconds",
+            {"model_name": "{model}"},
+            (),
             "Model.predict: reading the tensor, the model, building the response objects "
             "(no request-level histogram exists; with --workers > 1 a scrape sees one worker)",
         ),
@@ -208,11 +212,15 @@ def _model_class() -> type[Any]:
         ) -> InferResponse:
             x = self._features(payload)
             wanted = (
-                [o.name for o in payload.request_outputs] if payload.request_outputs else ["predict"]
+                [o.name for o in payload.request_outputs]
+                if payload.request_outputs
+                else ["predict"]
             )
             unknown = [n for n in wanted if n not in OUTPUTS]
             if unknown:
-                raise InvalidInput(f"unknown output(s) {unknown}; this model offers {list(OUTPUTS)}")
+                raise InvalidInput(
+                    f"unknown output(s) {unknown}; this model offers {list(OUTPUTS)}"
+                )
             binary = payload.use_binary_outputs
             outputs = []
             try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -85,7 +85,7 @@ def render_repository(
 class MlserverBackend(Backend):
     name = "mlserver"
     title = "MLServer"
-    ports = {"http": 8080, "grpc": 8081, "metrics": 8082}
+    ports: ClassVar[Mapping[str, int]] = {"http": 8080, "grpc": 8081, "metrics": 8082}
     endpoints = (
         Endpoint("mlserver-rest", "v2-json", "http", ("urllib", "tritonclient")),
         Endpoint("mlserver-grpc", "v2-grpc", "grpc", ("tritonclient",)),
@@ -127,7 +127,10 @@ class MlserverBackend(Backend):
             backend=self.name,
             argv=[environment_bin(self.environment, "mlserver"), "start", str(repository)],
             env=dict(SINGLE_THREAD_ENV),
-            ready_urls=[f"{base}/v2/health/ready", *(f"{base}/v2/models/{m}/ready" for m in models)],
+            ready_urls=[
+                f"{base}/v2/health/ready",
+                *(f"{base}/v2/models/{m}/ready" for m in models),
+            ],
             ports=dict(ports),
             workdir=workdir,
             host=host,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,10 +54,10 @@ def launch_all(
     """Start every spec (logs in `log_dir/<name>.log`), then wait for all at once.
 
     Each backend environment is checked first (built, same artifact libraries); a spec whose
-    environment fails is reported in `failures` and not started. Waiting in parallel makes each start-up time the server's own, not the sum of its
-    predecessors'. A server that exits or is not ready in time is stopped and reported in
-    `failures`; the others keep running. On an exception (Ctrl-C) everything started so far is
-    stopped before it propagates.
+    environment fails is reported in `failures` and not started. Waiting in parallel makes each
+    start-up time the server's own, not the sum of its predecessors'. A server that exits or is
+    not ready in time is stopped and reported in `failures`; the others keep running. On an
+    exception (Ctrl-C) everything started so far is stopped before it propagates.
     """
     started: list[tuple[LaunchSpec, ProcessHandle]] = []
     result = LaunchResult()

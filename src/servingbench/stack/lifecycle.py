@@ -11,7 +11,6 @@ state in `.run/` that lets a later `stop-all` find them:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -123,7 +122,7 @@ def stack_configs(settings: StackSettings) -> list[ServerConfig]:
                 raise ValueError(
                     f"serve-all runs one configuration per backend; got {other.key} and "
                     f"{config.key} (the benchmark runs several side by side: `make bench "
-                    f"ARGS=\"--configs ...\"`)"
+                    f'ARGS="--configs ..."`)'
                 )
         if config.backend not in by_backend or config.name != DEFAULT_CONFIG:
             by_backend[config.backend] = config

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from servingbench.loadgen.settings import user_class_name
 from servingbench.runs.calibration import CalibrationRecord
 from servingbench.runs.layout import POINT_FILE, RECORDS_FILE
 from servingbench.runs.point import GeneratorReport, PointKey, PointResult
@@ -24,11 +25,10 @@ from servingbench.runs.schema import IncompatibleRunError
 from servingbench.runs.stats import MeasurePlan, outcome_counts, summarize, windows
 from servingbench.runs.timing import ServerTiming
 from servingbench.servers.base import StageMetric
+from servingbench.stack.processes import free_port
 from servingbench.sweep.flags import FlagInputs, Thresholds, point_flags
 from servingbench.sweep.locust import LocustJob, read_locust_rps, run_locust
 from servingbench.sweep.server_timing import stages_of
-from servingbench.loadgen.settings import user_class_name
-from servingbench.stack.processes import free_port
 from servingbench.sweep.usage import Tracked, UsageSampler
 
 __all__ = ["Health", "PointPlan", "failed_point", "measure_point"]
@@ -276,4 +276,3 @@ def measure_point(
     )
     result.write(point_dir / POINT_FILE)
     return result
-

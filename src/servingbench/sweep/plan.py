@@ -37,7 +37,11 @@ class Series:
 
     @property
     def label(self) -> str:
-        base = self.scenario if self.config.name == "default" else f"{self.scenario}@{self.config.name}"
+        base = (
+            self.scenario
+            if self.config.name == "default"
+            else f"{self.scenario}@{self.config.name}"
+        )
         return f"{base} {self.model} rows={self.rows_per_request}"
 
 
@@ -104,8 +108,14 @@ def open_keys(
             rng.shuffle(order)
             plan += [
                 (
-                    key_of(s, load="open", concurrency=max_in_flight, rate=round(rates[s][i], 1),
-                           arrivals=arrivals, repeat=repeat),  # fmt: skip
+                    key_of(
+                        s,
+                        load="open",
+                        concurrency=max_in_flight,
+                        rate=round(rates[s][i], 1),
+                        arrivals=arrivals,
+                        repeat=repeat,
+                    ),
                     s,
                 )
                 for s in order

@@ -24,16 +24,15 @@ import psutil
 
 from servingbench.runs.calibration import CalibrationRecord, load_latest_calibration
 from servingbench.runs.layout import RunLayout, create_run
-from servingbench.runs.meta import RunMeta
 from servingbench.runs.meta import CapacityRecord, ModelCost, RunMeta
-from servingbench.stack.processes import pin_argv
 from servingbench.runs.point import PointKey, PointResult
 from servingbench.runs.slo import Slo
 from servingbench.servers import ServerConfig, get_backend, get_scenario
+from servingbench.stack.processes import pin_argv
+from servingbench.sweep.capacity import Search, judge
 from servingbench.sweep.measure import measure_point
 from servingbench.sweep.meta import environments_meta, initial_meta, now, servers_meta
 from servingbench.sweep.parity_step import run_parity
-from servingbench.sweep.capacity import Search, judge
 from servingbench.sweep.plan import Series, closed_keys, open_keys, point_plan, series_of
 from servingbench.sweep.servers import BenchServers, start_servers
 from servingbench.sweep.settings import BenchSettings
@@ -217,12 +216,16 @@ def _model_costs(settings: BenchSettings, progress: Callable[[str], None]) -> li
 def target_configs(backends: set[str]) -> list[ServerConfig]:
     """A target's configuration is unknown to us: one `target` configuration per backend."""
     return [
-        ServerConfig(name, "target", get_backend(name).options(), "a server the sweep did not start")
+        ServerConfig(
+            name, "target", get_backend(name).options(), "a server the sweep did not start"
+        )
         for name in sorted(backends)
     ]
 
 
-def _use_targets(settings: BenchSettings, meta: RunMeta, progress: Callable[[str], None]) -> BenchServers:
+def _use_targets(
+    settings: BenchSettings, meta: RunMeta, progress: Callable[[str], None]
+) -> BenchServers:
     """Check every target before any load (TargetError otherwise) and record what they are."""
     targets = parse_targets(settings.targets, settings.metrics_urls)
     progress("targets: " + ", ".join(f"{t.scenario}={t.address}" for t in targets))
@@ -232,6 +235,28 @@ def _use_targets(settings: BenchSettings, meta: RunMeta, progress: Callable[[str
     meta.parity = parity
     progress(f"targets ready; parity: passed ({len(parity.checks)} checks)")
     return BenchServers(targets={t.scenario: t.address for t in targets})
+
+
+def _drive(
+    settings: BenchSettings, measure: _Measurer, series: list[Series], meta: RunMeta
+) -> None:
+    """Every point of the plan: closed levels, or open rates (fixed, from the closed peaks, or
+    searched for the SLO's capacity)."""
+    if settings.load == "closed":
+        for key, one in closed_keys(series, settings.concurrency, settings.repeats, settings.seed):
+            measure(key, one)
+        return
+    peaks = _peaks(measure, series) if settings.rates == "auto" else {}
+    objective = settings.objective()
+    if objective is not None:
+        searches = _search(measure, series, peaks, objective)
+        meta.capacity = [CapacityRecord.of(one.label, search) for one, search in searches.items()]
+        return
+    rates = _open_rates(settings, series, peaks)
+    for key, one in open_keys(
+        rates, settings.repeats, settings.seed, settings.max_in_flight, settings.arrivals
+    ):
+        measure(key, one)
 
 
 def _sweep(
@@ -251,7 +276,9 @@ def _sweep(
             servers = _use_targets(settings, meta, progress)
         else:
             configs = [c for c in settings.configs() if c.backend in backends]
-            progress(f"starting {', '.join(c.key for c in configs)} (cores {settings.pinning()[0]})")
+            progress(
+                f"starting {', '.join(c.key for c in configs)} (cores {settings.pinning()[0]})"
+            )
             servers = start_servers(settings, layout.root / "servers", configs)
             for key, reason in servers.failures.items():
                 progress(f"{key} did not start; its points will be marked failed:\n{reason}")
@@ -268,27 +295,7 @@ def _sweep(
             settings, result, servers, calibration, _harness(harness_cpus), progress, after_point
         )
         series = series_of(settings.scenarios, configs, settings.models, settings.rows)
-        if settings.load == "closed":
-            for key, one in closed_keys(
-                series, settings.concurrency, settings.repeats, settings.seed
-            ):
-                measure(key, one)
-        else:
-            needs_peak = settings.rates == "auto"
-            peaks = _peaks(measure, series) if needs_peak else {}
-            objective = settings.objective()
-            if objective is not None:
-                searches = _search(measure, series, peaks, objective)
-                meta.capacity = [
-                    CapacityRecord.of(one.label, search) for one, search in searches.items()
-                ]
-            else:
-                rates = _open_rates(settings, series, peaks)
-                for key, one in open_keys(
-                    rates, settings.repeats, settings.seed, settings.max_in_flight,
-                    settings.arrivals,
-                ):  # fmt: skip
-                    measure(key, one)
+        _drive(settings, measure, series, meta)
         meta.status = "complete"
     except KeyboardInterrupt:
         meta.status = "interrupted"

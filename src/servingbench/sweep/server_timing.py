@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 
 from prometheus_client.parser import text_string_to_metric_families
+
 from servingbench.runs.timing import StageFigures
 from servingbench.servers.base import StageMetric
 
@@ -115,7 +116,7 @@ def stages_of(
 ) -> dict[str, StageFigures]:
     """Every stage the backend declares for this wire format, from two scrapes."""
     before, after = parse_scrape(before_text), parse_scrape(after_text)
-    out = {}
+    out: dict[str, StageFigures] = {}
     for metric in metrics:
         if metric.applies(wire) and metric.stage not in out:
             figures = stage_figures(before, after, metric, model)

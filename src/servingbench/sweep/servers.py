@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -23,10 +23,10 @@ from servingbench.servers.base import LaunchSpec
 from servingbench.stack.launch import launch_all
 from servingbench.stack.processes import (
     ProcessHandle,
-    tcp_open,
     free_port,
     stop_handle,
     tail,
+    tcp_open,
 )
 from servingbench.stack.settings import port_key
 from servingbench.sweep.settings import BenchSettings

@@ -90,7 +90,8 @@ class BenchSettings(BaseSettings):
         description="Locust users per point (closed loop: each waits for its answer)",
     )
     models: StrList = Field(
-        default_factory=lambda: ["breast-cancer"], description="catalog models every scenario serves"
+        default_factory=lambda: ["breast-cancer"],
+        description="catalog models every scenario serves",
     )
     rows: IntList = Field(default_factory=lambda: [1], description="held-out rows per request")
     repeats: int = Field(
@@ -319,7 +320,7 @@ class BenchSettings(BaseSettings):
     @field_validator("targets", mode="before")
     @classmethod
     def _compose(cls, value: Any) -> Any:
-        if value == "compose" or value == ["compose"]:
+        if value in ("compose", ["compose"]):
             from servingbench.sweep.targets import compose_targets
 
             return compose_targets()

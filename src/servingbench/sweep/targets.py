@@ -129,7 +129,9 @@ def _features(inputs: Any) -> int | None:
         return None
 
 
-def _check_http(target: Target, models: list[str], ca: str | None) -> tuple[TargetRecord, list[str]]:
+def _check_http(
+    target: Target, models: list[str], ca: str | None
+) -> tuple[TargetRecord, list[str]]:
     base = target.address
     record = TargetRecord(scenario=target.scenario, address=base, metrics_url=target.metrics_url)
     problems: list[str] = []
@@ -160,7 +162,9 @@ def _check_http(target: Target, models: list[str], ca: str | None) -> tuple[Targ
     return record, problems
 
 
-def _check_grpc(target: Target, models: list[str], ca: str | None) -> tuple[TargetRecord, list[str]]:
+def _check_grpc(
+    target: Target, models: list[str], ca: str | None
+) -> tuple[TargetRecord, list[str]]:
     import tritonclient.grpc as grpcclient
     from tritonclient.utils import InferenceServerException
 
@@ -189,9 +193,11 @@ def _check_grpc(target: Target, models: list[str], ca: str | None) -> tuple[Targ
                     f"{target.scenario}: {model} declares {got} features, the artifact has {want}"
                 )
     except InferenceServerException as exc:
-        hint = " (TLS where plain gRPC was expected, or the reverse?)" if "UNAVAILABLE" in str(
-            exc.status()
-        ) else ""
+        hint = (
+            " (TLS where plain gRPC was expected, or the reverse?)"
+            if "UNAVAILABLE" in str(exc.status())
+            else ""
+        )
         problems.append(f"{target.scenario} at {target.address}: {exc.message()}{hint}")
     finally:
         client.close()
@@ -229,13 +235,20 @@ def check_targets(
     results = run_parity(endpoints, models, ca_bundle=ca_bundle)
     checks = [
         ParityCheck(
-            endpoint=r.endpoint, model=r.model, rows=r.score.rows,
-            label_mismatches=r.score.label_mismatches, max_abs_dp=r.score.max_abs_dp,
-            atol=r.atol, passed=r.passed, error=r.error,
-        )  # fmt: skip
+            endpoint=r.endpoint,
+            model=r.model,
+            rows=r.score.rows,
+            label_mismatches=r.score.label_mismatches,
+            max_abs_dp=r.score.max_abs_dp,
+            atol=r.atol,
+            passed=r.passed,
+            error=r.error,
+        )
         for r in results
     ]
-    failed = [f"{c.endpoint} / {c.model}: {c.error or 'wrong answers'}" for c in checks if not c.passed]
+    failed = [
+        f"{c.endpoint} / {c.model}: {c.error or 'wrong answers'}" for c in checks if not c.passed
+    ]
     if failed:
         raise TargetError("targets answer differently from the artifact:\n  " + "\n  ".join(failed))
     return records, ParityRecord(status="passed", checks=checks)

@@ -14,9 +14,9 @@ from fastapi import APIRouter, Request, Response
 
 from servingbench import __version__
 from servingbench.api import handlers
+from servingbench.api.codec import V2_DATATYPES
 from servingbench.api.edge import json_body, json_response, read_json
 from servingbench.api.state import ServiceState, timed_response
-from servingbench.api.codec import V2_DATATYPES
 from servingbench.wire import OUTPUTS
 
 __all__ = ["router"]
