@@ -45,6 +45,10 @@ class FlagInputs:
     interference: Interference | None
     generator: GeneratorReport | None
     added_latency_ms: float | None
+    offered_rps_per_process: float | None = None
+    """Open loop: the arrival rate each generator process was asked to keep."""
+    open_ceiling_rps: float | None = None
+    """Open loop: the highest rate one process kept on schedule in calibration."""
 
 
 def _client_bound(inputs: FlagInputs, limits: Thresholds) -> str | None:
@@ -53,6 +57,12 @@ def _client_bound(inputs: FlagInputs, limits: Thresholds) -> str | None:
     )
     if busiest >= SATURATION:
         return f"busiest generator process at {busiest:.0f} % of a core"
+    offered, ceiling = inputs.offered_rps_per_process, inputs.open_ceiling_rps
+    if offered is not None and ceiling is not None and offered > ceiling:
+        return (
+            f"{offered:.0f} req/s offered per generator process, above the calibrated "
+            f"open-loop ceiling of {ceiling:.0f}"
+        )
     added = inputs.added_latency_ms
     if added is not None and added > limits.added_latency_ms:
         return (

@@ -245,16 +245,29 @@ def measure_point(
         plan.generator_cpus,
         plan.server_name,
     )
+    calibration = plan.calibration
+    if calibration is not None and calibration.mismatch(plan.key.model, plan.key.rows_per_request):
+        calibration = None
     added = (
-        plan.calibration.added_latency_ms(plan.key.wire, summary.rps / plan.generator_processes)
-        if plan.calibration is not None
-        and plan.calibration.mismatch(plan.key.model, plan.key.rows_per_request) is None
+        calibration.added_latency_ms(plan.key.wire, summary.rps / plan.generator_processes)
+        if calibration is not None
         else None
     )
+    wire_entry = calibration.wires.get(plan.key.wire) if calibration is not None else None
+    open_ceiling = wire_entry.open_loop if wire_entry is not None else None
+    offered = plan.key.rate / plan.generator_processes if plan.key.rate is not None else None
     converged = {"converged": True, "cap": False}.get(report.stop_reason)
-    flags, reasons = point_flags(
-        FlagInputs(summary, converged, usage, interference, report, added), plan.thresholds
+    inputs = FlagInputs(
+        summary,
+        converged,
+        usage,
+        interference,
+        report,
+        added,
+        offered_rps_per_process=offered if plan.key.load == "open" else None,
+        open_ceiling_rps=open_ceiling.rate if open_ceiling is not None else None,
     )
+    flags, reasons = point_flags(inputs, plan.thresholds)
     result = _result(
         plan,
         started_at,
