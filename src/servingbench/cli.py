@@ -41,7 +41,12 @@ def _build_parser(command: str | None) -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(module_path)
         doc = (module.__doc__ or "").strip()
-        cmd = sub.add_parser(name, help=doc.split("\n")[0], description=doc)
+        cmd = sub.add_parser(
+            name,
+            help=doc.split("\n")[0],
+            description=doc,
+            formatter_class=argparse.RawDescriptionHelpFormatter,  # keep the examples' lines
+        )
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)
     return parser

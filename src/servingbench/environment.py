@@ -21,10 +21,6 @@ __all__ = [
 ]
 
 SERVER_LIBRARIES = (
-    "mlserver",
-    "mlserver-sklearn",
-    "mlserver-xgboost",
-    "kserve",
     "fastapi",
     "starlette",
     "uvicorn",

@@ -41,7 +41,8 @@ def capacity_table(data: RunData, slo: Slo) -> pd.DataFrame:
     searched = {c.series: c for c in data.meta.capacity}
     for series, group in _open(data).groupby("series", sort=False):
         part = group.sort_values("level")
-        met = [slo.met({str(k): v for k, v in r.items()}) for _, r in part.iterrows()]  # medians over repeats
+        # medians over repeats
+        met = [slo.met({str(k): v for k, v in r.items()}) for _, r in part.iterrows()]
         passing = [lvl for lvl, ok in zip(part["level"], met, strict=True) if ok]
         best = max(passing) if passing else math.nan
         floor = best if passing else 0.0

@@ -180,6 +180,8 @@ class Backend(ABC):
     """This project's own service (reports compare it against the stock servers)."""
     environment: ClassVar[str | None] = None
     """Folder under `backends/` with its uv project; None runs it from the harness's own."""
+    packages: ClassVar[tuple[str, ...]] = ()
+    """Its own distributions, recorded (with the common server libraries) in meta.json."""
     stage_metrics: ClassVar[tuple[StageMetric, ...]] = ()
     """Where its server-side timings come from (scraped before and after each point)."""
 

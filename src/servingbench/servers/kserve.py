@@ -88,6 +88,7 @@ class KserveBackend(Backend):
     )
     options = KserveOptions
     environment = "kserve"
+    packages = ("kserve",)
     stage_metrics = (
         StageMetric(
             "model",

@@ -92,6 +92,7 @@ class MlserverBackend(Backend):
     )
     options = MlserverOptions
     environment = "mlserver"
+    packages = ("mlserver", "mlserver-sklearn", "mlserver-xgboost")
     stage_metrics = (
         StageMetric(
             "server", "rest_server_request_duration_seconds",

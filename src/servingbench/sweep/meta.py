@@ -13,6 +13,7 @@ from servingbench.models.artifacts import load_metadata, model_version
 from servingbench.paths import project_root
 from servingbench.runs.calibration import CalibrationRecord
 from servingbench.runs.meta import ArtifactSummary, Pinning, RunMeta, ServerRecord
+from servingbench.servers import backends
 from servingbench.stack.environments import environment_versions
 from servingbench.sweep.servers import BenchServers
 from servingbench.sweep.settings import BenchSettings
@@ -106,7 +107,11 @@ def servers_meta(servers: BenchServers) -> dict[str, ServerRecord]:
 def environments_meta(servers: BenchServers) -> dict[str, dict[str, str]]:
     """Each backend environment's versions (only those whose servers started)."""
     names = {s.spec.environment for s in servers.running.values() if s.spec.environment}
-    return {name: environment_versions(name, SERVER_LIBRARIES) for name in sorted(names)}
+    own = {b.environment: b.packages for b in backends().values() if b.environment}
+    return {
+        name: environment_versions(name, (*own.get(name, ()), *SERVER_LIBRARIES))
+        for name in sorted(names)
+    }
 
 
 def initial_meta(
