@@ -36,7 +36,7 @@ def _lifespan(state: ServiceState) -> Callable[[FastAPI], AbstractAsyncContextMa
             )
         log.info("serving %s (predict mode %s)", ", ".join(state.models), settings.predict_mode)
         # Loaded models, FastAPI and numpy leave ~10^5 long-lived objects; each full GC pass
-        # walked them all and stalled requests for tens of ms (p99 92 -> 5 ms at 50 users).
+        # walked them all and stalled requests in the tail (figures: README, our service).
         gc.collect()
         gc.freeze()
         try:

@@ -94,7 +94,7 @@ class Runner(Protocol):
 
 
 class EventLoopRunner:
-    """Predict inline: no hand-off, the loop is blocked for the model's ~0.1-0.3 ms."""
+    """Predict inline: no hand-off, the loop is blocked for the model call."""
 
     async def predict(self, model: ServedModel, x: np.ndarray, names: Sequence[str]) -> Predicted:
         return timed_outputs(model.predictor, x, names)

@@ -283,8 +283,8 @@ def _freeze_heap() -> None:
     """Move everything imported so far out of the garbage collector's reach.
 
     A full collection walks every tracked object: after importing Locust, gevent, numpy and the
-    protobuf stubs that is enough to stall the generator for tens of milliseconds, in the middle
-    of a measurement (seen as 30-50 ms bursts of send lateness in open loop).
+    protobuf stubs that is enough to stall the generator in the middle of a measurement (seen
+    as bursts of send lateness in open loop).
     """
     gc.collect()
     gc.freeze()

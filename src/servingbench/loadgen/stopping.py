@@ -79,7 +79,7 @@ class WindowAccumulator:
 
 
 def _warm_up() -> None:
-    """Pay numpy's first-call costs (lazy imports: ~80 ms for `np.unique`) before measuring,
+    """Pay numpy's first-call costs (lazy imports inside `np.unique`) before measuring,
     not while a window's records arrive."""
     ns = np.arange(4, dtype=np.int64)
     sample = RequestRecords(ns, ns, np.zeros(4, np.int8), ns, ns, 0, 0)

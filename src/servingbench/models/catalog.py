@@ -93,8 +93,8 @@ MODELS: dict[str, ModelSpec] = {
             description="scikit-learn LogisticRegression on iris (4 features, 3 classes)",
         ),
         _breast_cancer_xgb("breast-cancer", 100),
-        # The same model at a tenth and ten times the cost (about 0.1 to 2 ms a row on this
-        # machine's core): from "the server's own overhead dominates" to "the model does".
+        # The same model at a tenth and ten times the trees, so its cost spans from "the
+        # server's own overhead dominates" to "the model does" (figures in the README).
         _breast_cancer_xgb("breast-cancer-xgb10", 10),
         _breast_cancer_xgb("breast-cancer-xgb1000", 1000),
     )
