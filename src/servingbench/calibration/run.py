@@ -20,6 +20,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from servingbench.calibration.noop import noop_spec
 from servingbench.calibration.reference import run_wrk
@@ -44,7 +45,7 @@ from servingbench.stack.processes import free_port, pin_argv
 from servingbench.sweep.measure import PointPlan, measure_point
 from servingbench.sweep.settings import BenchSettings
 from servingbench.sweep.usage import Tracked
-from servingbench.wire import WIRE_FORMATS, WireName
+from servingbench.wire import WIRE_FORMATS, WireName, get_wire
 
 __all__ = ["CURVE_USERS", "TARGETS", "run_calibration"]
 
@@ -128,28 +129,8 @@ def _wire(
     ]
     curve = []
     for count in users:
-        key = PointKey(
-            scenario=f"noop-{wire}",
-            backend="noop",
-            wire=wire,
-            server_config="noop",
-            model=settings.models[0],
-            rows_per_request=settings.rows[0],
-            concurrency=count,
-        )
-        plan = PointPlan(
-            key=key,
-            host=address(wire, settings.host, server.spec.ports[transport]),
-            plan=MeasurePlan(
-                warmup_s=1.0, window_s=1.0, max_duration_s=seconds, until_stable=False
-            ),
-            timeout_s=min(settings.timeout_s, seconds / 2),
-            stop_grace_s=settings.stop_grace_s,
-            local_workers=settings.generator_workers,
-            generator_cpus=generator_cpus,
-            server_cpus=server_cpus,
-            server_name=server.spec.name,
-        )
+        key = _noop_key(wire, settings, concurrency=count)
+        plan = _noop_plan(key, server, settings, seconds, local_workers=settings.generator_workers)
         point = measure_point(plan, layout.point_dir(plan.point_id), tracked, lambda: None)
         if (entry := _curve_point(point, reference)) is not None:
             curve.append(entry)
@@ -164,6 +145,39 @@ def _wire(
     )
 
 
+def _noop_key(wire: WireName, settings: BenchSettings, **load: Any) -> PointKey:
+    """A calibration point's key: the no-op server of `wire`, the run's first model and rows."""
+    return PointKey(
+        scenario=f"noop-{wire}",
+        backend="noop",
+        wire=wire,
+        server_config="noop",
+        model=settings.models[0],
+        rows_per_request=settings.rows[0],
+        **load,
+    )
+
+
+def _noop_plan(
+    key: PointKey, server: Launched, settings: BenchSettings, seconds: float, **extra: Any
+) -> PointPlan:
+    """A fixed-length calibration point (1 s windows, no stopping rule) against `server`."""
+    server_cpus, generator_cpus = settings.pinning()
+    wire = get_wire(key.wire)
+    port = server.spec.ports[wire.transport]
+    return PointPlan(
+        key=key,
+        host=address(wire.name, settings.host, port),
+        plan=MeasurePlan(warmup_s=1.0, window_s=1.0, max_duration_s=seconds, until_stable=False),
+        timeout_s=min(settings.timeout_s, seconds / 2),
+        stop_grace_s=settings.stop_grace_s,
+        generator_cpus=generator_cpus,
+        server_cpus=server_cpus,
+        server_name=server.spec.name,
+        **extra,
+    )
+
+
 def _open_ceiling(
     wire: WireName,
     server: Launched,
@@ -175,27 +189,18 @@ def _open_ceiling(
     """The highest arrival rate one generator process keeps on schedule (lateness p99 within
     the bound, nothing dropped, the rate achieved): rates double from 500 req/s until one
     fails."""
-    transport = WIRE_FORMATS[wire].transport
-    server_cpus, generator_cpus = settings.pinning()
     rate = 500.0
     best = None
     while rate <= 64_000:
-        key = PointKey(
-            scenario=f"noop-{wire}", backend="noop", wire=wire, server_config="noop",
-            model=settings.models[0], rows_per_request=settings.rows[0], load="open",
-            concurrency=settings.max_in_flight, rate=rate, arrivals=settings.arrivals,
+        key = _noop_key(
+            wire, settings, load="open", concurrency=settings.max_in_flight, rate=rate,
+            arrivals=settings.arrivals,
         )  # fmt: skip
-        plan = PointPlan(
-            key=key,
-            host=address(wire, settings.host, server.spec.ports[transport]),
-            plan=MeasurePlan(
-                warmup_s=1.0, window_s=1.0, max_duration_s=seconds, until_stable=False
-            ),
-            timeout_s=min(settings.timeout_s, seconds / 2),
-            stop_grace_s=settings.stop_grace_s,
-            generator_cpus=generator_cpus,
-            server_cpus=server_cpus,
-            server_name=server.spec.name,
+        plan = _noop_plan(
+            key,
+            server,
+            settings,
+            seconds,
             load_options={"--arrival-rate": f"{rate:g}", "--arrivals": settings.arrivals},
             extra_env={"GEVENT_BACKEND": "select"},
         )

@@ -7,7 +7,7 @@ Written by the sweep after the point finishes; read by the report. Latency figur
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import ConfigDict, Field
 
@@ -40,18 +40,7 @@ Flag = Literal[
     "clock-unbounded",
     "worker-lost",
 ]
-FLAGS: tuple[Flag, ...] = (
-    "failed",
-    "errors",
-    "incomplete",
-    "unstable",
-    "client-bound",
-    "generator-late",
-    "dropped",
-    "contended",
-    "clock-unbounded",
-    "worker-lost",
-)
+FLAGS: tuple[Flag, ...] = get_args(Flag)
 """Every flag, in the order they are listed (see `sweep.flags` for what each means)."""
 
 LoadMode = Literal["closed", "open"]

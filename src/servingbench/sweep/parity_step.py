@@ -6,25 +6,19 @@ validates every response anyway, so wrong answers also surface as `errors` on th
 
 from __future__ import annotations
 
-from servingbench.parity import backend_endpoints
+from collections.abc import Sequence
+
+from servingbench.parity import ParityResult, backend_endpoints
 from servingbench.parity import run_parity as check_all
 from servingbench.runs.meta import ParityCheck, ParityRecord
 from servingbench.sweep.servers import BenchServers
 
-__all__ = ["run_parity"]
+__all__ = ["parity_checks", "run_parity"]
 
 
-def run_parity(servers: BenchServers, models: list[str]) -> ParityRecord:
-    """Every endpoint of every running server (each configuration), for the sweep's models."""
-    endpoints = [
-        endpoint
-        for key, server in servers.running.items()
-        for endpoint in backend_endpoints(
-            server.config.backend, key, server.spec.host, server.spec.ports
-        )
-    ]
-    results = check_all(endpoints, models)
-    checks = [
+def parity_checks(results: Sequence[ParityResult]) -> list[ParityCheck]:
+    """Parity results as meta.json records them."""
+    return [
         ParityCheck(
             endpoint=r.endpoint,
             model=r.model,
@@ -37,6 +31,19 @@ def run_parity(servers: BenchServers, models: list[str]) -> ParityRecord:
         )
         for r in results
     ]
+
+
+def run_parity(servers: BenchServers, models: list[str]) -> ParityRecord:
+    """Every endpoint of every running server (each configuration), for the sweep's models."""
+    endpoints = [
+        endpoint
+        for key, server in servers.running.items()
+        for endpoint in backend_endpoints(
+            server.config.backend, key, server.spec.host, server.spec.ports
+        )
+    ]
+    results = check_all(endpoints, models)
+    checks = parity_checks(results)
     if not checks:
         return ParityRecord(status="skipped", checks=[])  # no backend declared a parity client
     passed = all(c.passed for c in checks)

@@ -23,9 +23,10 @@ from urllib.parse import urlsplit
 
 from servingbench.models.artifacts import load_metadata
 from servingbench.parity import ParityEndpoint, run_parity
-from servingbench.runs.meta import ParityCheck, ParityRecord, TargetRecord
+from servingbench.runs.meta import ParityRecord, TargetRecord
 from servingbench.servers import get_backend, get_scenario, scenarios
 from servingbench.stack.processes import tcp_open
+from servingbench.sweep.parity_step import parity_checks
 from servingbench.wire import WIRE_FORMATS
 
 __all__ = ["COMPOSE", "Target", "TargetError", "check_targets", "compose_targets", "parse_targets"]
@@ -233,19 +234,7 @@ def check_targets(
         for library in e.parity_clients
     ]
     results = run_parity(endpoints, models, ca_bundle=ca_bundle)
-    checks = [
-        ParityCheck(
-            endpoint=r.endpoint,
-            model=r.model,
-            rows=r.score.rows,
-            label_mismatches=r.score.label_mismatches,
-            max_abs_dp=r.score.max_abs_dp,
-            atol=r.atol,
-            passed=r.passed,
-            error=r.error,
-        )
-        for r in results
-    ]
+    checks = parity_checks(results)
     failed = [
         f"{c.endpoint} / {c.model}: {c.error or 'wrong answers'}" for c in checks if not c.passed
     ]
