@@ -1,67 +1,87 @@
-"""`make calibrate` with very short points: the output file's structure, not its speed figures."""
+"""`make calibrate` with very short points against the real no-op servers: the record's
+structure and where it is written, not its speed figures."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
+import psutil
 import pytest
 
-from servingbench.runs.layout import create_run
-from servingbench.stack import processes
-from servingbench.stack.processes import ProcessHandle, ServerStartError
-from servingbench.sweep import calibrate
-from servingbench.calibration.run import run_calibration
-from servingbench.sweep.instrument import calibration_dir, ceiling_per_core, load_latest_calibration
-from servingbench.sweep.settings import load_settings
+from servingbench.calibration.run import calibration_path, run_calibration
+from servingbench.runs.calibration import calibration_dir, load_latest_calibration
+from servingbench.runs.layout import POINT_FILE, RunLayout
+from servingbench.runs.point import PointResult
+from servingbench.stack.processes import ServerStartError
+from servingbench.sweep.settings import BenchSettings, load_settings
+from servingbench.wire import WireName
 
 pytestmark = pytest.mark.integration
 
+USERS = (1, 4)
+WIRES: tuple[WireName, ...] = ("v2-json", "v2-grpc")  # one no-op server of each transport
+
+
+def _settings(tmp_path: Path, **values: object) -> BenchSettings:
+    return load_settings(overrides={"results_dir": tmp_path, "run_id": "cal", **values})
+
 
 def test_calibration_record(trained_models: None, tmp_path: Path) -> None:
-    settings = load_settings(
-        overrides={
-            "scenarios": "mlserver-rest,mlserver-grpc",
-            "warmup_s": 0.5,
-            "duration_s": 4.0,
-            "window_s": 1.0,
-            "rows_per_request": 3,  # the reference client must send the same 3-row bodies
-            "results_dir": tmp_path,
-        }
-    )
-    doc = run_calibration(settings, users=4, progress=lambda _: None)
-    latest = load_latest_calibration(tmp_path)
-    assert latest == json.loads(json.dumps(doc))
-    assert (calibration_dir(tmp_path) / f"{doc['calibration_id']}.json").is_file()
-    assert (doc["rows_per_request"], doc["model"]) == (3, "breast-cancer")
-    for name in ("mlserver-rest", "mlserver-grpc"):
-        generator = doc["generator"][name]
-        assert generator["status"] == "ok", generator["failure_reason"]
-        assert generator["error_rate"] == 0  # the no-op answers pass validation
-        assert generator["rps"] > 0
-        assert generator["rps_per_core"] > 0
-        assert ceiling_per_core(latest, name, 3, "breast-cancer") == generator["rps_per_core"]
-        assert ceiling_per_core(latest, name, 1, "breast-cancer") is None  # other batch size
-        latency = doc["added_latency"][name]
-        assert latency["reference"]["p50_ms"] > 0
-        assert isinstance(latency["added_p50_ms"], float)
-    assert set(doc) >= {"hardware", "software", "pinning", "targets", "parameters", "git"}
+    """Both transports measured with the run's 3-row bodies (the reference client sends the
+    same ones), every curve point answered without errors, and the record written as the
+    newest calibration that a run with those bodies looks its points up in."""
+    settings = _settings(tmp_path, rows="3")
+    record = run_calibration(settings, users=USERS, seconds=2.0, wires=WIRES)
+    assert load_latest_calibration(tmp_path) == record
+    assert calibration_path(tmp_path).is_file()
+    assert (calibration_dir(tmp_path) / "cal.json").is_file()
+    assert (record.model, record.rows_per_request) == ("breast-cancer", 3)
+    assert record.mismatch("breast-cancer", 3) is None
+    assert record.mismatch("breast-cancer", 1) is not None  # other bodies, other work
+    assert record.pinning == dict(zip(("server", "generator"), settings.pinning(), strict=True))
+    assert list(record.wires) == list(WIRES)
+    for wire, entry in record.wires.items():
+        assert entry.reference is not None
+        assert entry.reference.rps > 0
+        assert entry.reference.p50_ms > 0
+        assert [p.users for p in entry.curve] == list(USERS)
+        assert all(p.rps > 0 and p.generator_cpu_percent > 0 for p in entry.curve)
+        assert all(p.added_p50_ms is not None for p in entry.curve)
+        assert entry.ceiling_rps_per_core is not None
+        assert entry.ceiling_rps_per_core > 0
+        assert record.added_latency_ms(wire, entry.curve[0].rps_per_process) is not None
+        if entry.open_loop is not None:  # a busy machine may keep no rate on schedule
+            assert entry.open_loop.rate >= 500
+            assert entry.open_loop.dropped == 0
+    points = [
+        PointResult.read(p / POINT_FILE)
+        for p in RunLayout(calibration_dir(tmp_path) / "cal").point_dirs()
+    ]
+    closed = [p for p in points if p.key.load == "closed"]
+    assert len(closed) == len(WIRES) * len(USERS)
+    for point in closed:
+        assert point.key.rows_per_request == 3
+        assert point.status == "ok", point.failure_reason
+        assert point.summary is not None
+        assert (point.summary.errors, point.summary.incomplete) == (0, 0)  # validation passed
 
 
-def test_noop_that_is_not_ready_in_time_is_stopped(
-    trained_models: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A real no-op server given no time to start: the error must not orphan the process."""
-    started: list[ProcessHandle] = []
+def test_noop_that_is_not_ready_in_time_is_stopped(trained_models: None, tmp_path: Path) -> None:
+    """A real no-op server given no time to start: the error says so and must not orphan the
+    process (its working folder is under tmp_path, so any survivor would be found there)."""
+    settings = _settings(tmp_path, startup_timeout_s=1e-6)
+    with pytest.raises(ServerStartError, match="noop-http was not ready"):
+        run_calibration(settings, users=(1,), seconds=2.0, wires=("v2-json",))
+    assert _processes_under(tmp_path) == []
+    assert load_latest_calibration(tmp_path) is None  # nothing written for a failed start
 
-    def recording_start(*args: Any, **kwargs: Any) -> ProcessHandle:
-        started.append(processes.start_detached(*args, **kwargs))  # real start, handle kept
-        return started[-1]
 
-    monkeypatch.setattr(calibrate, "start_detached", recording_start)
-    settings = load_settings(overrides={"results_dir": tmp_path, "startup_timeout_s": 1e-6})
-    with pytest.raises(ServerStartError, match="not ready"):
-        calibrate._start_noop("rest", settings, create_run(tmp_path, "noop"))
-    assert len(started) == 1
-    assert not started[0].alive()  # not left running behind the error
+def _processes_under(folder: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if Path(proc.cwd()).is_relative_to(folder):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found

@@ -1,4 +1,5 @@
-"""BenchSettings: layering (defaults < env < TOML < --quick < CLI), validation, pinning, run ids."""
+"""`servingbench bench` settings: defaults < env < TOML < --quick < flags, and every bad value
+refused before anything starts, with a message that names it and says what is accepted."""
 
 from __future__ import annotations
 
@@ -11,153 +12,344 @@ from typing import Any
 import pytest
 
 from servingbench.commands import bench, calibrate
-from servingbench.stack.settings import StackSettings, default_pinning
-from servingbench.sweep.instrument import calibration_dir
-from servingbench.sweep.settings import ALL_SCENARIOS, MIN_WINDOWS, QUICK_PRESET, load_settings
+from servingbench.runs.calibration import calibration_dir
+from servingbench.servers import scenarios
+from servingbench.stack.settings import default_pinning
+from servingbench.sweep.settings import QUICK_PRESET, BenchSettings, load_settings, parse_int_list
+from servingbench.sweep.targets import compose_targets
 
 
-def _cli(*argv: str) -> dict[str, object]:
+@pytest.fixture(autouse=True)
+def _no_bench_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings must come from the test, not from the shell that runs it."""
+    for name in [n for n in os.environ if n.startswith("SERVINGBENCH_BENCH_")]:
+        monkeypatch.delenv(name)
+
+
+def _parser(command: Any = bench) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
-    bench.add_arguments(parser)
-    return bench.cli_overrides(parser.parse_args(list(argv)))
+    command.add_arguments(parser)
+    return parser
 
 
-def test_defaults_cover_the_seed_lab_sweep() -> None:
+def _cli(*argv: str) -> dict[str, Any]:
+    return bench.cli_overrides(_parser().parse_args(list(argv)))
+
+
+def _load(*argv: str) -> BenchSettings:
+    return load_settings(overrides=_cli(*argv))
+
+
+# --- defaults and layering ------------------------------------------------------------------
+
+
+def test_defaults_measure_every_scenario_three_times() -> None:
+    """The documented default sweep: every scenario, 1/10/50 users, 3 shuffled repeats."""
     settings = load_settings()
-    assert settings.scenarios == list(ALL_SCENARIOS)
-    assert settings.concurrency == [1, 2, 5, 10, 20, 50]
-    assert settings.model == "breast-cancer"
-    points = len(settings.scenarios) * len(settings.concurrency)
-    assert points * (settings.warmup_s + settings.duration_s) < 6 * 60 - 60  # room for start-up
+    assert settings.scenarios == list(scenarios())
+    assert len(settings.scenarios) == 6
+    assert settings.concurrency == [1, 10, 50]
+    assert (settings.models, settings.rows, settings.repeats) == (["breast-cancer"], [1], 3)
+    assert (settings.load, settings.rates, settings.arrivals) == ("closed", "auto", "poisson")
+    assert (settings.warmup_s, settings.window_s, settings.max_duration_s) == (1.0, 2.0, 12.0)
+    assert (settings.generator_workers, settings.remote_workers) == (0, 0)
+    assert settings.targets == {}
+    assert settings.objective() is None
+    assert settings.pinning() == default_pinning()
+    assert 0 <= settings.seed < 2**31
 
 
-def test_precedence_env_file_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SERVINGBENCH_BENCH_DURATION_S", "20")
-    monkeypatch.setenv("SERVINGBENCH_BENCH_WARMUP_S", "4")
-    monkeypatch.setenv("SERVINGBENCH_BENCH_CONCURRENCY", "1,2")
-    assert load_settings().duration_s == 20  # env beats default
+def test_seed_is_random_unless_given_and_then_replayable() -> None:
+    """A new order per run by default; `--seed` replays one."""
+    assert len({load_settings().seed for _ in range(5)}) > 1
+    assert _load("--seed", "1234").seed == 1234
+
+
+def test_precedence_env_file_quick_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each layer beats the one before it, and only where it says something."""
+    monkeypatch.setenv("SERVINGBENCH_BENCH_REPEATS", "5")
+    monkeypatch.setenv("SERVINGBENCH_BENCH_WARMUP_S", "2.5")
+    monkeypatch.setenv("SERVINGBENCH_BENCH_CONCURRENCY", "[1, 2]")
+    from_env = load_settings()
+    assert (from_env.repeats, from_env.warmup_s, from_env.concurrency) == (5, 2.5, [1, 2])
     config = tmp_path / "bench.toml"
-    config.write_text('duration_s = 30\nwindow_s = 1.5\nscenarios = ["mlserver-grpc"]\n')
+    config.write_text('repeats = 4\nscenarios = ["mlserver-grpc"]\nrows = [1, 8]\n')
     from_file = load_settings(config)
-    assert (from_file.duration_s, from_file.window_s) == (30, 1.5)  # file beats env
-    assert from_file.warmup_s == 4  # env still applies where the file is silent
-    assert from_file.concurrency == [1, 2]
-    from_cli = load_settings(config, _cli("--duration", "7", "--concurrency", "3,9"))
-    assert from_cli.duration_s == 7  # CLI beats file
-    assert from_cli.concurrency == [3, 9]
-    assert from_cli.scenarios == ["mlserver-grpc"]
+    assert (from_file.repeats, from_file.scenarios, from_file.rows) == (
+        4,
+        ["mlserver-grpc"],
+        [1, 8],
+    )
+    assert from_file.warmup_s == 2.5  # the env still applies where the file is silent
+    quick = load_settings(config, quick=True)
+    assert (quick.repeats, quick.concurrency, quick.warmup_s) == (1, [1, 10], 0.5)
+    assert quick.scenarios == ["mlserver-grpc"]
+    cli = load_settings(config, _cli("--repeats", "2", "--concurrency", "3,9"), quick=True)
+    assert (cli.repeats, cli.concurrency, cli.max_duration_s) == (2, [3, 9], 4.0)
 
 
-def test_quick_sits_between_file_and_cli(tmp_path: Path) -> None:
-    config = tmp_path / "bench.toml"
-    config.write_text("duration_s = 30\n")
-    assert load_settings(config, quick=True).duration_s == QUICK_PRESET["duration_s"]
-    quick_cli = load_settings(config, _cli("--concurrency", "4"), quick=True)
-    assert quick_cli.concurrency == [4]
-    assert quick_cli.duration_s == QUICK_PRESET["duration_s"]
+def test_quick_preset_is_a_valid_smoke_run() -> None:
+    """`--quick` must hold enough windows to be judged stable, with a timeout shorter still."""
+    quick = load_settings(quick=True)
+    for name, value in QUICK_PRESET.items():
+        assert getattr(quick, name) == value
+    assert quick.max_duration_s >= quick.stability.windows * quick.window_s
+    assert quick.timeout_s < quick.stability.windows * quick.window_s
 
 
-def test_bad_values_name_the_problem(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="known: fastapi-rest"):
-        load_settings(overrides={"scenarios": "fastapi-rest,nope"})
-    with pytest.raises(ValueError, match=">= 1"):
-        load_settings(overrides={"concurrency": "0,5"})
-    bad = tmp_path / "bad.toml"
-    bad.write_text("durration_s = 3\n")
-    with pytest.raises(ValueError, match="durration_s"):
-        load_settings(bad)
-    with pytest.raises(FileNotFoundError, match=r"missing\.toml"):
+def test_lists_read_from_commas_or_json() -> None:
+    """`1,2,5`, `[1, 2, 5]` and a bare number are the same kind of list everywhere."""
+    assert parse_int_list("1, 2,5") == [1, 2, 5]
+    assert parse_int_list("[1, 2, 5]") == [1, 2, 5]
+    assert parse_int_list(7) == [7]
+    assert parse_int_list("") == []
+    settings = _load("--models", "iris, breast-cancer", "--rows", "[1,8]", "--rates", "100,250.5")
+    assert (settings.models, settings.rows, settings.rates) == (
+        ["iris", "breast-cancer"],
+        [1, 8],
+        [100.0, 250.5],
+    )
+    assert load_settings(overrides={"rates": 300}).rates == [300.0]
+
+
+def test_every_flag_reaches_its_setting() -> None:
+    """A flag that parsed but set nothing would be silently ignored."""
+    settings = _load(
+        "--scenarios",
+        "fastapi-rest",
+        "--configs",
+        "fastapi:batching",
+        "--load",
+        "open",
+        "--arrivals",
+        "constant",
+        "--max-in-flight",
+        "32",
+        "--slo",
+        "p99<=50ms",
+        "--generator-workers",
+        "2",
+        "--remote-workers",
+        "1",
+        "--master-bind",
+        "0.0.0.0",
+        "--timeout",
+        "1.5",
+        "--window",
+        "1",
+        "--max-duration",
+        "5",
+        "--warmup",
+        "0",
+        "--run-id",
+        "r1",
+        "--skip-parity",
+    )
+    assert settings.scenarios == ["fastapi-rest"]
+    assert [c.key for c in settings.configs()] == [
+        "fastapi:batching",
+        "kserve:default",
+        "mlserver:default",
+    ]
+    assert (settings.load, settings.arrivals, settings.max_in_flight) == ("open", "constant", 32)
+    assert (settings.generator_workers, settings.remote_workers) == (2, 1)
+    assert (settings.master_bind, settings.run_id, settings.skip_parity) == ("0.0.0.0", "r1", True)
+    assert (settings.timeout_s, settings.window_s, settings.max_duration_s) == (1.5, 1.0, 5.0)
+    objective = settings.objective()
+    assert objective is not None
+    assert objective.latency_ms == {"p99_ms": 50.0}
+
+
+def test_pinning_flags() -> None:
+    """An empty list means unpinned; a role left unset keeps its automatic cores."""
+    assert _load("--server-cpus", "", "--generator-cpus", "1").pinning() == (None, [1])
+    assert _load("--generator-cpus", "2,3").pinning() == (default_pinning()[0], [2, 3])
+
+
+# --- bad values -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--repeats", "0"), r"repeats\n.*greater than or equal to 1"),
+        (("--repeats", "-2"), r"repeats\n.*greater than or equal to 1"),
+        (("--concurrency", "0,5"), r"values must be >= 1, got \[0, 5\]"),
+        (("--concurrency", "x"), r"concurrency\n.*invalid literal for int"),
+        (("--rows", "1,8,1"), "value.*1 given more than once"),
+        (
+            ("--scenarios", "fastapi-rest,nope"),
+            r"unknown scenario\(s\) \['nope'\]; known: fastapi-rest",
+        ),
+        (
+            ("--scenarios", "mlserver-grpc,mlserver-grpc"),
+            r"scenario\(s\) mlserver-grpc given more than once",
+        ),
+        (("--models", "iris,nope"), r"unknown model\(s\) \['nope'\]; known: .*iris"),
+        (("--configs", "fastapi:nope"), "unknown server configuration 'fastapi:nope'; known: "),
+        (("--configs", "fastapi:batching,fastapi:batching"), "configuration.*given more than once"),
+        (("--rates=-5,10",), r"rates must be positive, got \[-5.0, 10.0\]"),
+        (("--rates", "0"), r"rates must be positive, got \[0.0\]"),
+        (("--rates", "fast"), r"rates\n.*could not convert string to float: 'fast'"),
+        (("--load", "burst"), r"load\n.*'closed' or 'open'"),
+        (("--arrivals", "bursty"), r"arrivals\n.*'poisson' or 'constant'"),
+        (("--slo", "p99<50"), r"latency bound 'p99<50' needs a unit: ms or s"),
+        (("--slo", "p42<=5ms"), r"cannot read SLO bound 'p42<=5ms': write e.g. p99<=50ms"),
+        (("--slo", "errors<=1ms"), r"must be a percentage, e.g. errors<=1%"),
+        (("--max-in-flight", "0"), r"max_in_flight\n.*greater than or equal to 1"),
+        (("--generator-workers", "-1"), r"generator_workers\n.*greater than or equal to 0"),
+        (("--window", "0"), r"window_s\n.*greater than 0"),
+        (("--timeout", "-1"), r"timeout_s\n.*greater than 0"),
+        (("--target", "mlserver-rest=10.0.0.5:8080"), "use http://host:port or https://host:port"),
+        (
+            ("--target", "mlserver-rest=http://10.0.0.5"),
+            r"needs a port \(1-65535\), e.g. http://10.0.0.5:8080",
+        ),
+    ],
+)
+def test_bad_values_name_the_problem(argv: tuple[str, ...], message: str) -> None:
+    """Each error names the setting or the bad entry and what is accepted."""
+    with pytest.raises(ValueError, match=message):
+        _load(*argv)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--rates", "nan,100"), r"rates must be finite numbers, got \[nan\]: write e.g. 200"),
+        (("--rates", "inf"), r"rates must be finite numbers, got \[inf\]"),
+        (("--max-duration", "inf"), r"max_duration_s\n.*finite number"),
+        (("--warmup", "inf"), r"warmup_s\n.*finite number"),
+    ],
+)
+def test_non_finite_values_are_refused(argv: tuple[str, ...], message: str) -> None:
+    """`--rates nan` plans points at rate NaN (Locust gets `--arrival-rate nan`), and an
+    infinite duration crashes the first point (`math.ceil(inf)` for Locust's `-t`); pydantic
+    accepts both unless told not to, so the settings must refuse them by name."""
+    with pytest.raises(ValueError, match=message):
+        _load(*argv)
+
+
+def test_times_that_could_never_judge_a_point_are_refused() -> None:
+    """The cap must hold the stability windows, and the timeout must fit inside them, or a
+    hang could never show up as timeouts; each message says which flag to change."""
+    with pytest.raises(ValueError, match=r"--max-duration 5 s holds fewer than 3 windows of 2 s"):
+        _load("--max-duration", "5")
+    with pytest.raises(ValueError, match="raise it to at least 6 s or shorten --window"):
+        load_settings(overrides=_cli("--window", "2"), quick=True)
+    with pytest.raises(ValueError, match=r"--timeout 6 s must be shorter than .* \(6 s\)"):
+        _load("--timeout", "6")
+    assert _load("--max-duration", "6", "--timeout", "5.9").max_duration_s == 6.0
+
+
+def test_bad_config_files(tmp_path: Path) -> None:
+    """A misspelt key is refused (never silently ignored); a missing or broken file says so."""
+    misspelt = tmp_path / "bench.toml"
+    misspelt.write_text("repeets = 3\n")
+    with pytest.raises(ValueError, match="repeets"):
+        load_settings(misspelt)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("repeats = \n")
+    with pytest.raises(ValueError, match=r"broken\.toml is not valid TOML"):
+        load_settings(broken)
+    with pytest.raises(FileNotFoundError, match=r"config file .*missing\.toml not found"):
         load_settings(tmp_path / "missing.toml")
 
 
-def test_quick_points_hold_enough_windows_to_be_judged_stable() -> None:
-    quick = load_settings(quick=True)
-    assert quick.window_s == 1.0
-    # windows count from the first measured request: keep a margin above exactly 3 windows
-    assert quick.duration_s > MIN_WINDOWS * quick.window_s
+def test_unknown_port_key_lists_the_known_ones() -> None:
+    """`ports` keys are `<backend>.<port>`; a typo would otherwise fall back to a free port."""
+    with pytest.raises(
+        ValueError, match=r"unknown port\(s\) \['mlserver.rest'\]; known: .*mlserver.http"
+    ):
+        load_settings(overrides={"ports": {"mlserver.rest": 9000}})
+    assert load_settings(overrides={"ports": {"mlserver.http": 9000}}).ports == {
+        "mlserver.http": 9000
+    }
 
 
-def test_too_short_duration_for_the_window_is_rejected(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(ValueError, match="fewer than 3 whole windows of 2 s"):
-        load_settings(overrides={"duration_s": 5.0})
-    with pytest.raises(ValueError, match="lengthen --duration"):
-        load_settings(overrides=_cli("--duration", "3", "--window", "1.5"))
-    assert load_settings(overrides={"duration_s": 3.0, "window_s": 1.0}).duration_s == 3.0
-    parser = argparse.ArgumentParser()
-    bench.add_arguments(parser)
-    assert bench.run(parser.parse_args(["--quick", "--window", "2"])) == 2
-    assert "shorten --window" in capsys.readouterr().err
+# --- targets --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("flags", "message"),
-    [
-        (("--concurrency", "1,5,1"), "concurrency level"),
-        (("--scenarios", "mlserver-grpc,fastapi-rest,mlserver-grpc"), "scenario"),
-        (("--configs", "fastapi:batching,fastapi:batching"), "server configuration"),
-    ],
-)
-def test_repeated_entries_are_rejected_before_the_sweep(
-    flags: tuple[str, str], message: str
-) -> None:
-    with pytest.raises(ValueError, match=f"{message}.*given more than once"):
-        load_settings(overrides=_cli(*flags))
+def test_targets_choose_the_scenarios() -> None:
+    """Only deployed targets are measured: the scenario list becomes the targets'."""
+    settings = _load(
+        "--target",
+        "mlserver-grpc=10.0.0.5:8081",
+        "--target",
+        "mlserver-rest=http://10.0.0.5:8080",
+        "--metrics-url",
+        "mlserver-rest=http://10.0.0.5:8082/metrics",
+    )
+    assert settings.targets == {
+        "mlserver-grpc": "10.0.0.5:8081",
+        "mlserver-rest": "http://10.0.0.5:8080",
+    }
+    assert settings.scenarios == ["mlserver-grpc", "mlserver-rest"]
+    assert settings.metrics_urls == {"mlserver-rest": "http://10.0.0.5:8082/metrics"}
 
 
-def test_pinning_empty_list_means_unpinned() -> None:
-    settings = load_settings(overrides=_cli("--server-cpus", "", "--generator-cpus", "1"))
-    assert settings.pinning() == (None, [1])
+def test_targets_compose_is_every_default_port() -> None:
+    """`--target compose` names every scenario at its backend's default local port."""
+    settings = _load("--target", "compose")
+    assert settings.targets == compose_targets()
+    assert set(settings.scenarios) == set(scenarios())
 
 
-@pytest.mark.parametrize(
-    ("allowed", "expected"),
-    [({5, 3, 7}, ([3], [5, 7])), ({2}, (None, None))],
-)
-def test_automatic_pinning_follows_the_cpu_affinity(
-    monkeypatch: pytest.MonkeyPatch,
-    allowed: set[int],
-    expected: tuple[list[int] | None, list[int] | None],
-) -> None:
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: allowed, raising=False)
-    assert default_pinning() == expected
-    assert load_settings().pinning() == expected
-    assert StackSettings().server_cpus == expected[0]  # serve-all decides the same way
-    partly = load_settings(overrides=_cli("--generator-cpus", "9"))
-    assert partly.pinning() == (expected[0], [9])
+@pytest.mark.parametrize("value", ["mlserver-rest", "=http://h:1", "mlserver-rest="])
+def test_target_flag_needs_scenario_and_address(value: str) -> None:
+    """`--target` takes SCENARIO=ADDRESS; the message quotes what was given."""
+    with pytest.raises(ValueError, match=f"--target expects SCENARIO=ADDRESS, got '{value}'"):
+        _cli("--target", value)
 
 
-def _existing_run_exits_2(
-    command: Any, tmp_path: Path, run_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    run_dir.mkdir(parents=True)
-    parser = argparse.ArgumentParser()
-    command.add_arguments(parser)
-    args = parser.parse_args(["--results-dir", str(tmp_path), "--run-id", run_dir.name])
+# --- the commands refuse before starting anything -------------------------------------------
+
+
+def _run(command: Any, argv: list[str]) -> int:
     previous = signal.getsignal(signal.SIGTERM)
     try:
-        assert command.run(args) == 2
+        return int(command.run(_parser(command).parse_args(argv)))
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous)  # bench turns SIGTERM into Ctrl-C
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--concurrency", "x"],
+        ["--quick", "--window", "2"],
+        ["--target", "nonsense"],
+        ["--rates", "-1"],
+    ],
+)
+def test_bench_exits_2_on_invalid_settings(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit status 2 and one message on stderr, before any server starts."""
+    assert _run(bench, argv) == 2
     err = capsys.readouterr().err
-    assert f"{run_dir} already exists" in err
+    assert err.startswith("bench: invalid settings: ")
+
+
+def test_calibrate_refuses_an_unknown_wire(capsys: pytest.CaptureFixture[str]) -> None:
+    """The wire list is checked with the other settings, before any no-op server starts."""
+    assert _run(calibrate, ["--wires", "v2-json,soap"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "calibrate: invalid settings: unknown wire format(s) ['soap']; known: predict-json" in err
+    )
+
+
+@pytest.mark.parametrize("command", [bench, calibrate])
+def test_existing_run_id_is_refused_untouched(
+    command: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Runs are never overwritten: exit 2, the folder and the fix named, the folder left as is."""
+    base = tmp_path if command is bench else calibration_dir(tmp_path)
+    taken = base / "taken"
+    taken.mkdir(parents=True)
+    assert _run(command, ["--results-dir", str(tmp_path), "--run-id", "taken"]) == 2
+    err = capsys.readouterr().err
+    assert f"{taken} already exists" in err
     assert "choose another --run-id" in err
-    assert list(run_dir.iterdir()) == []  # left untouched
-
-
-def test_bench_refuses_an_existing_run_id(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    _existing_run_exits_2(bench, tmp_path, tmp_path / "taken", capsys)
-
-
-def test_calibrate_refuses_an_existing_run_id(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    _existing_run_exits_2(calibrate, tmp_path, calibration_dir(tmp_path) / "taken", capsys)
-
-
-def test_bench_flag_rejects_invalid_settings(capsys: pytest.CaptureFixture[str]) -> None:
-    parser = argparse.ArgumentParser()
-    bench.add_arguments(parser)
-    assert bench.run(parser.parse_args(["--concurrency", "x"])) == 2
-    assert "invalid settings" in capsys.readouterr().err
+    assert list(taken.iterdir()) == []

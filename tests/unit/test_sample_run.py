@@ -11,6 +11,7 @@ from servingbench.paths import results_dir
 from servingbench.report.build import build_report
 from servingbench.report.load import load_run
 from servingbench.report.settings import ReportSettings
+from servingbench.servers import scenarios
 
 SAMPLE = results_dir() / "sample"
 
@@ -20,12 +21,7 @@ def test_sample_run_builds_a_report(tmp_path: Path) -> None:
     copy = tmp_path / "sample"
     shutil.copytree(SAMPLE, copy, ignore=shutil.ignore_patterns("*.png", "*.html", "*.md", "*.csv"))
     data = load_run(str(copy))
-    assert set(data.points["scenario"]) == {
-        "fastapi-rest",
-        "fastapi-v2-rest",
-        "mlserver-rest",
-        "mlserver-grpc",
-    }
+    assert set(data.points["scenario"]) == set(scenarios())  # every registered backend
     assert (data.points["errors"] == 0).all()
     build_report(data, ReportSettings(), None)
     assert (copy / "report.html").is_file()

@@ -1,5 +1,5 @@
-"""A point folder is never reused; a point whose server is gone is recorded as failed; a
-measured point saves what the report needs to reproduce the sweep's figures."""
+"""One point, without Locust: a point that cannot run is recorded with its reason, a point folder
+is never reused, and what the generator wrote is read back (records, report, server timing)."""
 
 from __future__ import annotations
 
@@ -9,98 +9,225 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from servingbench.atomic import atomic_write_bytes, atomic_write_json
-from servingbench.loadgen.scenarios import get_scenario
-from servingbench.report.load import load_run
-from servingbench.runs.layout import POINT_FILE, RECORDS_FILE, create_run
-from servingbench.runs.point import PointResult
+from servingbench.runs.layout import POINT_FILE
+from servingbench.runs.point import GeneratorReport, PointKey, PointResult
 from servingbench.runs.records import Outcome, RequestRecords
-from servingbench.sweep import measure
-from servingbench.sweep.measure import PointPlan, keep_snapshot, measure_point, measured_point
+from servingbench.runs.schema import IncompatibleRunError
+from servingbench.runs.stats import MeasurePlan
+from servingbench.servers.base import StageMetric
+from servingbench.sweep.measure import (
+    PointPlan,
+    _job,
+    _read_generator,
+    _server_timing,
+    failed_point,
+    measure_point,
+)
 
 MS = 1_000_000
 
 
-def _plan() -> PointPlan:
-    return PointPlan(
-        scenario=get_scenario("mlserver-rest"),
+def _plan(**fields: object) -> PointPlan:
+    key = PointKey(
+        scenario="mlserver-grpc",
+        backend="mlserver",
+        wire="v2-grpc",
+        model="iris",
+        rows_per_request=4,
         concurrency=5,
-        host="http://127.0.0.1:1",
-        model="breast-cancer",
-        rows_per_request=1,
-        duration_s=1.0,
-        warmup_s=0.0,
-        window_s=1.0,
+        repeat=2,
     )
-
-
-def test_existing_point_folder_is_never_overwritten(tmp_path: Path) -> None:
-    run = create_run(tmp_path, run_id="r")
-    plan = _plan()
-    assert plan.point_id == "mlserver-rest--c0005"
-    run.point_dir(plan.point_id).mkdir()
-    with pytest.raises(FileExistsError):
-        measure_point(plan, run.point_dir(plan.point_id), [], lambda: None)
-
-
-def test_dead_server_gives_a_failed_point_with_reason(tmp_path: Path) -> None:
-    point_dir = create_run(tmp_path, run_id="r").point_dir(_plan().point_id)
-    result = measure_point(_plan(), point_dir, [], lambda: "mlserver is no longer running")
-    assert result.status == "failed"
-    assert result.flags == ["failed"]
-    saved = PointResult.load(point_dir / "point.json")
-    assert saved.failure_reason == "mlserver is no longer running"
-    assert saved.pinning == {"server": None, "generator": None}
-
-
-def _records() -> RequestRecords:
-    """4 s of one request per ms (0.5 ms each) after t0; the first second is warm-up; 3 errors."""
-    start = np.arange(4000, dtype=np.int64) * MS
-    outcome = np.zeros(4000, dtype=np.int8)
-    outcome[[100, 2000, 3000]] = [Outcome.TIMEOUT, Outcome.TIMEOUT, Outcome.HTTP_STATUS]
-    return RequestRecords(
-        start, np.full(4000, MS // 2, dtype=np.int64), outcome, start < 1000 * MS, {}
+    plan = PointPlan(
+        key=key,
+        host="127.0.0.1:18081",
+        plan=MeasurePlan(warmup_s=0.5, window_s=1.0, max_duration_s=4.0),
+        timeout_s=1.5,
+        stop_grace_s=1.0,
+        generator_cpus=[1],
+        server_cpus=[0],
+        server_name="mlserver-default",
     )
+    return dataclasses.replace(plan, **fields)  # type: ignore[arg-type]
 
 
-def test_measured_point_saves_what_the_report_reuses(tmp_path: Path) -> None:
-    plan = dataclasses.replace(_plan(), warmup_s=1.0, duration_s=3.0, window_s=0.5)
-    records = _records()
-    result = measured_point(plan, "2025-01-01T00:00:00", records, [], locust_rps=None)
-    assert result.window_s == 0.5
-    assert result.measured_s == pytest.approx(2.9995)  # warm-up end to the last answer
-    assert result.summary["duration_s"] == result.measured_s
-    assert result.errors_by_outcome == {"http-status": 1, "timeout": 1}  # not the warm-up's
-    assert len(result.windows) == 5
-    assert all(w.p99_ms == pytest.approx(0.5) for w in result.windows)
-    assert "errors" in result.flags
-
-    # the report, reading the folder, gets the same req/s and window length as the sweep
-    run = create_run(tmp_path, run_id="r")
-    atomic_write_json(run.meta, {"run_id": "r"})
-    folder = run.point_dir(plan.point_id)
-    records.save(folder / RECORDS_FILE)
-    result.save(folder / POINT_FILE)
-    row = load_run(run).points.iloc[0]
-    assert row["rps"] == pytest.approx(result.summary["rps"])
-    assert row["windows"] == len(result.windows)
+def test_point_id_and_generator_processes() -> None:
+    """The folder name sorts by series, model, rows, level, repeat; a master sends no load, so
+    only workers count as generator processes."""
+    assert _plan().point_id == "mlserver-grpc--iris--rows4--c0005--rep002"
+    assert _plan().generator_processes == 1
+    assert _plan(local_workers=3).generator_processes == 3
+    assert _plan(local_workers=1, remote_workers=2).generator_processes == 3
 
 
-def test_loadgen_snapshot_is_written_atomically(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    parts, point_dir = tmp_path / "parts", tmp_path / "point"
-    parts.mkdir()
+def test_failed_point_is_written_with_its_reason(tmp_path: Path) -> None:
+    """A run folder says what happened to every planned point: the flag's reason is the first
+    line, the full text (a log tail) stays in `failure_reason`."""
+    reason = "mlserver-default (pid 7) is no longer running; last lines:\nTraceback ..."
+    result = failed_point(_plan(), tmp_path / "p", reason, started_at="2025-01-01T00:00:00")
+    saved = PointResult.read(tmp_path / "p" / POINT_FILE)
+    assert saved == result
+    assert (saved.status, saved.flags) == ("failed", ["failed"])
+    assert saved.flag_reasons == {
+        "failed": "mlserver-default (pid 7) is no longer running; last lines:"
+    }
+    assert saved.failure_reason == reason
+    assert saved.pinning == {"server": [0], "generator": [1]}
+    assert (saved.host, saved.server_name, saved.timeout_s) == (
+        "127.0.0.1:18081",
+        "mlserver-default",
+        1.5,
+    )
+    assert saved.summary is None
+    assert saved.started_at == "2025-01-01T00:00:00"
+
+
+def test_dead_server_fails_the_point_before_any_load(tmp_path: Path) -> None:
+    """The health check runs first: no Locust is started for a server that is gone."""
+    point_dir = tmp_path / "points" / _plan().point_id
+    result = measure_point(_plan(), point_dir, [], lambda: "mlserver-default is gone")
+    assert (result.status, result.failure_reason) == ("failed", "mlserver-default is gone")
+    assert sorted(p.name for p in point_dir.iterdir()) == [POINT_FILE]
+
+
+def test_point_folder_is_never_reused(tmp_path: Path) -> None:
+    """A second measurement must not mix its files into an earlier point's folder."""
+    point_dir = tmp_path / "taken"
     point_dir.mkdir()
-    (parts / "loadgen-2.json").write_text('{"process": 2}')
-    (parts / "loadgen-1.json").write_text('{"process": 1}')
-    writes: list[Path] = []
+    with pytest.raises(FileExistsError):
+        measure_point(_plan(), point_dir, [], lambda: None)
+    assert list(point_dir.iterdir()) == []
 
-    def spy(path: Path, data: bytes) -> None:
-        writes.append(path)
-        atomic_write_bytes(path, data)
 
-    monkeypatch.setattr(measure, "atomic_write_bytes", spy)
-    keep_snapshot(parts, point_dir)
-    assert writes == [point_dir / "loadgen.json"]
-    assert (point_dir / "loadgen.json").read_text() == '{"process": 1}'
+def test_locust_job_of_a_point(tmp_path: Path) -> None:
+    """The user class follows the wire; the load's options reach Locust (and its workers);
+    a local master gets a free port of its own, remote workers the configured one."""
+    plan = _plan(
+        load_options={"--arrival-rate": "200"},
+        extra_env={"GEVENT_BACKEND": "select"},
+        metrics_url="http://127.0.0.1:18082/metrics",
+        local_workers=2,
+    )
+    job = _job(plan, tmp_path / "point", tmp_path / "records")
+    assert (job.users, job.user_class, job.host) == (5, "V2GrpcUser", "127.0.0.1:18081")
+    assert job.options == {
+        "--model": "iris",
+        "--rows-per-request": "4",
+        "--request-timeout": "1.5",
+        "--arrival-rate": "200",
+    }
+    assert job.env == {
+        "GEVENT_BACKEND": "select",
+        "SERVINGBENCH_LOAD_METRICS_URL": "http://127.0.0.1:18082/metrics",
+    }
+    assert (job.local_workers, job.cpus, job.plan) == (2, [1], plan.plan)
+    assert job.master_port != 5557
+    remote = _job(_plan(remote_workers=1, master_port=6000), tmp_path, tmp_path)
+    assert remote.master_port == 6000
+    assert _job(_plan(), tmp_path, tmp_path).env == {}
+
+
+# --- server timing --------------------------------------------------------------------------
+
+
+def _records(server_ms: list[float]) -> RequestRecords:
+    """Four measured requests (one failed) after 1 s of warm-up, with Server-Timing values."""
+    start = np.asarray([0, 1000, 1100, 1200, 1300], dtype=np.int64) * MS
+    outcome = np.asarray([0, 0, 0, Outcome.TIMEOUT, 0], dtype=np.int8)
+    server = np.asarray([int(v * MS) if v >= 0 else -1 for v in server_ms], dtype=np.int64)
+    return RequestRecords(
+        start,
+        np.full(5, MS, dtype=np.int64),
+        outcome,
+        start.copy(),
+        server,
+        from_ns=1000 * MS,
+        to_ns=2000 * MS,
+    )
+
+
+HISTOGRAM = StageMetric("model", "sb_model_seconds", {"model": "{model}"})
+
+
+def _scrape(count: int, total: float, buckets: tuple[int, int, int]) -> str:
+    lines = ["# TYPE sb_model_seconds histogram"]
+    for le, n in zip(("0.001", "0.002", "+Inf"), buckets, strict=True):
+        lines.append(f'sb_model_seconds_bucket{{model="iris",le="{le}"}} {n}')
+    lines += [
+        f'sb_model_seconds_count{{model="iris"}} {count}',
+        f'sb_model_seconds_sum{{model="iris"}} {total}',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def test_server_timing_from_headers_of_measured_successes() -> None:
+    """The warm-up's, the failures' and unreported (-1) header times are left out."""
+    records = _records([9.0, 0.2, 0.4, 5.0, -1])
+    timing = _server_timing(_plan(), records, {}, "converged")
+    assert timing is not None
+    assert timing.header_mean_ms == pytest.approx(0.3)
+    assert timing.header_p50_ms == pytest.approx(0.3)
+    assert timing.header_p99_ms == pytest.approx(0.398)
+    assert timing.problem == "no metrics endpoint"
+    assert _server_timing(_plan(), _records([-1] * 5), {}, "converged") is None
+
+
+def test_server_timing_from_two_scrapes_framing_the_interval() -> None:
+    """100 model calls in the interval totalling 0.15 s: a mean of 1.5 ms."""
+    plan = _plan(metrics_url="http://127.0.0.1:1/metrics", stage_metrics=(HISTOGRAM,))
+    scrapes = {"from": _scrape(10, 0.01, (10, 10, 10)), "to": _scrape(110, 0.16, (40, 110, 110))}
+    timing = _server_timing(plan, _records([-1] * 5), scrapes, "cap")
+    assert timing is not None
+    assert timing.problem is None
+    model = timing.stages["model"]
+    assert model.count == 100
+    assert model.mean_ms == pytest.approx(1.5)
+    assert model.p50_ms == pytest.approx(1.2857, abs=1e-4)  # rank 50 in the 1-2 ms bucket
+    assert model.source == "sb_model_seconds"
+
+
+@pytest.mark.parametrize(
+    ("scrapes", "stop", "problem"),
+    [
+        ({"from": "x"}, "converged", "could not be read at both ends"),
+        ({"from": "", "to": ""}, "stopped", "the point ended early (stopped)"),
+    ],
+)
+def test_server_timing_says_why_stages_are_missing(
+    scrapes: dict[str, str], stop: str, problem: str
+) -> None:
+    """Scrapes that do not frame the interval give no stages, and the report says why."""
+    plan = _plan(metrics_url="http://127.0.0.1:1/metrics", stage_metrics=(HISTOGRAM,))
+    timing = _server_timing(plan, _records([-1] * 5), scrapes, stop)
+    assert timing is not None
+    assert timing.stages == {}
+    assert timing.problem is not None
+    assert problem in timing.problem
+
+
+# --- what the generator wrote ---------------------------------------------------------------
+
+
+def test_generator_output_is_read_back(tmp_path: Path) -> None:
+    """records.npz + generator.json, and whichever metrics scrapes exist."""
+    assert _read_generator(tmp_path) is None  # Locust died before writing anything
+    records = _records([0.1] * 5)
+    records.save(tmp_path / "records.npz")
+    assert _read_generator(tmp_path) is None  # the report is missing
+    report = GeneratorReport(t0_ns=5, from_ns=10, to_ns=20, stop_reason="converged", windows=3)
+    (tmp_path / "generator.json").write_text(report.model_dump_json())
+    (tmp_path / "metrics-from.txt").write_text("a 1\n")
+    read = _read_generator(tmp_path)
+    assert read is not None
+    got_report, got_records, scrapes = read
+    assert got_report == report
+    assert np.array_equal(got_records.start_ns, records.start_ns)
+    assert (got_records.from_ns, got_records.to_ns) == (records.from_ns, records.to_ns)
+    assert scrapes == {"from": "a 1\n"}
+
+
+def test_unreadable_generator_report_is_an_incompatible_run(tmp_path: Path) -> None:
+    """A generator.json of another shape is not silently taken for an empty point."""
+    _records([0.1] * 5).save(tmp_path / "records.npz")
+    (tmp_path / "generator.json").write_text('{"stop_reason": "converged", "bogus": 1}')
+    with pytest.raises(IncompatibleRunError, match=r"generator\.json"):
+        _read_generator(tmp_path)

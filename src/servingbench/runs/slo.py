@@ -18,7 +18,9 @@ from servingbench.runs.schema import Record
 
 __all__ = ["Slo", "parse_slo"]
 
-_BOUND = re.compile(r"^\s*(p50|p90|p95|p99|p99\.9|errors)\s*<=?\s*([\d.]+)\s*(ms|s|%)?\s*$")
+_BOUND = re.compile(
+    r"^\s*(p50|p90|p95|p99|p99\.9|errors)\s*<=?\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|%)?\s*$"
+)
 _COLUMNS = {"p50": "p50_ms", "p90": "p90_ms", "p95": "p95_ms", "p99": "p99_ms", "p99.9": "p999_ms"}
 
 

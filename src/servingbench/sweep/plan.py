@@ -135,7 +135,10 @@ def generator_workers(
     ceiling = entry.open_loop.rate if entry and entry.open_loop else None
     cores = len(settings.pinning()[1] or []) or 1
     needed = math.ceil(key.rate / ceiling) if ceiling else 1
-    return chosen if needed <= max(1, chosen) else min(cores, needed)
+    if needed <= max(1, chosen):
+        return chosen
+    # the cores cap only what is added: the workers asked for are never taken away
+    return max(chosen, min(cores, needed))
 
 
 def point_plan(

@@ -8,12 +8,13 @@ ten minutes on a 2-core machine, server start-up included.
 
 from __future__ import annotations
 
+import math
 import secrets
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from servingbench.models.catalog import MODELS
@@ -72,7 +73,9 @@ def _all_scenarios() -> list[str]:
 class BenchSettings(BaseSettings):
     """One benchmark sweep's parameters (recorded verbatim in meta.json)."""
 
-    model_config = SettingsConfigDict(env_prefix="SERVINGBENCH_BENCH_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="SERVINGBENCH_BENCH_", extra="forbid", allow_inf_nan=False
+    )
 
     scenarios: StrList = Field(
         default_factory=_all_scenarios,
@@ -247,11 +250,20 @@ class BenchSettings(BaseSettings):
 
     @field_validator("rates", "auto_fractions", mode="before")
     @classmethod
-    def _float_list(cls, value: Any) -> Any:
+    def _float_list(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str) and value.strip() != "auto":
-            return [float(part) for part in value.strip().strip("[]").split(",") if part.strip()]
-        if isinstance(value, int | float):
-            return [float(value)]
+            value = [float(part) for part in value.strip().strip("[]").split(",") if part.strip()]
+        elif isinstance(value, int | float):
+            value = [float(value)]
+        if isinstance(value, list):
+            bad = [v for v in value if isinstance(v, int | float) and not math.isfinite(v)]
+            if bad:
+                # Checked here, not by `allow_inf_nan` alone: NaN would otherwise also be
+                # reported against the `auto` branch of the union, burying the real problem.
+                example = "200,400,800" if info.field_name == "rates" else "0.5,0.9,1.0"
+                raise ValueError(
+                    f"{info.field_name} must be finite numbers, got {bad}: write e.g. {example}"
+                )
         return value
 
     @field_validator("rates", "auto_fractions")

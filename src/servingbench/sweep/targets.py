@@ -90,10 +90,30 @@ def parse_targets(
                 + (" (or host:port)" if grpc else "")
             )
             continue
+        host, port = _host_port(where)
+        if port is None:
+            # no default port is assumed: 80/443 are rarely where a model server listens, and
+            # gRPC has none; a guess would only show up later as "cannot reach"
+            example = f"{scheme}://" if "://" in where else ""
+            example += f"{host or 'host'}:{get_backend(scenario.backend).ports[scenario.port]}"
+            problems.append(f"{name}={where}: the address needs a port (1-65535), e.g. {example}")
+            continue
         out.append(Target(name, where.rstrip("/"), (metrics or {}).get(name)))
     if problems:
         raise TargetError("bad --target: " + "; ".join(problems))
     return out
+
+
+def _host_port(where: str) -> tuple[str, int | None]:
+    """(host as written, port); the port is None when missing, not a number or out of range."""
+    parts = urlsplit(where if "://" in where else f"//{where}")
+    host = parts.netloc.rpartition("@")[2]
+    host = host.rpartition(":")[0] if not host.endswith("]") and ":" in host else host
+    try:
+        port = parts.port
+    except ValueError:
+        return host, None
+    return host, port if port else None
 
 
 def _context(ca_bundle: str | None) -> ssl.SSLContext:

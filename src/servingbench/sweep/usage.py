@@ -71,12 +71,17 @@ def _tree(roots: list[psutil.Process]) -> list[psutil.Process]:
 
 
 def busy_seconds(times: Sequence[object]) -> list[float]:
-    """Per core: everything but idle and iowait (psutil's `cpu_times(percpu=True)` entries)."""
+    """Per core: everything but idle and iowait (psutil's `cpu_times(percpu=True)` entries).
+
+    Linux already counts guest time in user and guest_nice in nice, so those two fields are
+    left out of the sum, as psutil's own `cpu_percent` does.
+    """
     out = []
     for t in times:
         total = sum(getattr(t, name) for name in t._fields)  # type: ignore[attr-defined]
         idle = getattr(t, "idle", 0.0) + getattr(t, "iowait", 0.0)
-        out.append(total - idle)
+        guest = getattr(t, "guest", 0.0) + getattr(t, "guest_nice", 0.0)
+        out.append(total - idle - guest)
     return out
 
 
