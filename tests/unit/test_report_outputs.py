@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-import json
+import logging
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -12,19 +12,23 @@ import pytest
 from servingbench.cli import main
 from servingbench.report import Report, ReportSettings, build_report, load_run
 from servingbench.report.document import FLAG_MARK
-from servingbench.runs.layout import RECORDS_FILE
-from tests.synthetic_run import make_run
+from servingbench.runs.layout import RECORDS_FILE, RunLayout
+from servingbench.runs.meta import RunMeta
+from tests.synthetic_run import REPEATS, Series, make_run
 
 EXPECTED_FILES = {
     "summary.csv",
-    "req_s_by_concurrency.csv",
-    "p99_ms_by_concurrency.csv",
-    "max_req_s_under_p99_bound.csv",
+    "points.csv",
+    "req_s_by_level.csv",
+    "p99_ms_by_level.csv",
+    "capacity_under_p99_bound.csv",
     "ratio_to_baseline.csv",
+    "breakdown_1.png",  # the two lowest levels: the servers report their own timing
+    "breakdown_4.png",
     "latency_vs_throughput.png",
-    "latency_vs_concurrency.png",
+    "latency_vs_load.png",
     "error_rate.png",
-    "latency_cdf_c4.png",  # highest concurrency every series measured (one N=16 point failed)
+    "latency_cdf_16.png",  # highest level every series measured (2 of mlserver-grpc's 3 ran)
     "report.md",
     "report.html",
 }
@@ -39,6 +43,12 @@ def _root(report: Report) -> Path:
     return report.files[0].parent
 
 
+def _small(base: Path, run_id: str = "synthetic") -> RunLayout:
+    """Two MLServer series at two levels: enough for the command's options, quick to report."""
+    series = (Series("mlserver-rest"), Series("mlserver-grpc"))
+    return make_run(base, run_id, series=series, levels=(1, 2), repeats=2)
+
+
 def test_all_files_written(report: Report) -> None:
     assert {p.name for p in report.files} == EXPECTED_FILES
     for path in report.files:
@@ -49,22 +59,29 @@ def test_all_files_written(report: Report) -> None:
 def test_markdown_has_seed_tables_flags_and_metadata(report: Report) -> None:
     text = (_root(report) / "report.md").read_text()
     assert "Results per series (latency in seconds)" in text
-    assert "| N | avg | q25 | q50 | q90 | q95 | q99 | req/s | error % | flags |" in text
-    assert f"| 16 {FLAG_MARK} |" in text  # the client-bound and the failed rows
-    assert f"| 4 {FLAG_MARK} |" in text  # the unstable row
-    assert "client-bound" in text
-    assert "unstable" in text
-    assert "failed" in text
+    assert "| N | repeats | avg | q50 | q99 | q99.9 | req/s | error % | flags |" in text
+    assert f"| 16 {FLAG_MARK} | {REPEATS} |" in text  # client-bound, erroring
+    assert f"| 16 {FLAG_MARK} | {REPEATS - 1} |" in text  # one repeat failed
+    assert f"| 4 {FLAG_MARK} | {REPEATS} |" in text  # one repeat unstable
+    for flag in ("client-bound", "unstable", "failed"):
+        assert flag in text
+    # the Flags section: how many points, what the flag means, one reason
+    assert "errors (3 points): some measured requests failed; e.g. synthetic errors" in text
     assert "CPU: Synthetic CPU, 2 logical cores" in text
     assert "(uncommitted changes)" in text
-    # the sweep raises `errors` for any failed measured request, not past some threshold
-    assert "errors: at least one measured request failed" in text
-    assert "too many failed" not in text
-    # pinning and notes are absent from the synthetic meta.json
-    assert "## Pinning\n\nn/a" in text
-    assert "## Notes\n\nn/a" in text
-    for image in ("latency_vs_throughput.png", "latency_cdf_c4.png"):
+    assert "## Pinning\n\n- server: 0\n- generator: 1\n- harness: 1" in text
+    assert "## Notes\n\n- synthetic run written by tests/synthetic_run.py" in text
+    for image in ("latency_vs_throughput.png", "latency_cdf_16.png"):
         assert f"({image})" in text
+
+
+def test_capacity_row_from_a_flagged_level_is_marked(report: Report) -> None:
+    """fastapi-rest's best level is client-bound: it counts, but never as a clean figure."""
+    text = (_root(report) / "report.md").read_text()
+    capacity = text.split("## Capacity")[1].split("\n## ")[0]
+    rows = {line.split(" | ")[0]: line for line in capacity.splitlines() if line.startswith("| ")}
+    assert rows[f"| fastapi-rest {FLAG_MARK}"].endswith("at N=16 |")
+    assert "| fastapi-rest@batching" in rows  # a clean best level: unmarked
 
 
 class _Collector(HTMLParser):
@@ -95,37 +112,40 @@ def test_html_is_standalone_and_marks_flags(report: Report) -> None:
     parser.feed((_root(report) / "report.html").read_text())
     parser.close()
     assert parser.open == []
-    assert len(parser.images) == 4
+    assert len(parser.images) == len([p for p in report.files if p.suffix == ".png"])
     for src in parser.images:
         prefix = "data:image/png;base64,"
         assert src.startswith(prefix)
         assert base64.b64decode(src[len(prefix) :]).startswith(b"\x89PNG")
-    assert parser.flagged >= 3
+    assert parser.flagged >= 4
 
 
-def test_failed_only_run_still_reports(tmp_path: Path) -> None:
-    layout = make_run(tmp_path)
+def test_run_without_records_still_reports(tmp_path: Path) -> None:
+    """Every point failed: the report says n/a rather than failing or inventing numbers."""
+    layout = _small(tmp_path)
     for npz in layout.points_dir.glob(f"*/{RECORDS_FILE}"):
         npz.unlink()
-    layout.meta.write_text(json.dumps({"run_id": "bare"}))  # only the required-ish key
     result = build_report(load_run(layout))
     names = {p.name for p in result.files}
     assert "report.html" in names
     assert not any(n.startswith("latency_cdf") for n in names)
     assert result.tables.baseline is None
-    assert set(result.tables.under_bound["result"]) == {"none"}
+    assert set(result.tables.capacity["result"]) == {"no measured point"}
     assert "n/a" in (layout.root / "report.md").read_text()
 
 
-def test_bad_cdf_concurrency_writes_nothing(tmp_path: Path) -> None:
-    layout = make_run(tmp_path)
-    with pytest.raises(ValueError, match="choose one of: 1, 4, 16"):
-        build_report(load_run(layout), ReportSettings(cdf_concurrency=3))
+def test_bad_cdf_level_writes_nothing(tmp_path: Path) -> None:
+    layout = _small(tmp_path)
+    with pytest.raises(ValueError, match="choose one of: 1, 2"):
+        build_report(load_run(layout), ReportSettings(cdf_level=3))
     assert not (layout.root / "summary.csv").exists()
 
 
-def test_command_writes_and_rejects(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    layout = make_run(tmp_path)
+def test_command_writes_and_rejects(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Options reach the report; --baseline adds the comparison; bad input exits 2, saying why."""
+    layout, other = _small(tmp_path), _small(tmp_path, "other")
     code = main(
         [
             "report",
@@ -133,16 +153,30 @@ def test_command_writes_and_rejects(tmp_path: Path, capsys: pytest.CaptureFixtur
             str(layout.root),
             "--p99-bound-ms",
             "10",
-            "--cdf-concurrency",
+            "--cdf-level",
             "1",
-            "--baseline-scenario",
-            "mlserver-rest",
+            "--baseline-series",
+            "mlserver-grpc",
+            "--baseline",
+            str(other.root),
         ]
     )
     out = capsys.readouterr().out
     assert code == 0
-    assert "mlserver-grpc" in out
-    assert f"wrote {layout.root / 'latency_cdf_c1.png'}" in out
-    assert "Ratio to baseline mlserver-rest" in (layout.root / "report.md").read_text()
-    assert main(["report", "--run", str(layout.root), "--baseline-scenario", "nope"]) == 2
-    assert main(["report", "--run", str(tmp_path / "missing")]) == 2
+    assert "mlserver-rest" in out
+    assert f"wrote {layout.root / 'latency_cdf_1.png'}" in out
+    assert f"wrote {layout.root / 'comparison.md'}" in out
+    assert "### Against mlserver-grpc" in (layout.root / "report.md").read_text()
+    assert "synthetic compared with baseline other" in (layout.root / "comparison.md").read_text()
+    with caplog.at_level(logging.ERROR):
+        assert main(["report", "--run", str(layout.root), "--baseline-series", "nope"]) == 2
+        assert main(["report", "--run", str(tmp_path / "missing")]) == 2
+        # another schema (the refusal itself: tests/unit/test_schema.py): the message, no report
+        meta = RunMeta.read(other.meta)
+        meta.schema_version = 2
+        meta.write(other.meta)
+        assert main(["report", "--run", str(other.root)]) == 2
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("unknown baseline series 'nope'" in m for m in messages)
+    assert any("uses run schema 2" in m and "make bench" in m for m in messages)
+    assert not (other.root / "report.md").exists()

@@ -10,13 +10,26 @@ import pytest
 
 from servingbench.report import ReportSettings, RunData, load_run
 from servingbench.report.load import RUN_ENV, SAMPLE_RUN, default_run
-from servingbench.report.tables import build_tables, max_throughput_under_bound, write_tables
-from servingbench.runs.layout import POINT_FILE, RECORDS_FILE
-from servingbench.runs.point import PointResult, series_label
-from servingbench.runs.records import RequestRecords
-from servingbench.runs.stats import DEFAULT_WINDOW_S, windows
-from servingbench.sweep.settings import BenchSettings
-from tests.synthetic_run import CLIENT_BOUND, FAILED, LEGACY, UNSTABLE, WARMUP_S, make_run
+from servingbench.report.tables import build_tables, capacity, write_tables
+from servingbench.runs.layout import POINT_FILE, RECORDS_FILE, RunLayout
+from servingbench.runs.point import PointResult
+from servingbench.runs.records import Outcome, RequestRecords
+from servingbench.runs.stats import windows
+from tests.synthetic_run import (
+    CLIENT_BOUND,
+    ERRORS,
+    FAILED,
+    REPEATS,
+    UNSTABLE,
+    WINDOW_S,
+    Series,
+    ShapeFn,
+    constant,
+    default_shape,
+    make_run,
+)
+
+Spot = tuple[str, int, int | None]
 
 
 @pytest.fixture(scope="module")
@@ -25,128 +38,177 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> RunData:
 
 
 @pytest.fixture(scope="module")
-def summary(data: RunData) -> pd.DataFrame:
+def written(data: RunData) -> dict[str, pd.DataFrame]:
+    """summary.csv and points.csv as a reader of the files sees them."""
     write_tables(build_tables(data, ReportSettings()), data.root)
-    return pd.read_csv(data.root / "summary.csv", keep_default_na=False, na_values=[""])
-
-
-def _expected(npz: Path, legacy: bool) -> dict[str, float]:
-    """Plain numpy over the file, sharing no code with servingbench.runs.stats.
-
-    The span is the sweep's (warm-up end to last answer) when the point recorded it, else
-    (older points) first measured send to last answer.
-    """
-    with np.load(npz) as raw:
-        end_ns = (raw["start_ns"] + raw["latency_ns"]).max()
-        keep = ~raw["warmup"]
-        start, lat, outcome = raw["start_ns"][keep], raw["latency_ns"][keep], raw["outcome"][keep]
-    ok_ms = lat[outcome == 0] / 1e6
-    span_s = (end_ns - (start.min() if legacy else WARMUP_S * 1e9)) / 1e9
-    q = np.percentile(ok_ms, [25, 50, 90, 95, 99])
     return {
-        "requests": start.size,
-        "req_s": start.size / span_s,
-        "error_rate_pct": 100 * (outcome != 0).sum() / start.size,
-        "avg_ms": ok_ms.mean(),
-        "p25_ms": q[0],
-        "p50_ms": q[1],
-        "p90_ms": q[2],
-        "p95_ms": q[3],
-        "p99_ms": q[4],
-        "max_ms": ok_ms.max(),
-        "ok": ok_ms.size,
-        "span_s": span_s,
+        name: pd.read_csv(data.root / f"{name}.csv", keep_default_na=False, na_values=[""])
+        for name in ("summary", "points")
     }
 
 
-def _row(summary: pd.DataFrame, key: tuple[str, str, int]) -> pd.Series:
-    scenario, config, n = key
-    rows = summary[
-        (summary["scenario"] == scenario)
-        & (summary["server_config"] == config)
-        & (summary["concurrency"] == n)
-    ]
-    assert len(rows) == 1
-    return rows.iloc[0]
+def _expected(npz: Path) -> dict[str, float]:
+    """Plain numpy over the file, sharing no code with servingbench.runs.stats.
+
+    Latencies: successful requests meant to start in the measured interval, from their intended
+    start. Throughput: requests that ended (not in flight, not dropped) in the interval.
+    """
+    with np.load(npz) as raw:
+        start, lat, outcome = raw["start_ns"], raw["latency_ns"], raw["outcome"]
+        intended = raw["intended_ns"]
+        lo, hi = (int(v) for v in raw["interval_ns"])
+    done = start + lat
+    measured = (intended >= lo) & (intended < hi)
+    ok_ms = (done - intended)[measured & (outcome == Outcome.OK)] / 1e6
+    sent = measured & (outcome != Outcome.DROPPED)
+    ended = (outcome != Outcome.INCOMPLETE) & (outcome != Outcome.DROPPED)
+    span_s = (hi - lo) / 1e9
+    return {
+        "requests": int(sent.sum()),
+        "ok": ok_ms.size,
+        "duration_s": span_s,
+        "rps": int((ended & (done >= lo) & (done < hi)).sum()) / span_s,
+        "error_rate": 1 - ok_ms.size / sent.sum(),
+        "avg_ms": ok_ms.mean(),
+        "p50_ms": np.percentile(ok_ms, 50),
+        "p99_ms": np.percentile(ok_ms, 99),
+    }
 
 
-def test_summary_numbers_match_the_raw_records(data: RunData, summary: pd.DataFrame) -> None:
-    checked = 0
-    for row in summary.itertuples():
-        npz = data.folders[str(row.point_id)] / RECORDS_FILE
-        if not npz.exists():
-            continue
-        point = data.results[str(row.point_id)]
-        expected = _expected(npz, legacy=point.measured_s is None)
-        for column, value in expected.items():
-            if column not in ("ok", "span_s"):
-                assert getattr(row, column) == pytest.approx(value, rel=1e-5), column
-        # CPU % is a rate over the sampled span; scaled to the whole measured window it matches
-        # the requests counted over that window (the sampled CPU seconds cover less)
-        cpu_s = point.usage[0].cpu_percent / 100 * expected["span_s"]
+def _tiny(
+    base: Path,
+    run_id: str = "synthetic",
+    levels: tuple[int, ...] = (2,),
+    repeats: int = 1,
+    shape: ShapeFn = default_shape,
+) -> RunLayout:
+    """One series: enough for what concerns a run as a whole or a single point."""
+    series = (Series("mlserver-rest"),)
+    return make_run(base, run_id, series=series, levels=levels, repeats=repeats, shape=shape)
+
+
+def _rows(frame: pd.DataFrame, spot: Spot) -> pd.DataFrame:
+    series, level, repeat = spot
+    rows = frame[(frame["series"] == series) & (frame["level"] == level)]
+    return rows if repeat is None or "repeat" not in rows else rows[rows["repeat"] == repeat]
+
+
+def test_point_figures_match_the_raw_records(
+    data: RunData, written: dict[str, pd.DataFrame]
+) -> None:
+    """Every measured repeat in points.csv, recomputed from its requests.npz."""
+    points = written["points"]
+    measured = points[points["has_records"]]
+    assert len(measured) == len(points) - 1  # every repeat but the failed one
+    for row in measured.itertuples():
+        expected = _expected(data.folders[str(row.point_id)] / RECORDS_FILE)
+        for column in ("requests", "duration_s", "rps", "error_rate", "avg_ms", "p50_ms"):
+            assert getattr(row, column) == pytest.approx(expected[column], rel=1e-5), column
+        assert row.p99_ms == pytest.approx(expected["p99_ms"], rel=1e-5)
+        # predictions per server CPU second: the point's own server (90 %), not the idle one's
+        assert row.server_cpu_pct == 90.0
+        assert row.server_pss_mb == 250.0
+        cpu_s = 0.9 * expected["duration_s"]
         assert row.preds_per_server_cpu_s == pytest.approx(expected["ok"] / cpu_s, rel=1e-5)
-        assert point.usage[0].cpu_seconds < cpu_s
-        assert row.server_cpu_pct == 90.0  # the point's own server, not the idle one
-        assert row.server_rss_mb == 250.0
-        checked += 1
-    assert checked == len(summary) - 1  # every point but the failed one
 
 
-def test_point_json_summary_is_not_trusted(summary: pd.DataFrame) -> None:
-    # the synthetic point.json files all claim p50 = -1 ms
-    assert (summary["p50_ms"].dropna() > 0).all()
-    assert (summary["req_s"].dropna() > 0).all()
+def test_point_json_summary_is_not_trusted(written: dict[str, pd.DataFrame]) -> None:
+    """The synthetic point.json files all claim -1 req/s and -1 ms: none of it may show."""
+    for table in written.values():
+        for column in ("rps", "p50_ms", "p99_ms"):
+            assert (table[column].dropna() > 0).all(), column
 
 
-def test_flags_and_failed_point_in_summary(summary: pd.DataFrame) -> None:
-    assert _row(summary, CLIENT_BOUND)["flags"] == "client-bound"
-    assert _row(summary, UNSTABLE)["flags"] == "unstable"
-    failed = _row(summary, FAILED)
-    assert failed["flags"] == "failed"
-    assert failed["status"] == "failed"
-    assert failed["requests"] == 0
+def test_summary_is_the_median_of_the_repeats_with_its_interval(
+    written: dict[str, pd.DataFrame],
+) -> None:
+    """One row per point; its req/s and p99 are the repeats' median, inside their interval."""
+    summary, points = written["summary"], written["points"]
+    assert len(summary) == len(points) // REPEATS
+    for row in summary.to_dict("records"):
+        repeats = _rows(points, (row["series"], row["level"], None)).dropna(subset=["rps"])
+        assert row["repeats"] == len(repeats)
+        for column in ("rps", "p99_ms"):
+            assert row[column] == pytest.approx(repeats[column].median(), rel=1e-5)
+            assert row[f"{column}_lo"] < row[column] < row[f"{column}_hi"]
+
+
+def test_flags_and_failed_repeat(written: dict[str, pd.DataFrame]) -> None:
+    """Flags are counted over the repeats; the failed repeat stays in points.csv, without
+    figures, and its point is summarised over the repeats that ran."""
+    summary, points = written["summary"], written["points"]
+    assert _rows(summary, CLIENT_BOUND)["flags"].item() == f"client-bound×{REPEATS}"
+    assert _rows(summary, UNSTABLE)["flags"].item() == "unstable"
+    assert _rows(summary, ERRORS)["flags"].item() == f"errors×{REPEATS}"
+    assert (_rows(summary, ERRORS)["error_rate"] > 0).all()
+    failed = _rows(points, FAILED).iloc[0]
+    assert (failed["status"], failed["flags"], failed["requests"]) == ("failed", "failed", 0)
     assert np.isnan(failed["p99_ms"])
-    assert summary["flags"].isna().sum() == len(summary) - 3  # empty = unflagged
+    point = _rows(summary, FAILED).iloc[0]
+    assert (point["repeats"], point["flags"]) == (REPEATS - 1, "failed")
+    assert summary["flags"].isna().sum() == len(summary) - 4  # empty = unflagged
 
 
-def test_series_labels_include_server_config(summary: pd.DataFrame) -> None:
-    assert "mlserver-rest@batching" in set(summary["series"])
-    assert "mlserver-rest" in set(summary["series"])
+def test_series_labels_include_server_config(written: dict[str, pd.DataFrame]) -> None:
+    assert {"fastapi-rest", "fastapi-rest@batching"} <= set(written["summary"]["series"])
 
 
-def test_latency_bound_picks_best_unflagged_point(data: RunData) -> None:
+def test_capacity_is_the_best_level_within_the_bound(data: RunData) -> None:
+    """Per series, the most req/s among levels whose whole p99 interval is within the bound."""
     bound = 12.0
-    table = max_throughput_under_bound(data, bound).set_index("series")
-    points = data.points
+    table = capacity(data, bound).set_index("series")
+    agg = data.closed
     for series in data.series:
-        ok = points[(points["series"] == series) & ~points["flagged"] & (points["p99_ms"] <= bound)]
+        ok = agg[(agg["series"] == series) & (agg["p99_ms_hi"] <= bound)]
+        ok = ok[~ok["flags"].str.contains("errors|failed")]
         if ok.empty:
-            assert table.loc[series, "result"] == "none"
+            assert str(table.loc[series, "result"]).startswith("none")
         else:
-            assert table.loc[series, "max_req_s"] == pytest.approx(ok["rps"].max())
-    # fastapi-rest's fastest point is client-bound: it must not be chosen even under a loose bound
-    loose = max_throughput_under_bound(data, 1e9).set_index("series")
-    assert loose.loc["fastapi-rest", "concurrency"] == 4
+            assert table.loc[series, "max_rps"] == pytest.approx(ok["rps"].max())
 
 
-def test_latency_bound_says_none_when_nothing_qualifies(data: RunData) -> None:
-    table = max_throughput_under_bound(data, 1e-6)
-    assert set(table["result"]) == {"none"}
+def test_capacity_never_counts_failed_or_erroring_levels(data: RunData) -> None:
+    """Under any bound, mlserver-rest's erroring N=16 and mlserver-grpc's N=16 (one repeat
+    failed) are faster than N=4 yet never the answer; a client-bound level counts, with its
+    flag carried along so the report can mark it."""
+    table = capacity(data, 1e9).set_index("series")
+    for series, level, _ in (ERRORS, FAILED):
+        faster = data.closed[(data.closed["series"] == series) & (data.closed["level"] == level)]
+        assert faster["rps"].item() > table.loc[series, "max_rps"]
+        assert table.loc[series, "level"] == 4
+    client_bound, level, _ = CLIENT_BOUND
+    assert table.loc[client_bound, "level"] == level
+    assert "client-bound" in str(table.loc[client_bound, "flags"])
 
 
-def test_default_baseline_is_fastest_unflagged_mlserver_series(data: RunData) -> None:
+def test_capacity_says_what_would_give_an_answer(data: RunData, tmp_path: Path) -> None:
+    """No level within the bound: the lowest level's p99 and the option to change; every level
+    erroring: fix the errors first."""
+    for result in capacity(data, 0.01)["result"]:
+        assert result.startswith("none: p99 at the lowest level (N=1) was ")
+        assert "--p99-bound-ms" in result
+    shape = constant(lambda _s, _k: 2.0, error_every=10, flags=("errors",))
+    erroring = _tiny(tmp_path, levels=(1, 2), repeats=2, shape=shape)
+    (result,) = capacity(load_run(erroring), 1e9)["result"]
+    assert result.startswith("none: every level had failed or erroring repeats")
+    assert result.endswith("fix the errors first")
+
+
+def test_default_baseline_is_the_fastest_stock_server_series(data: RunData) -> None:
+    """What a user compares their own service against: not one of ours (FastAPI)."""
     tables = build_tables(data, ReportSettings())
-    p = data.points
-    ml = p[(p["backend"] == "mlserver") & ~p["flagged"]]
-    assert tables.baseline == ml.sort_values("rps")["series"].iloc[-1]
+    stock = data.closed[data.closed["backend"] != "fastapi"]
+    assert tables.baseline == stock.sort_values("rps")["series"].iloc[-1]
     assert tables.rps_ratio is not None
-    assert tables.rps_ratio[tables.baseline].dropna().eq(1.0).all()
+    assert tables.baseline not in set(tables.rps_ratio["series"])
+    others = len(data.series) - 1
+    assert len(tables.rps_ratio) == others * data.closed["level"].nunique()
 
 
 def test_chosen_baseline_and_unknown_one(data: RunData) -> None:
     tables = build_tables(data, ReportSettings(baseline_series="fastapi-rest"))
     assert tables.baseline == "fastapi-rest"
-    with pytest.raises(ValueError, match="this run has: fastapi-rest"):
+    with pytest.raises(ValueError, match="this run has: fastapi-rest, fastapi-rest@batching"):
         build_tables(data, ReportSettings(baseline_series="nope"))
 
 
@@ -156,67 +218,26 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_default_run_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$SERVINGBENCH_RUN, else the newest run, else the sample; none: say what to do."""
     monkeypatch.delenv(RUN_ENV, raising=False)
     with pytest.raises(FileNotFoundError, match=RUN_ENV):
         default_run(tmp_path)
-    sample = make_run(tmp_path, SAMPLE_RUN)
+    sample = _tiny(tmp_path, SAMPLE_RUN)
     assert default_run(tmp_path).root == sample.root
-    other = make_run(tmp_path / "elsewhere", "chosen")
+    other = _tiny(tmp_path / "elsewhere", "chosen")
     monkeypatch.setenv(RUN_ENV, str(other.root))
     assert default_run(tmp_path).root == other.root
 
 
-def test_faster_flagged_point_is_shown_marked_never_as_the_result(data: RunData) -> None:
-    table = max_throughput_under_bound(data, 1e9).set_index("series")
-    points = data.points[data.points["series"] == "fastapi-rest"]
-    fastest = points.sort_values("rps", ascending=False).iloc[0]
-    assert "client-bound" in fastest["flags"]
-    cell = str(table.loc["fastapi-rest", "incl_flagged"])
-    assert cell.startswith(f"{fastest['rps']:.0f} req/s at N={int(fastest['concurrency'])} †")
-    assert "client-bound" in cell
-    assert table.loc["fastapi-rest", "concurrency"] != fastest["concurrency"]
-
-
-def test_failed_or_erroring_points_never_count(data: RunData) -> None:
-    table = max_throughput_under_bound(data, 1e9)
-    failed = data.points[data.points["status"] == "failed"]
-    for _, point in failed.iterrows():
-        row = table[table["series"] == point["series"]].iloc[0]
-        assert f"N={int(point['concurrency'])} †" not in str(row["incl_flagged"])
-
-
-def test_req_s_matches_the_sweeps_summary_when_it_recorded_the_span(data: RunData) -> None:
-    for point_id, point in data.results.items():
-        if point.measured_s is None or point.status == "failed":
-            continue
-        row = data.points[data.points["point_id"] == point_id].iloc[0]
-        records = data.records(point_id)
-        assert row["duration_s"] == point.measured_s
-        assert row["rps"] == pytest.approx(len(records.measured()) / point.measured_s)
-
-
-def _rewrite_point(data: RunData, key: tuple[str, str, int], **changes: object) -> str:
-    point_id = data.point_id(series_label(key[0], key[1]), key[2])
-    path = data.folders[point_id] / POINT_FILE
-    PointResult.load(path).model_copy(update=changes).save(path)
-    return point_id
-
-
 def test_window_length_comes_from_point_json(tmp_path: Path) -> None:
-    layout = make_run(tmp_path)
-    point_id = _rewrite_point(load_run(layout), UNSTABLE, window_s=0.5)
-    data = load_run(layout)
-    records = RequestRecords.load(data.folders[point_id] / RECORDS_FILE)
-    row = data.points[data.points["point_id"] == point_id].iloc[0]
-    assert row["windows"] == len(windows(records, 0.5))
-
-
-def test_old_point_without_windows_uses_the_sweeps_default_window(tmp_path: Path) -> None:
-    layout = make_run(tmp_path)
-    point_id = _rewrite_point(load_run(layout), LEGACY, windows=[])
-    data = load_run(layout)
-    assert data.results[point_id].window_s is None
-    records = RequestRecords.load(data.folders[point_id] / RECORDS_FILE)
-    row = data.points[data.points["point_id"] == point_id].iloc[0]
-    assert BenchSettings.model_fields["window_s"].default == DEFAULT_WINDOW_S
-    assert row["windows"] == len(windows(records, DEFAULT_WINDOW_S)) > 0
+    """The report cuts each point's windows as its sweep did, from the point's own plan."""
+    layout = _tiny(tmp_path)
+    (folder,) = layout.point_dirs()
+    point = PointResult.read(folder / POINT_FILE)
+    plan = point.plan.model_copy(update={"window_s": WINDOW_S / 2})
+    point.model_copy(update={"plan": plan}).write(folder / POINT_FILE)
+    row = load_run(layout).points.iloc[0]
+    records = RequestRecords.load(folder / RECORDS_FILE)
+    assert (
+        row["windows"] == len(windows(records, WINDOW_S / 2)) == 2 * len(windows(records, WINDOW_S))
+    )

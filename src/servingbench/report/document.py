@@ -248,7 +248,7 @@ def _capacity_blocks(tables: ReportTables) -> Iterable[Block]:
     yield Paragraph(
         "A load level counts when none of its repeats failed or erred and its p99 interval lies "
         "within the bound (its median, with one repeat). req/s is the median with its 95 % "
-        "interval across repeats."
+        f"interval across repeats. {FLAG_MARK} marks a level with another flag (see Flags)."
     )
     frame = tables.capacity.assign(
         req_s=[
@@ -258,7 +258,9 @@ def _capacity_blocks(tables: ReportTables) -> Iterable[Block]:
             for r in tables.capacity.itertuples()
         ]
     )[["series", "req_s", "p99_ms", "result"]]
-    yield frame_table(frame, {"p99_ms": lambda v: fmt(v, 2)})
+    # a level counts despite other flags (e.g. client-bound): its row is marked like any other
+    marked = [bool(flags) for flags in tables.capacity["flags"]]
+    yield frame_table(frame, {"p99_ms": lambda v: fmt(v, 2)}, marked_rows=marked)
 
 
 def _ratio_frame(table: pd.DataFrame) -> pd.DataFrame:

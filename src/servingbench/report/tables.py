@@ -141,7 +141,7 @@ def capacity(data: RunData, bound_ms: float) -> pd.DataFrame:
         agg = data.closed[(data.closed["series"] == series) & (data.closed["repeats"] > 0)]
         agg = agg.sort_values("level")
         upper = agg["p99_ms_hi"].where(agg["p99_ms_hi"].notna(), agg["p99_ms"])
-        ok = agg[(upper <= bound_ms) & ~agg["flags"].map(_disqualified)]
+        ok = agg[(upper <= bound_ms) & ~agg["flags"].map(_disqualified).astype(bool)]
         row: dict[str, Any] = {"series": series, "max_rps": math.nan, "rps_lo": math.nan,
                                "rps_hi": math.nan, "level": math.nan, "p99_ms": math.nan,
                                "flags": "", "result": ""}  # fmt: skip
