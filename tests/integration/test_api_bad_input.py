@@ -122,8 +122,8 @@ KSERVE_CASES: list[tuple[str, str, str, bytes, dict[str, str], int, str]] = [
     ("v2-version", "POST", VERSION_9, _v2(), JSON, 501, "versioning not supported"),
     ("v2-output", "POST", INFER, WITH_OUTPUT, JSON, 400, "unknown output"),
     ("v2-datatype-bytes", "POST", INFER, _v2(datatype="BYTES"), JSON, 200, ""),
-    # a ValueError escapes our model class's float32 cast: a 500, not a 400 (src gap)
-    ("v2-bytes-strings", "POST", INFER, BYTES_STRINGS, JSON, 500, "could not convert string"),
+    # our model class turns the float32 cast's ValueError into a 400 naming the input
+    ("v2-bytes-strings", "POST", INFER, BYTES_STRINGS, JSON, 400, "could not convert string"),
     ("v2-datatype-unknown", "POST", INFER, _v2(datatype="FP99"), JSON, 400, "invalid datatype"),
     ("v2-fp64", "POST", INFER, _v2(datatype="FP64"), JSON, 200, ""),
     ("v2-int32", "POST", INFER, _v2(datatype="INT32", data=[5, 3, 1, 0]), JSON, 200, ""),

@@ -1,169 +1,281 @@
-"""Real headless Locust runs of each locustfile against the real servers on free ports.
+"""Real headless Locust runs of the project's locustfiles against real servers on free ports.
 
-Each run writes its raw records as the sweep asks (`SERVINGBENCH_LOAD_RECORDS_DIR`), and the
-test reads them back: exact, plausible latencies, no failures, prompt exit. A second test aims
-at wrong ports, routes and payloads and checks each failure lands in the right `Outcome`.
+Each run uses a `loadtests/<scenario>.py` entry point exactly as a user would (`locust -f ...
+--headless -t 3s --host ...`), with the records folder the sweep uses
+(`SERVINGBENCH_LOAD_RECORDS_DIR`): the test reads the per-request records back and checks them
+against Locust's own statistics. One run per wire format: our `/predict` (predict-json),
+MLServer's V2 REST (v2-json) and V2 gRPC (v2-grpc).
+
+A second test points the same locustfiles at real servers (our service, MLServer) whose
+`breast-cancer` is in fact another model (the 10-tree XGBoost): every answer is well formed and
+every one must be counted as a wrong answer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from servingbench.models.artifacts import load_metadata
-from servingbench.loadgen.scenarios import SCENARIOS, get_scenario
-from servingbench.runs.records import Outcome, RequestRecords
-from servingbench.stack.processes import ProcessHandle, free_port
-from servingbench.stack.servers import ServerSpec
+from servingbench.paths import model_settings_dir, project_root
+from servingbench.runs.point import GeneratorReport
+from servingbench.runs.records import UNKNOWN_NS, Outcome, RequestRecords
+from servingbench.servers import ServerConfig, get_backend, get_scenario
+from servingbench.servers.base import LaunchSpec, address
+from servingbench.stack.launch import Launched, running
+from servingbench.stack.processes import free_port
+from servingbench.sweep.measure import RECORDS as RECORDS_FILE
+from servingbench.sweep.measure import REPORT as REPORT_FILE
 
 pytestmark = pytest.mark.integration
 
 LOCUST = Path(sys.executable).with_name("locust")
 RUN_S = 3
-Server = tuple[ServerSpec, ProcessHandle]
+EXIT_TIMEOUT_S = 90  # Locust's start-up on a busy 2-core machine, the run, and its stop
 
 
 @dataclass
 class LocustRun:
     returncode: int
     output: str
-    exited_ns: int  # time.monotonic_ns() when the process was seen to exit
+    exited_at: float  # time.time() when the process was seen to exit
+    written_at: float  # the records file's modification time
     records: RequestRecords
+    report: GeneratorReport
+    stats: list[dict[str, Any]]  # Locust's final statistics per request name (`--json-file`)
+    failures: pd.DataFrame  # Locust's failure table (`--csv`, rewritten every second)
 
     def outcomes(self) -> set[Outcome]:
         return {Outcome(int(code)) for code in np.unique(self.records.outcome)}
 
+    def total(self, field: str) -> int:
+        return sum(int(entry[field]) for entry in self.stats)
+
+
+@dataclass
+class Started:
+    proc: subprocess.Popen[str]
+    out: Path
+
+    @property
+    def records_dir(self) -> Path:
+        return self.out / "records"
+
 
 def _start(
-    scenario: str, host: str, out: Path, run_s: int = RUN_S, env: dict[str, str] | None = None
-) -> tuple[subprocess.Popen[str], Path]:
-    records_dir = out / "records"
-    argv = [str(LOCUST), "-f", str(get_scenario(scenario).locustfile), "--headless"]
-    argv += ["-u", "2", "-r", "2", "-t", f"{run_s}s", "--host", host]
-    argv += ["--csv", str(out / "locust"), "--only-summary"]
-    full_env = {**os.environ, "SERVINGBENCH_LOAD_RECORDS_DIR": str(records_dir), **(env or {})}
+    scenario: str, host: str, out: Path, *args: str, env: dict[str, str] | None = None
+) -> Started:
+    """`locust -f loadtests/<scenario>.py --headless ...` in its own session."""
+    out.mkdir(parents=True)
+    locustfile = project_root() / "loadtests" / f"{scenario.replace('-', '_')}.py"
+    argv = [str(LOCUST), "-f", str(locustfile), "--headless", "-u", "2", "-r", "10"]
+    argv += ["-t", f"{RUN_S}s", "--host", host, "--only-summary"]
+    argv += ["--csv", str(out / "locust"), "--json-file", str(out / "stats")]
+    argv += list(args)
+    full_env = {**os.environ, "SERVINGBENCH_LOAD_RECORDS_DIR": str(out / "records"), **(env or {})}
     proc = subprocess.Popen(
-        argv, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        argv,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
     )
-    return proc, records_dir
+    return Started(proc, out)
 
 
-def _finish(proc: subprocess.Popen[str], records_dir: Path) -> LocustRun:
-    output, _ = proc.communicate(timeout=120)
-    exited_ns = time.monotonic_ns()
-    parts = sorted(records_dir.glob("part-*.npz"))
-    assert len(parts) == 1, f"expected one records part in {records_dir}:\n{output}"
-    records = RequestRecords.load(parts[0])
-    return LocustRun(proc.returncode, output, exited_ns, records)
+def _kill(started: Started) -> None:
+    if started.proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(started.proc.pid, signal.SIGKILL)
+        started.proc.wait(timeout=10)
 
 
-def _host(scenario: str, request: pytest.FixtureRequest) -> str:
-    """Locust's --host for `scenario`, starting the server it needs (session fixtures)."""
+@contextlib.contextmanager
+def _cleanup(runs: list[Started]) -> Iterator[None]:
+    """Whatever happens in the test, no Locust process outlives it."""
+    try:
+        yield
+    finally:
+        for started in runs:
+            _kill(started)
+            if started.proc.stdout is not None:
+                started.proc.stdout.close()
+
+
+def _finish(started: Started) -> LocustRun:
+    try:
+        output, _ = started.proc.communicate(timeout=EXIT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        _kill(started)
+        output, _ = started.proc.communicate()
+        pytest.fail(f"Locust did not exit within {EXIT_TIMEOUT_S} s:\n{output[-3000:]}")
+    exited_at = time.time()
+    records_dir = started.records_dir
+    assert (records_dir / RECORDS_FILE).is_file(), f"no records written:\n{output[-3000:]}"
+    records = RequestRecords.load(records_dir / RECORDS_FILE)
+    written_at = (records_dir / RECORDS_FILE).stat().st_mtime
+    report = GeneratorReport.model_validate_json((records_dir / REPORT_FILE).read_bytes())
+    stats = json.loads((started.out / "stats.json").read_text())
+    failures = pd.read_csv(started.out / "locust_failures.csv")
+    return LocustRun(
+        started.proc.returncode, output, exited_at, written_at, records, report, stats, failures
+    )
+
+
+def _host(scenario: str, server: Launched) -> str:
     spec = get_scenario(scenario)
-    server: Server = request.getfixturevalue(
-        "mlserver" if spec.backend == "mlserver" else "api_server"
-    )
-    ports = server[0].ports
-    if spec.protocol == "grpc":
-        return f"127.0.0.1:{ports['grpc']}"
-    return f"http://127.0.0.1:{ports['http']}"
+    return address(spec.wire, server.spec.host, server.spec.ports[spec.port])
 
 
-@pytest.mark.parametrize("scenario", list(SCENARIOS))
-def test_headless_run_records_exact_latencies(
+CASES = {  # scenario -> (fixture of its server, extra Locust options)
+    "fastapi-rest": ("api_server", ()),  # predict-json
+    "mlserver-rest": ("mlserver", ("--model", "iris", "--rows-per-request", "3")),  # v2-json
+    "mlserver-grpc": ("mlserver", ()),  # v2-grpc
+}
+
+
+@pytest.mark.parametrize("scenario", list(CASES))
+def test_locustfile_headless_run_records_every_request(
     scenario: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    proc, records_dir = _start(scenario, _host(scenario, request), tmp_path)
-    run = _finish(proc, records_dir)
-    assert run.returncode == 0, run.output
-    records = run.records
-    assert len(records) > 10
-    assert run.outcomes() == {Outcome.OK}, records.reasons
-    assert not records.warmup.any()
+    fixture, options = CASES[scenario]
+    server: Launched = request.getfixturevalue(fixture)
+    started = _start(scenario, _host(scenario, server), tmp_path / "run", *options)
+    with _cleanup([started]):
+        run = _finish(started)
+    assert run.returncode == 0, run.output[-3000:]
+    # every request Locust counted is in the records, and none failed in either; a request
+    # cut off by the stop (`--stop-timeout` 0) is recorded as incomplete, which Locust never sees
+    cut_off = run.records.outcome == Outcome.INCOMPLETE
+    assert cut_off.sum() <= 2, run.records.reasons  # at most one per user
+    records = run.records.select(~cut_off)
+    assert len(records) == run.total("num_requests") > 20
+    assert run.total("num_failures") == 0
+    assert set(records.outcome.tolist()) == {Outcome.OK}, run.records.reasons
+    assert set(run.records.reasons) <= {"incomplete"}
+    model = "iris" if "--model" in options else "breast-cancer"
+    wire = get_scenario(scenario).wire
+    assert [entry["name"] for entry in run.stats] == [get_wire_path(wire, model)]
+    # exact times: integer nanoseconds, not Locust's millisecond buckets (not even whole µs)
     latency = records.latency_ns
+    assert latency.dtype == np.int64
     assert (latency > 0).all()
-    assert (latency < 1_000_000_000).all()
-    assert (latency % 1_000_000 != 0).any()  # nanosecond resolution, not Locust's ms buckets
-    # absolute CLOCK_MONOTONIC times: the run spans about RUN_S and ended just before the exit
-    span_s = (records.start_ns.max() - records.start_ns.min()) / 1e9
-    assert RUN_S - 1 < span_s < RUN_S + 1
-    last_end_ns = int((records.start_ns + records.latency_ns).max())
-    assert 0 < run.exited_ns - last_end_ns < 5_000_000_000, "Locust lingered after the test"
-    snapshot = json.loads(next(records_dir.glob("loadgen-*.json")).read_text())
-    assert snapshot["settings"]["grpc_channel"] == "per-user"
-    stats = (tmp_path / "locust_stats.csv").read_text()
-    assert "Aggregated" in stats
+    assert (latency < 10 * 1_000_000_000).all()  # below the request timeout
+    assert np.mean(latency % 1000 != 0) > 0.9, "latencies rounded to whole microseconds"
+    assert np.all(np.diff(records.start_ns) >= 0)
+    assert run.records.start_ns[0] == 0  # times since the first request (t0)
+    assert np.array_equal(records.intended_ns, records.start_ns)  # closed loop
+    assert not records.warmup.any()  # no measure plan: everything counts
+    # the records span the run (`-t`), and Locust exited promptly after it
+    span_s = (records.start_ns[-1] - records.start_ns[0]) / 1e9
+    assert RUN_S / 2 < span_s < RUN_S + 2, span_s
+    assert records.duration_s >= span_s
+    # load went on until the stop, and Locust exited soon after writing the records
+    assert 0 <= run.records.to_ns - records.done_ns.max() < 1_000_000_000
+    assert run.exited_at - run.written_at < 15, "Locust lingered after the run"
+    report = run.report
+    assert report.stop_reason == "stopped"  # by `-t`: no measure plan outside the sweep
+    assert [(w.node, w.records, w.lost) for w in report.workers] == [
+        ("local", len(run.records), False)
+    ]
+    # our service times itself per request (Server-Timing); MLServer's answers carry no time
+    if get_scenario(scenario).backend == "fastapi":
+        server_ns = records.server_ns
+        assert (server_ns > 0).all()
+        assert (server_ns <= latency).all()
+    else:
+        assert (records.server_ns == UNKNOWN_NS).all()
 
 
-def _tampered_root(tmp_path: Path) -> Path:
-    """A model-settings copy whose payloads the real server must reject or answer differently."""
-    root = tmp_path / "root"
-    breast = load_metadata("breast-cancer")
-    iris = load_metadata("iris").model_copy(update={"held_out": breast.held_out})
-    flipped = breast.held_out.model_copy(
-        update={"expected_labels": [1 - label for label in breast.held_out.expected_labels]}
-    )
-    for meta in (iris, breast.model_copy(update={"held_out": flipped})):
-        folder = root / "model-settings" / meta.name
-        folder.mkdir(parents=True)
-        (folder / "metadata.json").write_text(meta.model_dump_json())
+def get_wire_path(wire: Any, model: str) -> str:
+    """The request name Locust's statistics list: the route, or the gRPC method."""
+    from servingbench.wire import get_wire
+
+    return get_wire(wire).path(model)
+
+
+# --- wrong answers from real servers -------------------------------------------------------
+
+
+def _impostor_root(tmp_path: Path) -> Path:
+    """A checkout whose `breast-cancer` is the 10-tree model's artifact, under the real name.
+
+    The held-out rows are the same (same data set, same split), so every request is valid and
+    every answer is well formed: only the probabilities differ from what the load expects.
+    """
+    root = tmp_path / "impostor-root"
+    settings = root / "model-settings"
+    folder = settings / "breast-cancer"
+    folder.mkdir(parents=True)
+    real = model_settings_dir()
+    shutil.copy(real / "settings.json", settings / "settings.json")
+    shutil.copytree(real / "iris", settings / "iris")  # our service's default model
+    shutil.copy(real / "breast-cancer" / "model-settings.json", folder / "model-settings.json")
+    shutil.copy(real / "breast-cancer-xgb10" / "model.json", folder / "model.json")
+    other = json.loads((real / "breast-cancer-xgb10" / "metadata.json").read_text())
+    (folder / "metadata.json").write_text(json.dumps({**other, "name": "breast-cancer"}))
+    (root / "pyproject.toml").write_text("")
+    (root / "backends").symlink_to(project_root() / "backends")  # the real environments
     return root
 
 
-class Case(NamedTuple):
-    scenario: str
-    host: str
-    env: dict[str, str]
-    outcome: Outcome
-    reason: str  # every recorded reason starts with this
+def _impostor_spec(backend: str, root: Path, workdir: Path) -> LaunchSpec:
+    spec = get_backend(backend)
+    config = ServerConfig(backend, "impostor", spec.check_options({}, backend))
+    ports = {port: free_port() for port in spec.ports}
+    with pytest.MonkeyPatch.context() as patch:  # MLServer's repository is rendered from it
+        patch.setenv("SERVINGBENCH_ROOT", str(root))
+        launch = spec.launch(config, ports, "127.0.0.1", workdir / config.server_name)
+    return replace(launch, env={**launch.env, "SERVINGBENCH_ROOT": str(root)})
 
 
-def test_failures_are_classified(mlserver: Server, tmp_path: Path) -> None:
-    http = f"http://127.0.0.1:{mlserver[0].ports['http']}"
-    grpc = f"127.0.0.1:{mlserver[0].ports['grpc']}"
-    closed = free_port()  # nothing listens here
-    tampered = {"SERVINGBENCH_ROOT": str(_tampered_root(tmp_path))}
-    cases = {
-        "rest-refused": Case(
-            "mlserver-rest",
-            f"http://127.0.0.1:{closed}",
-            {},
-            Outcome.CONNECTION,
-            "connection error: ConnectionRefusedError",
-        ),
-        "grpc-refused": Case(
-            "mlserver-grpc", f"127.0.0.1:{closed}", {}, Outcome.CONNECTION, "gRPC UNAVAILABLE"
-        ),
-        "http-404": Case("fastapi-rest", http, {}, Outcome.HTTP_STATUS, "HTTP 404"),
-        "grpc-status": Case(  # 30-feature rows sent to the 4-feature iris model
-            "mlserver-grpc",
-            grpc,
-            {**tampered, "SERVINGBENCH_LOAD_MODEL": "iris"},
-            Outcome.GRPC_STATUS,
-            "gRPC INTERNAL",
-        ),
-        "wrong-answer": Case(  # expected labels flipped
-            "mlserver-rest", http, tampered, Outcome.WRONG_ANSWER, "wrong answer:"
-        ),
-    }
-    started = {  # in parallel: each run is mostly Locust's start-up
-        name: _start(case.scenario, case.host, tmp_path / name, run_s=1, env=case.env)
-        for name, case in cases.items()
-    }
-    for name, (proc, records_dir) in started.items():
-        case = cases[name]
-        run = _finish(proc, records_dir)
-        assert run.returncode == 1, f"{name}: Locust must fail on errors\n{run.output}"
-        assert run.outcomes() == {case.outcome}, f"{name}: {run.records.reasons}"
-        reasons = run.records.reasons[case.outcome.label]
-        assert all(r.startswith(case.reason) for r in reasons), f"{name}: {reasons}"
-        assert case.reason in run.output  # Locust's failure table shows the same reason
+@pytest.fixture(scope="module")
+def impostors(
+    trained_models: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Launched]]:
+    """Our real service and a real MLServer, each serving the wrong model as `breast-cancer`."""
+    workdir = tmp_path_factory.mktemp("impostors")
+    root = _impostor_root(workdir)
+    specs = [_impostor_spec(b, root, workdir) for b in ("fastapi", "mlserver")]
+    with running(specs, workdir, timeout_s=120) as ready:
+        yield {server.spec.backend: server for server in ready}
+
+
+def test_answers_of_another_model_are_counted_as_wrong(
+    impostors: dict[str, Launched], tmp_path: Path
+) -> None:
+    scenarios = ["fastapi-rest", "fastapi-v2-rest", "mlserver-grpc"]  # every wire format
+    runs = []
+    for name in scenarios:
+        server = impostors[get_scenario(name).backend]
+        runs.append(_start(name, _host(name, server), tmp_path / name))
+    with _cleanup(runs):
+        finished = {name: _finish(started) for name, started in zip(scenarios, runs, strict=True)}
+    for name, run in finished.items():
+        assert run.returncode == 1, f"{name}: Locust must exit 1 on errors\n{run.output[-3000:]}"
+        answered = run.records.select(run.records.outcome != Outcome.INCOMPLETE)
+        assert len(answered) > 5, name
+        assert run.outcomes() <= {Outcome.WRONG_ANSWER, Outcome.INCOMPLETE}, name
+        assert set(answered.outcome.tolist()) == {Outcome.WRONG_ANSWER}, name
+        reasons = run.records.reasons["wrong-answer"]
+        assert sum(reasons.values()) == len(answered), name
+        assert all(r.startswith("wrong answer:") for r in reasons), f"{name}: {reasons}"
+        assert run.total("num_failures") == run.total("num_requests") == len(answered)
+        # Locust's failure table shows the same reasons
+        assert set(run.failures["Error"]) <= set(reasons), f"{name}: {run.failures}"
+        assert len(run.failures), name
