@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from servingbench.report.explore import TOP_REASON, errors_by_outcome
-from servingbench.runs.records import Outcome, RequestRecords
+from servingbench.runs.records import UNKNOWN_NS, Outcome, RequestRecords
 
 
 def _records() -> RequestRecords:
@@ -14,11 +14,15 @@ def _records() -> RequestRecords:
     outcome = np.zeros(10, dtype=np.int8)
     outcome[[0, 1, 2, 5]] = Outcome.TIMEOUT
     outcome[6] = Outcome.CONNECTION
+    start_ns = np.arange(10, dtype=np.int64)
     return RequestRecords(
-        start_ns=np.arange(10, dtype=np.int64),
+        start_ns=start_ns,
         latency_ns=np.ones(10, dtype=np.int64),
         outcome=outcome,
-        warmup=np.arange(10) < 4,
+        intended_ns=start_ns,
+        server_ns=np.full(10, UNKNOWN_NS, dtype=np.int64),
+        from_ns=4,  # requests meant to start before this are the warm-up
+        to_ns=10,
         # reasons are kept per outcome over every request: the warm-up's three timeouts too
         reasons={"timeout": {"read timed out": 3, "deadline": 1}, "connection": {"reset": 1}},
     )

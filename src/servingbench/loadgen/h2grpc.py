@@ -436,7 +436,8 @@ class _Connection:
             )
         )
         preface = _PREFACE + _frame(_SETTINGS, 0, 0, settings)
-        preface += _frame(_WINDOW_UPDATE, 0, 0, _U32.pack(window - _DEFAULT_WINDOW))
+        if window > _DEFAULT_WINDOW:  # an increment of 0 is a PROTOCOL_ERROR (RFC 9113 6.9)
+            preface += _frame(_WINDOW_UPDATE, 0, 0, _U32.pack(window - _DEFAULT_WINDOW))
         self._write(preface, None)
 
     # -- calls --

@@ -28,6 +28,19 @@ _TIMING = re.compile(rb"\r\nserver-timing:([^\r]*)", re.IGNORECASE)
 _DUR = re.compile(r"(?:^|,)\s*([\w-]+)\s*;(?:[^,]*?;)?\s*dur=([\d.]+)", re.IGNORECASE)
 
 
+def _client_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """A verifying TLS client context of gevent's own: a stdlib context (which is what
+    `gevent.ssl.create_default_context` returns unless `ssl` is monkey-patched) would wrap our
+    socket in a blocking stdlib SSLSocket whose handshake and reads stall the whole hub."""
+    context: ssl.SSLContext = gevent.ssl.SSLContext(gevent.ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if ca_bundle is None:
+        context.load_default_certs()
+    else:
+        context.load_verify_locations(cafile=ca_bundle)
+    return context
+
+
 class HttpResponseError(ConnectionError):
     """The server closed the connection or sent something that is not an HTTP/1.1 response."""
 
@@ -64,7 +77,7 @@ class HttpConnection:
         self.netloc = parts.netloc
         self.tls = parts.scheme == "https"
         self.timeout_s = timeout_s
-        self._context = ssl.create_default_context(cafile=ca_bundle) if self.tls else None
+        self._context = _client_context(ca_bundle) if self.tls else None
         self._sock: gevent.socket.socket | None = None
         self._buffer = bytearray()
 

@@ -4,41 +4,69 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from servingbench.loadgen.settings import LoadSettings, add_locust_options, resolve_settings
+from servingbench.loadgen.settings import (
+    LoadSettings,
+    add_locust_options,
+    resolve_settings,
+    user_class_name,
+)
 from servingbench.paths import project_root
 from servingbench.runs.stats import MeasurePlan
 from servingbench.servers import backends, get_scenario, scenarios
-from servingbench.wire import get_wire
+from servingbench.sweep.locust import SWEEP_LOCUSTFILE, LocustJob, locust_env
+from servingbench.wire import WIRE_FORMATS, get_wire
 
 
 def test_defaults() -> None:
+    """Unset, a process runs a closed loop until Locust's own `-t` and writes no records."""
     settings = LoadSettings()
     assert (settings.model, settings.rows_per_request) == ("breast-cancer", 1)
     assert settings.records_dir is None
     assert settings.grpc_channel == "per-user"
     assert settings.validate_responses
-    assert (settings.scenario, settings.wire, settings.measure) == (None, None, None)
+    assert (settings.measure, settings.arrival_rate) == (None, None)
 
 
-def test_the_sweep_sets_scenario_wire_and_measure_through_the_environment(
-    monkeypatch: pytest.MonkeyPatch,
+def test_the_sweep_sets_records_timeout_and_measure_through_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SERVINGBENCH_LOAD_SCENARIO", "mlserver-grpc")
-    monkeypatch.setenv("SERVINGBENCH_LOAD_WIRE", "v2-grpc")
-    monkeypatch.setenv(
-        "SERVINGBENCH_LOAD_MEASURE", '{"warmup_s": 0.5, "window_s": 1.5, "max_duration_s": 9}'
+    """What the sweep puts in a Locust process's environment is what its settings read back."""
+    plan = MeasurePlan(warmup_s=0.5, window_s=1.5, max_duration_s=9)
+    job = LocustJob(
+        users=2,
+        host="http://127.0.0.1:18080",
+        out_dir=tmp_path / "point",
+        records_dir=tmp_path / "records",
+        plan=plan,
+        timeout_s=2.5,
+        stop_grace_s=1.0,
+        user_class=user_class_name("v2-grpc"),
     )
+    for name, value in locust_env(job).items():
+        if name.startswith("SERVINGBENCH_LOAD_"):
+            monkeypatch.setenv(name, value)
     settings = LoadSettings()
-    assert (settings.scenario, settings.wire) == ("mlserver-grpc", "v2-grpc")
-    assert settings.measure == MeasurePlan(warmup_s=0.5, window_s=1.5, max_duration_s=9)
-    monkeypatch.setenv("SERVINGBENCH_LOAD_WIRE", "v2-rest")  # the old name is not a wire format
-    with pytest.raises(ValidationError, match="v2-json"):
-        LoadSettings()
+    assert settings.records_dir == tmp_path / "records"
+    assert settings.timeout_s == 2.5
+    assert settings.measure == plan
+
+
+def test_the_wire_format_is_picked_by_user_class_name() -> None:
+    """The sweep names the user class of its wire format; the sweep's locustfile defines one
+    per wire format under that name, and an old wire name is refused with the known ones."""
+    assert user_class_name("v2-grpc") == "V2GrpcUser"
+    assert user_class_name("mlserver-grpc") == "MlserverGrpcUser"
+    source = SWEEP_LOCUSTFILE.read_text()
+    for wire in WIRE_FORMATS:
+        assert f'= user_for("{wire}", user_class_name("{wire}"))' in source
+    with pytest.raises(ValueError, match="v2-json"):
+        get_wire("v2-rest")
 
 
 class LocustLikeParser(argparse.ArgumentParser):
