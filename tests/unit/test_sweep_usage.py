@@ -191,7 +191,7 @@ def test_sampler_sees_this_process_and_attributes_idle_servers() -> None:
             pass
         end = time.perf_counter_ns()
     (usage,) = s.usage(start, end)
-    assert usage.pids == [os.getpid()]
+    assert os.getpid() in usage.pids  # with its children (the session's servers, if any)
     assert usage.cpu_seconds > 0.0
     assert usage.rss_bytes > 10_000_000
     assert usage.pss_bytes > 0
