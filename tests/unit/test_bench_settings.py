@@ -51,7 +51,7 @@ def test_defaults_measure_every_scenario_three_times() -> None:
     assert settings.concurrency == [1, 10, 50]
     assert (settings.models, settings.rows, settings.repeats) == (["breast-cancer"], [1], 3)
     assert (settings.load, settings.rates, settings.arrivals) == ("closed", "auto", "poisson")
-    assert (settings.warmup_s, settings.window_s, settings.max_duration_s) == (1.0, 2.0, 12.0)
+    assert (settings.warmup_s, settings.window_s, settings.max_duration_s) == (1.0, 1.0, 8.0)
     assert (settings.generator_workers, settings.remote_workers) == (0, 0)
     assert settings.targets == {}
     assert settings.objective() is None
@@ -234,12 +234,12 @@ def test_times_that_could_never_judge_a_point_are_refused() -> None:
     """The cap must hold the stability windows, and the timeout must fit inside them, or a
     hang could never show up as timeouts; each message says which flag to change."""
     with pytest.raises(ValueError, match=r"--max-duration 5 s holds fewer than 3 windows of 2 s"):
-        _load("--max-duration", "5")
+        _load("--max-duration", "5", "--window", "2")
     with pytest.raises(ValueError, match="raise it to at least 6 s or shorten --window"):
         load_settings(overrides=_cli("--window", "2"), quick=True)
-    with pytest.raises(ValueError, match=r"--timeout 6 s must be shorter than .* \(6 s\)"):
-        _load("--timeout", "6")
-    assert _load("--max-duration", "6", "--timeout", "5.9").max_duration_s == 6.0
+    with pytest.raises(ValueError, match=r"--timeout 3 s must be shorter than .* \(3 s\)"):
+        _load("--timeout", "3", "--max-duration", "3")
+    assert _load("--max-duration", "3", "--timeout", "2.9").max_duration_s == 3.0
 
 
 def test_bad_config_files(tmp_path: Path) -> None:

@@ -110,13 +110,13 @@ class BenchSettings(BaseSettings):
     warmup_s: float = Field(
         default=1.0, ge=0, description="seconds per point before measuring (recorded, not counted)"
     )
-    window_s: float = Field(default=2.0, gt=0, description="stability window in seconds")
+    window_s: float = Field(default=1.0, gt=0, description="stability window in seconds")
     stability: Stability = Field(
         default_factory=Stability,
         description="how many last windows must agree, and within which tolerances",
     )
     max_duration_s: float = Field(
-        default=12.0,
+        default=8.0,
         gt=0,
         description="cap on a point's measured seconds: a point whose windows never agree "
         "stops here and is flagged unstable",
