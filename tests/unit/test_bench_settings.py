@@ -51,7 +51,7 @@ def test_defaults_measure_every_scenario_three_times() -> None:
     assert settings.concurrency == [1, 10, 50]
     assert (settings.models, settings.rows, settings.repeats) == (["breast-cancer"], [1], 3)
     assert (settings.load, settings.rates, settings.arrivals) == ("closed", "auto", "poisson")
-    assert (settings.warmup_s, settings.window_s, settings.max_duration_s) == (1.0, 1.0, 8.0)
+    assert (settings.warmup_s, settings.window_s, settings.max_duration_s) == (1.0, 1.0, 6.0)
     assert (settings.generator_workers, settings.remote_workers) == (0, 0)
     assert settings.targets == {}
     assert settings.objective() is None

@@ -16,7 +16,7 @@ from servingbench.runs.point import (
     WorkerReport,
 )
 from servingbench.runs.records import RequestRecords
-from servingbench.runs.stats import LatencySummary, summarize
+from servingbench.runs.stats import LatencySummary, Stability, summarize
 from servingbench.sweep.flags import SATURATION, FlagInputs, Thresholds, point_flags
 
 MS = 1_000_000
@@ -105,6 +105,17 @@ def test_unstable_only_when_the_cap_was_reached() -> None:
         {"unstable": "the last windows did not agree before the cap"},
     )
     assert _flags(converged=None) == ([], {})
+
+
+def test_unstable_says_which_quantities_stayed_apart() -> None:
+    """The reason names each quantity whose spread was above its tolerance, and a NaN spread
+    (a window without an answer) counts as apart."""
+    spreads = {"rps": 0.23, "p50": 0.04, "p99": float("nan")}
+    _, reasons = _flags(converged=False, spreads=spreads, tolerances=Stability())
+    assert reasons["unstable"] == (
+        "the last 3 windows still differed at the cap: rps 23% (tolerance 10%), "
+        "p99 (a window without answers)"
+    )
 
 
 def test_client_bound_by_a_saturated_generator_process() -> None:

@@ -42,7 +42,11 @@ _FLAGS: dict[str, tuple[str, Any, str]] = {
     "--rates": ("rates", str, "open loop: req/s, e.g. 200,400,800, or auto (of each peak)"),
     "--arrivals": ("arrivals", str, "open loop: poisson or constant"),
     "--max-in-flight": ("max_in_flight", int, "open loop: cap on requests in flight"),
-    "--slo": ("slo", str, "open loop: find each series' capacity, e.g. p99<=50ms"),
+    "--slo": (
+        "slo",
+        str,
+        "open loop: find each series' capacity, e.g. 'p99<=50ms' (quoted for the shell)",
+    ),
     "--generator-workers": ("generator_workers", int, "a Locust master with N local workers"),
     "--remote-workers": ("remote_workers", int, "wait for N `servingbench worker`s per point"),
     "--master-bind": ("master_bind", str, "interface the master listens on for workers"),

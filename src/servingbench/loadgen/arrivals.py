@@ -17,6 +17,7 @@ phase-shifted to interleave evenly.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import deque
 from collections.abc import Iterator
@@ -29,9 +30,34 @@ import gevent.event
 from servingbench.loadgen.settings import ArrivalKind
 from servingbench.runs.records import Outcome, RecordBuffer
 
-__all__ = ["DROPPED_REASON", "ArrivalKind", "Dispatcher", "arrival_offsets"]
+__all__ = [
+    "DEFAULT_SLOTS",
+    "DROPPED_REASON",
+    "ArrivalKind",
+    "Dispatcher",
+    "arrival_offsets",
+    "open_loop_slots",
+]
+
+log = logging.getLogger(__name__)
 
 DROPPED_REASON = "no free slot at the arrival's time (cap on requests in flight)"
+DEFAULT_SLOTS = 256
+"""Requests in flight allowed when nobody said (`-u`, `--max-in-flight`): Locust's own default
+of one user would drop nearly every arrival above one request per latency."""
+
+
+def open_loop_slots(options: Any, arrival_rate: float | None) -> None:
+    """In open loop, users are slots for requests in flight, not a ramp of clients: unless `-u`
+    and `-r` were given, start `DEFAULT_SLOTS` of them at once (Locust reads both after `init`).
+    """
+    if options is None or arrival_rate is None:
+        return
+    if getattr(options, "num_users", 0) is None:
+        options.num_users = DEFAULT_SLOTS
+        log.info("open loop: up to %d requests in flight (set -u to change)", DEFAULT_SLOTS)
+    if getattr(options, "spawn_rate", 0) is None:
+        options.spawn_rate = options.num_users
 
 
 def arrival_offsets(

@@ -30,7 +30,7 @@ from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
 from servingbench.atomic import atomic_write_text
-from servingbench.loadgen.arrivals import Dispatcher
+from servingbench.loadgen.arrivals import Dispatcher, open_loop_slots
 from servingbench.loadgen.clock import ClockProbe
 from servingbench.loadgen.collect import (
     DONE_MSG,
@@ -275,7 +275,9 @@ def _on_init(environment: Any, **_kwargs: Any) -> None:
     # locustfile was imported (seconds on a busy machine): without a refresh, `-t 10s` ends
     # the test early by the import time. Locust arms its run-time timer after `init`.
     gevent.get_hub().loop.update_now()
-    context_for(environment).register_messages()
+    context = context_for(environment)
+    context.register_messages()
+    open_loop_slots(environment.parsed_options, context.settings.arrival_rate)
     _freeze_heap()
 
 

@@ -17,11 +17,12 @@ Each raised flag comes with a reason that states the figure behind it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from servingbench.runs.point import FLAGS, Flag, GeneratorReport, Interference, ProcessUsage
-from servingbench.runs.stats import LatencySummary
+from servingbench.runs.stats import LatencySummary, Stability
 
 __all__ = ["SATURATION", "FlagInputs", "Thresholds", "point_flags"]
 
@@ -49,6 +50,26 @@ class FlagInputs:
     """Open loop: the arrival rate each generator process was asked to keep."""
     open_ceiling_rps: float | None = None
     """Open loop: the highest rate one process kept on schedule in calibration."""
+    spreads: Mapping[str, float] | None = None
+    """Relative spread of req/s, p50 and p99 over the last windows (`Stability.spreads`)."""
+    tolerances: Stability | None = None
+
+
+def _unsettled(inputs: FlagInputs) -> str:
+    """Which quantities kept the last windows apart, so `unstable` says why."""
+    rule, spreads = inputs.tolerances, inputs.spreads
+    if rule is None or not spreads:
+        return "the last windows did not agree before the cap"
+    apart = [
+        f"{name} {spread:.0%} (tolerance {tolerance:.0%})"
+        if not math.isnan(spread)
+        else f"{name} (a window without answers)"
+        for name, tolerance in (("rps", rule.rps), ("p50", rule.p50), ("p99", rule.p99))
+        if not (spread := spreads[name]) <= tolerance
+    ]
+    if not apart:
+        return "the last windows did not agree before the cap"
+    return f"the last {rule.windows} windows still differed at the cap: " + ", ".join(apart)
 
 
 def _client_bound(inputs: FlagInputs, limits: Thresholds) -> str | None:
@@ -100,7 +121,7 @@ def point_flags(
             f"{s.incomplete} request(s) still in flight after the stop's grace period"
         )
     if inputs.converged is False:
-        reasons["unstable"] = "the last windows did not agree before the cap"
+        reasons["unstable"] = _unsettled(inputs)
     if (why := _client_bound(inputs, limits)) is not None:
         reasons["client-bound"] = why
     if s.lateness_p99_ms > limits.lateness_ms:

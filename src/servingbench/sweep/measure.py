@@ -257,6 +257,7 @@ def measure_point(
     open_ceiling = wire_entry.open_loop if wire_entry is not None else None
     offered = plan.key.rate / plan.generator_processes if plan.key.rate is not None else None
     converged = {"converged": True, "cap": False}.get(report.stop_reason)
+    measured_windows = windows(records, plan.plan.window_s)
     inputs = FlagInputs(
         summary,
         converged,
@@ -266,6 +267,8 @@ def measure_point(
         added,
         offered_rps_per_process=offered if plan.key.load == "open" else None,
         open_ceiling_rps=open_ceiling.rate if open_ceiling is not None else None,
+        spreads=plan.plan.stability.spreads(measured_windows),
+        tolerances=plan.plan.stability,
     )
     flags, reasons = point_flags(inputs, plan.thresholds)
     result = _result(
@@ -278,7 +281,7 @@ def measure_point(
         converged=converged,
         stop_reason=report.stop_reason,
         summary=summary,
-        windows=windows(records, plan.plan.window_s),
+        windows=measured_windows,
         usage=usage,
         interference=interference,
         errors_by_outcome=outcome_counts(records),

@@ -116,7 +116,7 @@ class BenchSettings(BaseSettings):
         description="how many last windows must agree, and within which tolerances",
     )
     max_duration_s: float = Field(
-        default=8.0,
+        default=6.0,
         gt=0,
         description="cap on a point's measured seconds: a point whose windows never agree "
         "stops here and is flagged unstable",
@@ -152,7 +152,7 @@ class BenchSettings(BaseSettings):
     )
     arrival_seed: int = Field(default=1, description="open loop: seed of the Poisson schedule")
     max_in_flight: int = Field(
-        default=256,
+        default=256,  # loadgen.arrivals.DEFAULT_SLOTS (not imported: it pulls in gevent)
         ge=1,
         description="open loop: most requests in flight (Locust users as slots); an arrival "
         "finding none free is dropped and counted",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import time
 from collections.abc import Callable, Iterator
@@ -11,12 +12,20 @@ import gevent
 import numpy as np
 import pytest
 
-from servingbench.loadgen.arrivals import DROPPED_REASON, Dispatcher, Slot, arrival_offsets
+from servingbench.loadgen.arrivals import (
+    DEFAULT_SLOTS,
+    DROPPED_REASON,
+    Dispatcher,
+    Slot,
+    arrival_offsets,
+    open_loop_slots,
+)
 from servingbench.loadgen.http1 import HttpReply
 from servingbench.loadgen.payloads import Payload
 from servingbench.loadgen.recorder import Recorder
 from servingbench.loadgen.verdicts import OK, Verdict
 from servingbench.runs.records import Outcome, RecordBuffer, RequestRecords
+from servingbench.sweep.settings import BenchSettings
 
 PAYLOAD = Payload(b"x", 1, np.array([0]), np.array([[1.0]]))
 
@@ -175,3 +184,24 @@ def test_start_is_idempotent() -> None:
     _, records = _unattended(500.0, 10, Dispatcher.start)
     intended = records.intended_ns.tolist()
     assert len(set(intended)) == len(intended)  # no arrival scheduled twice
+
+
+@pytest.mark.parametrize(
+    ("users", "spawn_rate", "expected"),
+    [(None, None, (DEFAULT_SLOTS, DEFAULT_SLOTS)), (10, None, (10, 10)), (10, 2.0, (10, 2.0))],
+)
+def test_a_standalone_open_loop_gets_slots_at_once(
+    users: int | None, spawn_rate: float | None, expected: tuple[float, float]
+) -> None:
+    """`locust -f ... --arrival-rate 300` without `-u` must not run one slot (Locust's default
+    user count), which would drop nearly every arrival; nor ramp its slots one per second."""
+    options = argparse.Namespace(num_users=users, spawn_rate=spawn_rate)
+    open_loop_slots(options, 300.0)
+    assert (options.num_users, options.spawn_rate) == expected
+    closed = argparse.Namespace(num_users=None, spawn_rate=None)
+    open_loop_slots(closed, None)
+    assert (closed.num_users, closed.spawn_rate) == (None, None)  # Locust's defaults apply
+
+
+def test_the_sweep_and_a_standalone_run_share_the_slot_default() -> None:
+    assert BenchSettings.model_fields["max_in_flight"].default == DEFAULT_SLOTS
