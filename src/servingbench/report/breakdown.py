@@ -165,7 +165,7 @@ def crossovers(data: RunData) -> list[str]:
             else f"at no measured cost (at most {part['model_cost_ms'].max():.2f} ms; share "
             f"{100 * part['overhead_share'].min():.0f} % at best)"
         )
-        if part["backend"].iloc[0] not in ours:
+        if part["backend"].iloc[0] not in ours and part["vs_ours"].notna().any():
             close = part[part["vs_ours"] <= 1 + WITHIN]
             text += "; within 10 % of our service " + (
                 f"from {close['model_cost_ms'].iloc[0]:.2f} ms ({close['model_name'].iloc[0]}, "

@@ -16,7 +16,7 @@ from servingbench.runs.point import PointResult
 
 __all__ = ["HEADERS", "progress_line", "summary_table"]
 
-HEADERS = ("series", "model", "rows", "users", "repeats", "req/s", "p50 ms", "p99 ms", "errors %",
+HEADERS = ("series", "model", "rows", "level", "repeats", "req/s", "p50 ms", "p99 ms", "errors %",
            "flags")  # fmt: skip
 
 
@@ -24,6 +24,12 @@ def _num(value: float | None, digits: int) -> str:
     if value is None or math.isnan(value):
         return "-"
     return f"{value:.{digits}f}"
+
+
+def _level(point: PointResult) -> str:
+    """Users (closed loop) or the offered rate (open loop): what the point was measured at."""
+    key = point.key
+    return f"{key.rate:.0f} req/s" if key.load == "open" else f"N={key.concurrency}"
 
 
 def progress_line(point: PointResult) -> str:
@@ -36,7 +42,7 @@ def progress_line(point: PointResult) -> str:
         else "no figures"
     )
     line = (
-        f"{point.series:<32} N={key.concurrency:<3} rep {key.repeat}  {figures}  "
+        f"{point.series:<32} {_level(point):<10} rep {key.repeat}  {figures}  "
         f"flags {','.join(point.flags) or '-'}"
     )
     if point.failure_reason:
@@ -53,9 +59,10 @@ def summary_table(points: Sequence[PointResult]) -> str:
     """One row per point across repeats: medians, and the flags any repeat raised."""
     groups: dict[tuple[object, ...], list[PointResult]] = defaultdict(list)
     for p in points:
-        groups[(p.series, p.key.model, p.key.rows_per_request, p.key.concurrency)].append(p)
+        groups[(p.series, p.key.model, p.key.rows_per_request, p.key.load, p.key.level)].append(p)
     rows = []
-    for (series, model, rows_per, users), group in sorted(groups.items(), key=str):
+    ordered = sorted(groups.items(), key=lambda item: (str(item[0][:4]), item[0][4]))
+    for (series, model, rows_per, _, _), group in ordered:
         summaries = [p.summary for p in group if p.summary is not None]
         flags = sorted({f for p in group for f in p.flags})
         rows.append(
@@ -63,7 +70,7 @@ def summary_table(points: Sequence[PointResult]) -> str:
                 str(series),
                 str(model),
                 str(rows_per),
-                str(users),
+                _level(group[0]),
                 f"{len(summaries)}/{len(group)}",
                 _num(_median([s.rps for s in summaries]), 1),
                 _num(_median([s.p50_ms for s in summaries]), 2),
