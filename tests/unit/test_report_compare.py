@@ -226,3 +226,19 @@ def test_comparison_files(runs: Runs) -> None:
     assert ": worse" in text
     assert f": {NO_DIFFERENCE}" in text
     assert "## Points without a match\n\nnone" in text
+
+
+def test_verdict_compares_one_payload_size_when_a_run_has_several(tmp_path: Path) -> None:
+    """With rows 1 and 64 in one run, the opening compares the 1-row points only and says so;
+    every series is named once (the decision chart covers the other sizes)."""
+    sizes = tuple(
+        Series(scenario, model="breast-cancer", rows_per_request=rows, base_ms=base * rows**0.5)
+        for scenario, base in (("fastapi-rest", 1.0), ("mlserver-rest", 2.0))
+        for rows in (1, 64)
+    )
+    data = load_run(make_run(tmp_path, series=sizes, levels=(1, 4)).root)
+    sentences = verdict_sentences(data, build_tables(data, ReportSettings()))
+    (one_user,) = [s for s in sentences if s.startswith("At 1 user")]
+    assert one_user.startswith("At 1 user (breast-cancer, 1 row per request) the median")
+    assert one_user.count(";") == 1  # two series, not four points
+    assert any(s.startswith("At 4 users (breast-cancer, 1 row per request)") for s in sentences)

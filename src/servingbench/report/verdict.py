@@ -25,6 +25,23 @@ def _estimate(row: pd.Series, column: str) -> Estimate:
     return Estimate(row[column], row[f"{column}_lo"], row[f"{column}_hi"], int(row["repeats"]))
 
 
+def _headline_work(agg: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The points of one model and rows per request (the fewest rows, the first model), and
+    how to name them when the run has several: the verdict compares like with like, and the
+    breakdown and decision chart cover the others."""
+    combos = agg[["model", "rows_per_request"]].drop_duplicates()
+    if len(combos) <= 1:
+        return agg, ""
+    rows = int(combos["rows_per_request"].min())
+    model = str(combos[combos["rows_per_request"] == rows]["model"].iloc[0])
+    chosen = agg[(agg["model"] == model) & (agg["rows_per_request"] == rows)]
+    return chosen, f" ({model}, {rows} row{'s' if rows != 1 else ''} per request)"
+
+
+def _users(level: float) -> str:
+    return f"{int(level)} user{'s' if int(level) != 1 else ''}"
+
+
 def _common_top_level(agg: pd.DataFrame) -> float | None:
     closed = agg[(agg["load"] == "closed") & (agg["repeats"] > 0)]
     if closed.empty:
@@ -35,14 +52,14 @@ def _common_top_level(agg: pd.DataFrame) -> float | None:
 
 
 def _throughput(data: RunData, tables: ReportTables) -> list[str]:
-    agg = data.closed
+    agg, work = _headline_work(data.closed)
     level = _common_top_level(agg)
     if level is None:
         return []
     at = agg[(agg["level"] == level) & (agg["load"] == "closed") & (agg["repeats"] > 0)]
     best = at.sort_values("rps", ascending=False).iloc[0]
     out = [
-        f"At {int(level)} users the fastest series was {series_title(data, best['series'])}: "
+        f"At {_users(level)}{work} the fastest series was {series_title(data, best['series'])}: "
         f"{_estimate(best, 'rps').text(0)} req/s, p99 {_estimate(best, 'p99_ms').text(2)} ms."
     ]
     for backend, group in at.groupby("backend", sort=False):
@@ -65,7 +82,7 @@ def _throughput(data: RunData, tables: ReportTables) -> list[str]:
 
 
 def _one_user(data: RunData) -> list[str]:
-    agg = data.closed
+    agg, work = _headline_work(data.closed)
     at = agg[(agg["level"] == 1) & (agg["load"] == "closed") & (agg["repeats"] > 0)]
     if at.empty:
         return []
@@ -74,12 +91,17 @@ def _one_user(data: RunData) -> list[str]:
         f"{series_title(data, r['series'])} {_estimate(r, 'p50_ms').text(3)} ms"
         for _, r in ordered.iterrows()
     ]
-    text = "At 1 user the median latency was: " + "; ".join(parts) + "."
+    text = f"At 1 user{work} the median latency was: " + "; ".join(parts) + "."
     added = ordered["instrument_added_ms"].dropna()
     if not added.empty:
+        spread = (
+            f"{added.min():.3f}"
+            if round(added.min(), 3) == round(added.max(), 3)
+            else f"{added.min():.3f} to {added.max():.3f}"
+        )
         text += (
-            f" Locust itself adds {added.min():.3f} to {added.max():.3f} ms at that load "
-            "(calibration), included in these figures."
+            f" Locust itself adds {spread} ms at that load (calibration), included in these "
+            "figures."
         )
     return [text]
 
