@@ -27,7 +27,6 @@ from servingbench.calibration.run import _ceiling, _curve_point, _line, calibrat
 from servingbench.loadgen.payloads import Payload, build_payloads
 from servingbench.runs.calibration import (
     LATEST,
-    CalibrationRecord,
     CurvePoint,
     OpenLoopCeiling,
     ReferenceFigures,
@@ -35,11 +34,11 @@ from servingbench.runs.calibration import (
     calibration_dir,
     load_latest_calibration,
 )
-from servingbench.runs.machine import GitInfo, Hardware, Software
 from servingbench.runs.point import PointKey, PointResult, ProcessUsage
 from servingbench.runs.records import RequestRecords
 from servingbench.runs.stats import MeasurePlan, summarize
 from servingbench.wire import GRPC_METHOD, WIRE_FORMATS, WireName, mismatch
+from tests.unit.calibration_record import calibration_record
 from tests.unit.inprocess_noop import noop_server
 
 MS = 1_000_000
@@ -55,31 +54,6 @@ def _curve(users: int, rps: float, cpu: float, added: float | None = 0.05) -> Cu
         p50_ms=0.2,
         p99_ms=0.4,
         added_p50_ms=added,
-    )
-
-
-def _record(
-    wires: dict[str, WireCalibration], model: str = "iris", rows: int = 1
-) -> CalibrationRecord:
-    return CalibrationRecord(
-        calibration_id="cal-1",
-        created_at="2025-01-01T00:00:00+00:00",
-        git=GitInfo(commit="abc", dirty=False),
-        hardware=Hardware(
-            cpu_model="test",
-            logical_cores=2,
-            physical_cores=2,
-            cpu_max_mhz=None,
-            memory_total_bytes=1,
-            os="Linux",
-            kernel="6",
-            affinity_available=True,
-        ),
-        software=Software(python="3.11", implementation="CPython", packages={}),
-        pinning={"server": [0], "generator": [1]},
-        model=model,
-        rows_per_request=rows,
-        wires=wires,
     )
 
 
@@ -212,7 +186,7 @@ def test_progress_line_gives_ceiling_added_latency_and_open_loop() -> None:
 def test_added_latency_is_interpolated_on_the_curve() -> None:
     """Between curve points linearly by req/s per process; beyond them, the nearest end;
     points without an added figure do not count; an uncalibrated wire gives None."""
-    record = _record(
+    record = calibration_record(
         {
             "v2-json": WireCalibration(
                 wire="v2-json",
@@ -235,7 +209,7 @@ def test_added_latency_is_interpolated_on_the_curve() -> None:
 def test_calibration_applies_only_to_the_same_request_bodies() -> None:
     """Other model or rows per request is other work for the generator: the reason says
     what was measured and how to calibrate for this run."""
-    record = _record({}, model="breast-cancer", rows=1)
+    record = calibration_record({}, model="breast-cancer", rows=1)
     assert record.mismatch("breast-cancer", 1) is None
     reason = record.mismatch("breast-cancer", 8)
     assert reason == (
@@ -250,7 +224,9 @@ def test_latest_calibration_round_trip(tmp_path: Path) -> None:
     """`latest.json` is read back as written; none, or one of another schema, is no
     calibration (the sweep then uses the CPU rule only)."""
     assert load_latest_calibration(tmp_path) is None
-    record = _record({"v2-json": WireCalibration(wire="v2-json", curve=[_curve(1, 10.0, 5.0)])})
+    record = calibration_record(
+        {"v2-json": WireCalibration(wire="v2-json", curve=[_curve(1, 10.0, 5.0)])}
+    )
     path = calibration_path(tmp_path)
     assert path == tmp_path / "calibration" / LATEST
     assert calibration_dir(tmp_path) == path.parent

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from servingbench.runs.calibration import CalibrationRecord, OpenLoopCeiling, WireCalibration
-from servingbench.runs.machine import GitInfo, Hardware, Software
 from servingbench.runs.point import PointKey
 from servingbench.servers import ServerConfig, get_backend
 from servingbench.servers.base import LaunchSpec
@@ -26,6 +25,7 @@ from servingbench.sweep.plan import (
 )
 from servingbench.sweep.servers import BenchServer, BenchServers
 from servingbench.sweep.settings import BenchSettings, load_settings
+from tests.unit.calibration_record import calibration_record
 
 
 @pytest.fixture(autouse=True)
@@ -52,25 +52,8 @@ def _calibration(open_rate: float | None = 500.0, wire: str = "v2-json") -> Cali
         if open_rate
         else None
     )
-    return CalibrationRecord(
-        calibration_id="cal",
-        created_at="2025-01-01T00:00:00+00:00",
-        git=GitInfo(commit=None, dirty=None),
-        hardware=Hardware(
-            cpu_model="test",
-            logical_cores=4,
-            physical_cores=4,
-            cpu_max_mhz=None,
-            memory_total_bytes=1,
-            os="Linux",
-            kernel="6",
-            affinity_available=True,
-        ),
-        software=Software(python="3.11", implementation="CPython", packages={}),
-        pinning={"server": [0], "generator": [1]},
-        model="breast-cancer",
-        rows_per_request=1,
-        wires={wire: WireCalibration(wire=wire, open_loop=ceiling)},
+    return calibration_record(
+        {wire: WireCalibration(wire=wire, open_loop=ceiling)}, model="breast-cancer"
     )
 
 

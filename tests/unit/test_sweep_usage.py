@@ -52,20 +52,24 @@ def _usage_of(
 # --- busy time per core ---------------------------------------------------------------------
 
 
+CORE = Times(
+    user=2.0,
+    nice=0.25,
+    system=1.0,
+    idle=5.0,
+    iowait=0.5,
+    irq=0.125,
+    softirq=0.125,
+    steal=0.5,
+    guest=0.0,
+    guest_nice=0.0,
+)
+"""One core's counters: 4 s busy (user, nice, system, irq, softirq, steal), 5.5 s not."""
+
+
 def test_busy_time_is_everything_but_idle_and_iowait() -> None:
     """iowait is a core waiting, not working; steal and irq are time taken from us."""
-    core = Times(
-        user=2.0,
-        nice=0.25,
-        system=1.0,
-        idle=5.0,
-        iowait=0.5,
-        irq=0.125,
-        softirq=0.125,
-        steal=0.5,
-        guest=0.0,
-        guest_nice=0.0,
-    )
+    core = CORE
     assert busy_seconds([core, core._replace(user=0.0)]) == [4.0, 2.0]
 
 
@@ -73,18 +77,7 @@ def test_guest_time_is_not_counted_twice() -> None:
     """Linux already counts guest time in user (and guest_nice in nice): adding the guest
     fields again inflates a VM host's busy time and flags `contended` points that were not
     (psutil's own `_cpu_tot_time` subtracts guest and guest_nice on Linux too)."""
-    core = Times(
-        user=2.0,
-        nice=0.25,
-        system=1.0,
-        idle=5.0,
-        iowait=0.5,
-        irq=0.125,
-        softirq=0.125,
-        steal=0.5,
-        guest=1.5,
-        guest_nice=0.25,
-    )
+    core = CORE._replace(guest=1.5, guest_nice=0.25)
     assert busy_seconds([core]) == [4.0]
 
 
