@@ -82,7 +82,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
 
 
 def _verdicts(table: pd.DataFrame, series: str, column: str) -> set[str]:
-    return set(table.loc[table["series"] == series, column])
+    return set(table.loc[table["line"] == series, column])
 
 
 def test_within_a_run_a_slower_config_is_worse_and_noise_is_not(runs: Runs) -> None:
@@ -92,7 +92,7 @@ def test_within_a_run_a_slower_config_is_worse_and_noise_is_not(runs: Runs) -> N
     p99 = ratio_table(runs.base, DEFAULT.label, "p99_ms", False, 0.05)
     assert _verdicts(rps, WORKERS.label, "verdict") == {"worse"}
     assert _verdicts(p99, WORKERS.label, "verdict") == {"worse"}
-    slow = rps[rps["series"] == WORKERS.label]
+    slow = rps[rps["line"] == WORKERS.label]
     assert slow["ratio"].between(0.67, 0.73).all()
     assert (slow["high"] < 1).all()
     # even with no minimum effect: the interval alone keeps the noise from counting
@@ -242,3 +242,40 @@ def test_verdict_compares_one_payload_size_when_a_run_has_several(tmp_path: Path
     assert one_user.startswith("At 1 user (breast-cancer, 1 row per request) the median")
     assert one_user.count(";") == 1  # two series, not four points
     assert any(s.startswith("At 4 users (breast-cancer, 1 row per request)") for s in sentences)
+
+
+def _two_models(tmp_path: Path) -> RunData:
+    """Ours at 1 ms and MLServer at 2 ms on breast-cancer; both at 10 ms on the 1,000-tree
+    model: the truth on the headline model is 2x, and only pairing like work can show it."""
+    series = tuple(
+        Series(scenario, model=model)
+        for scenario in ("fastapi-rest", "mlserver-rest")
+        for model in ("breast-cancer", "breast-cancer-xgb1000")
+    )
+
+    def latency(one: Series, key: PointKey) -> float:
+        if one.model == "breast-cancer-xgb1000":
+            return 10.0
+        return 1.0 if one.scenario == "fastapi-rest" else 2.0
+
+    return load_run(make_run(tmp_path, series=series, levels=(1, 4), shape=constant(latency)))
+
+
+def test_ratios_pair_only_the_same_model_and_rows(tmp_path: Path) -> None:
+    """Each line is a series on one model and batch size: the verdict's 2x, the ratio table's
+    and the capacity's figures never mix the 1 ms model with the 10 ms one."""
+    data = _two_models(tmp_path)
+    tables = build_tables(data, ReportSettings(baseline_series="mlserver-rest"))
+    sentences = verdict_sentences(data, tables)
+    (served,) = [s for s in sentences if s.startswith("It served")]
+    assert served.startswith("It served 2.00x")
+    assert tables.rps_ratio is not None
+    ratios = tables.rps_ratio.set_index(["line", "level"])["ratio"]
+    for level in (1, 4):
+        assert ratios["fastapi-rest breast-cancer rows=1", level] == pytest.approx(2.0, rel=0.01)
+        assert ratios["fastapi-rest breast-cancer-xgb1000 rows=1", level] == pytest.approx(
+            1.0, rel=0.01
+        )
+    capacity = tables.capacity.set_index("line")["max_rps"]
+    assert capacity["fastapi-rest breast-cancer rows=1"] == pytest.approx(4000, rel=0.01)
+    assert capacity["fastapi-rest breast-cancer-xgb1000 rows=1"] == pytest.approx(400, rel=0.01)

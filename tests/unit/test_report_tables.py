@@ -156,7 +156,7 @@ def test_series_labels_include_server_config(written: dict[str, pd.DataFrame]) -
 def test_capacity_is_the_best_level_within_the_bound(data: RunData) -> None:
     """Per series, the most req/s among levels whose whole p99 interval is within the bound."""
     bound = 12.0
-    table = capacity(data, bound).set_index("series")
+    table = capacity(data, bound).set_index("line")
     agg = data.closed
     for series in data.series:
         ok = agg[(agg["series"] == series) & (agg["p99_ms_hi"] <= bound)]
@@ -171,7 +171,7 @@ def test_capacity_never_counts_failed_or_erroring_levels(data: RunData) -> None:
     """Under any bound, mlserver-rest's erroring N=16 and mlserver-grpc's N=16 (one repeat
     failed) are faster than N=4 yet never the answer; a client-bound level counts, with its
     flag carried along so the report can mark it."""
-    table = capacity(data, 1e9).set_index("series")
+    table = capacity(data, 1e9).set_index("line")
     for series, level, _ in (ERRORS, FAILED):
         faster = data.closed[(data.closed["series"] == series) & (data.closed["level"] == level)]
         assert faster["rps"].item() > table.loc[series, "max_rps"]
@@ -200,7 +200,7 @@ def test_default_baseline_is_the_fastest_stock_server_series(data: RunData) -> N
     stock = data.closed[data.closed["backend"] != "fastapi"]
     assert tables.baseline == stock.sort_values("rps")["series"].iloc[-1]
     assert tables.rps_ratio is not None
-    assert tables.baseline not in set(tables.rps_ratio["series"])
+    assert tables.baseline not in set(tables.rps_ratio["line"])
     others = len(data.series) - 1
     assert len(tables.rps_ratio) == others * data.closed["level"].nunique()
 

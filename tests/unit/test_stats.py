@@ -211,7 +211,9 @@ def test_relative_spread() -> None:
 
 
 def _win(rps: float, p50: float = 1.0, p99: float = 2.0) -> Window:
-    return Window(start_s=0.0, end_s=1.0, requests=int(rps), rps=rps, p50_ms=p50, p99_ms=p99)
+    """A 2 s window, every request successful."""
+    n = int(2 * rps)
+    return Window(start_s=0.0, end_s=2.0, requests=n, ok=n, rps=rps, p50_ms=p50, p99_ms=p99)
 
 
 def test_stability_defaults_are_perf_analyzers_with_a_wider_p99() -> None:
@@ -245,7 +247,7 @@ def test_only_the_last_windows_count() -> None:
     assert spreads["rps"] == pytest.approx(6 / (302 / 3))
     assert spreads["p50"] == 0.0
     assert not is_stable(wins[:2])  # too few windows cannot show stability
-    assert is_stable(wins[2:], Stability(windows=2))
+    assert is_stable(wins[2:], Stability(windows=2, min_point_ok=400))
     assert not is_stable(wins, Stability(rps=0.01))
 
 
@@ -270,3 +272,17 @@ def test_outcome_counts_cover_measured_requests_only() -> None:
     records.outcome[[6, 7]] = Outcome.HTTP_STATUS
     assert outcome_counts(records) == {"http-status": 2, "timeout": 1}
     assert outcome_counts(records, include_ok=True) == {"ok": 3, "http-status": 2, "timeout": 1}
+
+
+def test_a_handful_of_requests_never_settles_a_point() -> None:
+    """Three windows of one request each agree perfectly, yet a p99 of three requests is no
+    figure: the rule waits for enough successful requests per window and per point."""
+    one = Window(start_s=0.0, end_s=1.0, requests=1, ok=1, rps=1.0, p50_ms=1.0, p99_ms=1.0)
+    assert not is_stable([one, one, one])
+    assert "fewer than 100" in str(Stability().too_few([one, one, one]))
+    full = one.model_copy(update={"requests": 200, "ok": 200, "rps": 200.0})
+    assert is_stable([full, full, full])  # 600 successful requests: enough for a p99
+    two = one.model_copy(update={"requests": 160, "ok": 150, "rps": 160.0})
+    assert not is_stable([two, two, two])  # 450 < 459 for the point
+    assert "450 successful requests" in str(Stability().too_few([two, two, two]))
+    assert is_stable([two, two, two], Stability(min_point_ok=450))

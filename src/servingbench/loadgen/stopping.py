@@ -72,6 +72,7 @@ class WindowAccumulator:
             start_s=lo / 1e9,
             end_s=(lo + self.step) / 1e9,
             requests=bucket.count,
+            ok=int(ok.size),
             rps=bucket.count / self.window_s,
             p50_ms=float(p50),
             p99_ms=float(p99),

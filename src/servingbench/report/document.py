@@ -213,8 +213,8 @@ def _series_blocks(data: RunData) -> Iterable[Block]:
         "(see Flags below)."
     )
     agg = data.aggregate
-    for series in data.series:
-        part = agg[agg["series"] == series]
+    for line in data.lines:
+        part = agg[agg["line"] == line]
         level_name = "rate" if (part["load"] == "open").any() else "N"
         frame = pd.DataFrame(
             {
@@ -230,7 +230,7 @@ def _series_blocks(data: RunData) -> Iterable[Block]:
             }
         )
         latency = dict.fromkeys(("avg", "q50", "q99", "q99.9"), _seconds)
-        yield Heading(series, level=3)
+        yield Heading(line, level=3)
         yield frame_table(
             frame,
             formats={
@@ -257,7 +257,7 @@ def _capacity_blocks(tables: ReportTables) -> Iterable[Block]:
             )
             for r in tables.capacity.itertuples()
         ]
-    )[["series", "req_s", "p99_ms", "result"]]
+    )[["line", "req_s", "p99_ms", "result"]]
     # a level counts despite other flags (e.g. client-bound): its row is marked like any other
     marked = [bool(flags) for flags in tables.capacity["flags"]]
     yield frame_table(frame, {"p99_ms": lambda v: fmt(v, 2)}, marked_rows=marked)
@@ -266,7 +266,8 @@ def _capacity_blocks(tables: ReportTables) -> Iterable[Block]:
 def _ratio_frame(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "series": table["series"],
+            "line": table["line"],
+            "against": table["baseline"],
             "level": table["level"].map(lambda v: f"{v:g}"),
             "ratio (95 % interval)": [
                 NA if not math.isfinite(r) else
@@ -347,13 +348,15 @@ def _open_blocks(data: RunData) -> Iterable[Block]:
     yield Heading(f"Capacity under the SLO ({slo.text}), open loop")
     yield Paragraph(
         "Arrivals on a schedule (latency from each request's intended start, so a stalled "
-        "server shows in full). A rate meets the SLO when the medians over its repeats do; the "
-        "capacity is the highest rate that met it, up to the lowest that did not."
+        "server shows in full). A rate meets the SLO when none of its repeats failed to run and "
+        "the medians over its repeats do, a request that failed, timed out or was dropped "
+        "counting as infinitely late; the capacity is the highest rate that met it, up to the "
+        f"lowest that did not. {FLAG_MARK} marks a capacity whose points were flagged (see Flags)."
     )
     yield frame_table(
         table[
             [
-                "series",
+                "line",
                 "result",
                 "achieved_rps",
                 "p99_ms",
@@ -371,6 +374,7 @@ def _open_blocks(data: RunData) -> Iterable[Block]:
             "closed_peak_rps": lambda v: fmt(v, 0),
             "of_peak": lambda v: fmt(v, 2),
         },
+        marked_rows=[bool(flags) for flags in table["flags"]],
     )
 
 

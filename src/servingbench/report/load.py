@@ -41,7 +41,9 @@ __all__ = [
 
 RUN_ENV = "SERVINGBENCH_RUN"
 SAMPLE_RUN = "sample"
-GROUP = ["series", "model", "rows_per_request", "load", "level"]
+LINE = ["series", "model", "rows_per_request"]
+"""What one line of a table or plot shares: a series on one model and batch size."""
+GROUP = [*LINE, "load", "level"]
 """What the repeats of one point share (the key without `repeat`), as table columns."""
 ESTIMATED = ("rps", "p50_ms", "p99_ms", "avg_ms", "p999_ms")
 """Figures the aggregate gives as median with a 95 % interval across repeats."""
@@ -94,6 +96,7 @@ def _point_row(
     return {
         "point_id": point.point_id,
         "series": key.series,
+        "line": key.line,
         "scenario": key.scenario,
         "backend": key.backend,
         "wire": key.wire,
@@ -143,6 +146,13 @@ def _series_rank() -> dict[tuple[str, str], int]:
     return {pair: i for i, pair in enumerate(order)}
 
 
+def _short_lines(frame: pd.DataFrame) -> pd.DataFrame:
+    """A run of one model and batch size names its lines by series alone."""
+    if frame.empty or len(frame[["model", "rows_per_request"]].drop_duplicates()) > 1:
+        return frame
+    return frame.assign(line=frame["series"])
+
+
 def _sort(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return frame
@@ -168,13 +178,14 @@ def _flag_counts(flags: pd.Series) -> str:
 def aggregate(points: pd.DataFrame) -> pd.DataFrame:
     """One row per point across repeats (see the module docstring)."""
     if points.empty:
-        return pd.DataFrame(columns=[*GROUP, "repeats"])
+        return pd.DataFrame(columns=[*GROUP, "line", "repeats"])
     rows = []
     for values, group in points.groupby(GROUP, sort=False, dropna=False):
         measured = group[group["has_records"]]
         first = group.iloc[0]
         row: dict[str, Any] = dict(zip(GROUP, values, strict=True))
-        for column in ("scenario", "backend", "wire", "server_config", "concurrency", "rate"):
+        for column in ("line", "scenario", "backend", "wire", "server_config", "concurrency",
+                       "rate"):  # fmt: skip
             row[column] = first[column]
         row["repeats"] = len(measured)
         row["planned"] = len(group)
@@ -229,6 +240,22 @@ class RunData:
     def series(self) -> list[str]:
         """Series labels in display order."""
         return list(dict.fromkeys(self.points["series"])) if len(self.points) else []
+
+    @property
+    def lines(self) -> list[str]:
+        """Line labels in display order: a series on one model and batch size (the series
+        label alone when the run has one model and batch size)."""
+        return list(dict.fromkeys(self.points["line"])) if len(self.points) else []
+
+    def line_of(self, series: str, model: str, rows_per_request: int) -> str | None:
+        """The line of `series` on that model and batch size, if the run measured it."""
+        points = self.points
+        match = points[
+            (points["series"] == series)
+            & (points["model"] == model)
+            & (points["rows_per_request"] == rows_per_request)
+        ]
+        return str(match["line"].iloc[0]) if not match.empty else None
 
     def pick_point(
         self, series: str | None = None, level: float | None = None, repeat: int | None = None
@@ -306,7 +333,7 @@ def load_run(run: str | Path | RunLayout | None = None) -> RunData:
         results[point.point_id] = point
         folders[point.point_id] = folder
         rows.append(_point_row(point, records, bound))
-    frame = _sort(pd.DataFrame(rows))
+    frame = _short_lines(_sort(pd.DataFrame(rows)))
     if not frame.empty:
         costs = {(c.model, c.rows_per_request): c.mean_ms for c in meta.model_costs}
         frame["model_cost_ms"] = [

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from servingbench.report.load import RunData
 from servingbench.report.plots import colors, draw, new_figure
+from servingbench.runs.point import line_label
 from servingbench.runs.slo import Slo, parse_slo
 
 __all__ = ["capacity_table", "goodput_figure", "has_open", "rate_latency_figure", "slo_of"]
@@ -35,44 +36,72 @@ def _open(data: RunData) -> pd.DataFrame:
     return agg[(agg["load"] == "open") & (agg["repeats"] > 0)]
 
 
+def _judged(data: RunData, group: pd.DataFrame, slo: Slo) -> list[tuple[float, bool, str]]:
+    """(rate, met, why) of each rate of one line, by `Slo.judge` on the repeats' records: the
+    rule the search itself applies."""
+    out = []
+    for level, part in group.groupby("level", sort=True):
+        records = [
+            data.records(str(pid)) if has else None
+            for pid, has in zip(part["point_id"], part["has_records"], strict=True)
+        ]
+        met, why = slo.judge(records)
+        out.append((float(level), met, why))
+    return out
+
+
 def capacity_table(data: RunData, slo: Slo) -> pd.DataFrame:
-    """Series by the highest arrival rate meeting `slo`, with the lowest failing one above it."""
+    """Lines by the highest arrival rate meeting `slo`, with the lowest failing one above it.
+
+    With a search (`--slo`) the answer is the search's own, as meta.json records it; otherwise
+    each measured rate is judged the way the search judges a probe. `flags` are those of the
+    points at the capacity rate (the table marks them).
+    """
     rows = []
     searched = {c.series: c for c in data.meta.capacity}
-    for series, group in _open(data).groupby("series", sort=False):
-        part = group.sort_values("level")
-        # medians over repeats
-        met = [slo.met({str(k): v for k, v in r.items()}) for _, r in part.iterrows()]
-        passing = [lvl for lvl, ok in zip(part["level"], met, strict=True) if ok]
-        best = max(passing) if passing else math.nan
-        floor = best if passing else 0.0
-        failing = [
-            lvl for lvl, ok in zip(part["level"], met, strict=True) if not ok and lvl > floor
-        ]
-        row = part[part["level"] == best].iloc[0] if passing else None
-        label = next((k for k in searched if k.startswith(f"{series} ")), None)
-        closed = data.closed[data.closed["series"] == series]["rps"]
+    points = data.points[data.points["load"] == "open"]
+    for line, group in points.groupby("line", sort=False):
+        first = group.iloc[0]
+        label = line_label(str(first["series"]), str(first["model"]), int(first["rows_per_request"]))
+        judged = _judged(data, group, slo)
+        search = searched.get(label)
+        if search is not None:
+            best = search.capacity if search.capacity is not None else math.nan
+            limit = search.limit if search.limit is not None else math.nan
+        else:
+            passing = [rate for rate, met, _ in judged if met]
+            best = max(passing) if passing else math.nan
+            floor = best if passing else 0.0
+            failing = [rate for rate, met, _ in judged if not met and rate > floor]
+            limit = min(failing) if failing else math.nan
+        agg = _open(data)
+        at = agg[(agg["line"] == line) & (agg["level"] == best)]
+        row = at.iloc[0] if not at.empty else None
+        closed = data.closed[data.closed["line"] == line]["rps"]
         peak = float(closed.max()) if not closed.empty else math.nan
+        if math.isfinite(best):
+            result = f"{best:.0f} req/s" + (
+                f" (fails at {limit:.0f})" if math.isfinite(limit) else " (the highest rate measured)"
+            )
+        else:
+            lowest = min(judged, key=lambda j: j[0]) if judged else None
+            result = (
+                f"none: even {lowest[0]:.0f} req/s missed it ({lowest[2]})" if lowest else "none"
+            )
         rows.append(
             {
-                "series": series,
+                "line": line,
                 "capacity_rps": best,
-                "up_to": min(failing) if failing else math.nan,
+                "up_to": limit,
                 "achieved_rps": row["rps"] if row is not None else math.nan,
                 "p99_ms": row["p99_ms"] if row is not None else math.nan,
                 "goodput": row["goodput"] if row is not None else math.nan,
                 "closed_peak_rps": peak,
-                "of_peak": best / peak if passing and peak > 0 else math.nan,
-                "probes": len(part),
-                "search": "bracket and bisect" if label else "measured rates",
-                "result": (
-                    f"{best:.0f} req/s (fails at {min(failing):.0f})"
-                    if passing and failing
-                    else f"{best:.0f} req/s (the highest rate measured)"
-                    if passing
-                    else f"none: even {part['level'].min():.0f} req/s missed it "
-                    f"({'; '.join(slo.check({str(k): v for k, v in part.iloc[0].items()}))})"
-                ),
+                "of_peak": best / peak if math.isfinite(best) and peak > 0 else math.nan,
+                "probes": len(judged),
+                "search": "bracket and bisect" if search is not None else "measured rates",
+                "flags": str(row["flags"]) if row is not None else "",
+                "result": result,
             }
         )
     return pd.DataFrame(rows)
@@ -84,7 +113,7 @@ def rate_latency_figure(data: RunData, slo: Slo | None) -> Figure:
     ax = fig.add_subplot()
     palette = colors(data)
     frame = _open(data)
-    for series, part in frame.groupby("series", sort=False):
+    for series, part in frame.groupby("line", sort=False):
         color = palette.get(str(series), "grey")
         draw(ax, part, "level", "p99_ms", color, "-")
         ax.plot(part["level"], part["service_p99_ms"], linestyle="--", color=color)
@@ -94,7 +123,7 @@ def rate_latency_figure(data: RunData, slo: Slo | None) -> Figure:
         ax.axhline(bound, color="red", linewidth=1, label=f"SLO p99 {bound:g} ms")
         for _, row in capacity_table(data, slo).iterrows() if slo else []:
             if math.isfinite(row["capacity_rps"]):
-                ax.axvline(row["capacity_rps"], color=palette.get(row["series"], "grey"),
+                ax.axvline(row["capacity_rps"], color=palette.get(row["line"], "grey"),
                            linestyle="-.", linewidth=0.8)  # fmt: skip
     ax.set_xlabel("offered rate (req/s)")
     ax.set_ylabel("latency (ms): p99 response (solid), p99 service (dashed), p50 (dotted)")
@@ -110,7 +139,7 @@ def goodput_figure(data: RunData, slo: Slo) -> Figure:
     fig = new_figure(f"Goodput: requests within {slo.latency_bound_ms:g} ms per second")
     ax = fig.add_subplot()
     palette = colors(data)
-    for series, group in _open(data).groupby("series", sort=False):
+    for series, group in _open(data).groupby("line", sort=False):
         part = group.sort_values("level")
         ax.plot(part["level"], part["goodput"], marker="o", color=palette.get(str(series), "grey"),
                 label=str(series))  # fmt: skip

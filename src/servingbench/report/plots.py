@@ -51,7 +51,7 @@ def new_figure(title: str, size: tuple[float, float] = (8, 5)) -> Figure:
 
 
 def colors(data: RunData) -> dict[str, str]:
-    return {s: f"C{i % 10}" for i, s in enumerate(data.series)}
+    return {line: f"C{i % 10}" for i, line in enumerate(data.lines)}
 
 
 def _bars(points: pd.DataFrame, column: str) -> np.ndarray | None:
@@ -107,7 +107,7 @@ def legend(ax: Axes, data: RunData, styles: tuple[tuple[Style, str], ...]) -> No
 def _failed_note(fig: Figure, data: RunData) -> None:
     failed = data.points[~data.points["has_records"]]
     if not failed.empty:
-        names = ", ".join(sorted({f"{r.series} at {r.level:g}" for r in failed.itertuples()}))
+        names = ", ".join(sorted({f"{r.line} at {r.level:g}" for r in failed.itertuples()}))
         fig.text(0.01, 0.005, f"not plotted (no records): {names}", fontsize="small")
 
 
@@ -115,8 +115,8 @@ def _latency_figure(data: RunData, x: str, xlabel: str, title: str, log_x: bool)
     fig = new_figure(title)
     ax = fig.add_subplot()
     agg = data.closed
-    for series, color in colors(data).items():
-        points = agg[agg["series"] == series]
+    for line, color in colors(data).items():
+        points = agg[agg["line"] == line]
         for column, style, _ in _LATENCIES:
             draw(ax, points, x, column, color, style)
     ax.set_xlabel(xlabel)
@@ -145,8 +145,8 @@ def error_rate_figure(data: RunData) -> Figure:
     fig = new_figure("Error rate vs load")
     ax = fig.add_subplot()
     frame = data.closed.assign(error_pct=data.closed["error_rate"] * 100)
-    for series, color in colors(data).items():
-        draw(ax, frame[frame["series"] == series], "level", "error_pct", color, "-")
+    for line, color in colors(data).items():
+        draw(ax, frame[frame["line"] == line], "level", "error_pct", color, "-")
     ax.set_xlabel("load level")
     ax.set_ylabel("errors (% of requests)")
     ax.set_xscale("log" if (frame["repeats"] > 0).any() else "linear")
@@ -162,7 +162,7 @@ def common_level(data: RunData) -> float | None:
     measured = data.points[data.points["has_records"] & (data.points["load"] == "closed")]
     if measured.empty:
         return None
-    sets = [set(g["level"]) for _, g in measured.groupby("series")]
+    sets = [set(g["level"]) for _, g in measured.groupby("line")]
     common = set.intersection(*sets)
     return float(max(common)) if common else float(measured["level"].max())
 
@@ -195,7 +195,7 @@ def latency_cdf_figure(data: RunData, level: float) -> Figure:
         & data.points["has_records"]
         & (data.points["load"] == "closed")
     ]
-    for series, group in at.groupby("series", sort=False):
+    for line, group in at.groupby("line", sort=False):
         pooled = np.sort(
             np.concatenate([measured_latency_ms(data.records(str(p))) for p in group["point_id"]])
         )
@@ -203,8 +203,8 @@ def latency_cdf_figure(data: RunData, level: float) -> Figure:
             continue
         flagged = bool(group["flagged"].any())
         share = np.arange(1, pooled.size + 1) / pooled.size
-        label = f"{series} ({len(group)} repeats{', flagged' if flagged else ''})"
-        ax.plot(pooled, share, linestyle=":" if flagged else "-", color=palette[str(series)],
+        label = f"{line} ({len(group)} repeats{', flagged' if flagged else ''})"
+        ax.plot(pooled, share, linestyle=":" if flagged else "-", color=palette[str(line)],
                 label=label)  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel("latency (ms)")

@@ -60,18 +60,18 @@ def describe_series(scenario: str, server_config: str, backend: str, wire: str) 
 
 
 def by_level(data: RunData, column: str) -> pd.DataFrame:
-    """Median of `column` across repeats, user counts as rows and series as columns."""
+    """Median of `column` across repeats, user counts as rows and lines as columns."""
     agg = data.closed
     if agg.empty:
         return pd.DataFrame()
-    table = agg.pivot_table(index="level", columns="series", values=column, aggfunc="first")
-    return table.reindex(columns=[s for s in data.series if s in table.columns])
+    table = agg.pivot_table(index="level", columns="line", values=column, aggfunc="first")
+    return table.reindex(columns=[line for line in data.lines if line in table.columns])
 
 
-def _values(data: RunData, series: str, level: float, column: str) -> dict[int, float]:
-    """repeat -> value of one point's measured repeats."""
+def _values(data: RunData, line: str, level: float, column: str) -> dict[int, float]:
+    """repeat -> value of one point's measured repeats (closed loop)."""
     rows = data.points[
-        (data.points["series"] == series)
+        (data.points["line"] == line)
         & (data.points["level"] == level)
         & (data.points["load"] == "closed")
         & data.points["has_records"]
@@ -79,9 +79,11 @@ def _values(data: RunData, series: str, level: float, column: str) -> dict[int, 
     return {int(r): float(v) for r, v in zip(rows["repeat"], rows[column], strict=True)}
 
 
-def paired(data: RunData, series: str, baseline: str, level: float, column: str) -> Ratio:
-    """`series` / `baseline` at one level, repeat k against repeat k (same pass)."""
-    a, b = _values(data, series, level, column), _values(data, baseline, level, column)
+def paired(data: RunData, line: str, baseline: str, level: float, column: str) -> Ratio:
+    """Line `line` / line `baseline` at one level, repeat k against repeat k (same pass).
+
+    Lines carry their model and batch size, so only like work is ever divided."""
+    a, b = _values(data, line, level, column), _values(data, baseline, level, column)
     common = sorted(set(a) & set(b))
     return paired_ratio([a[k] for k in common], [b[k] for k in common])
 
@@ -89,17 +91,24 @@ def paired(data: RunData, series: str, baseline: str, level: float, column: str)
 def ratio_table(
     data: RunData, baseline: str, column: str, higher_is_better: bool, min_effect: float
 ) -> pd.DataFrame:
-    """Per series and level: ratio to `baseline` with its interval and verdict."""
+    """Per line and level: ratio to the `baseline` series on the same model and batch size,
+    with its interval and verdict."""
     rows = []
-    for series in data.series:
-        if series == baseline:
+    closed = data.closed
+    for line in data.lines:
+        part = closed[closed["line"] == line]
+        if part.empty or part["series"].iloc[0] == baseline:
             continue
-        levels = sorted(set(data.closed.loc[data.closed["series"] == series, "level"]))
-        for level in levels:
-            r = paired(data, series, baseline, level, column)
+        first = part.iloc[0]
+        base = data.line_of(baseline, first["model"], int(first["rows_per_request"]))
+        if base is None:
+            continue
+        for level in sorted(set(part["level"])):
+            r = paired(data, line, base, level, column)
             rows.append(
                 {
-                    "series": series,
+                    "line": line,
+                    "baseline": base,
                     "level": level,
                     "ratio": r.ratio,
                     "low": r.low,
@@ -108,8 +117,8 @@ def ratio_table(
                     "verdict": verdict(r, higher_is_better, min_effect),
                 }
             )
-    return pd.DataFrame(rows, columns=["series", "level", "ratio", "low", "high", "pairs",
-                                       "verdict"])  # fmt: skip
+    columns = ["line", "baseline", "level", "ratio", "low", "high", "pairs", "verdict"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def default_baseline(data: RunData) -> str | None:
@@ -130,19 +139,19 @@ def _disqualified(flags: str) -> bool:
 
 
 def capacity(data: RunData, bound_ms: float) -> pd.DataFrame:
-    """Per series: the most req/s at a level whose p99 stayed within `bound_ms`.
+    """Per line: the most req/s at a level whose p99 stayed within `bound_ms`.
 
     A level counts when it has no failed or erroring repeat and its p99 interval lies within
     the bound (its median, with one repeat). The answer carries its interval and the level;
     when no level counts, `result` says what would give an answer.
     """
     rows = []
-    for series in data.series:
-        agg = data.closed[(data.closed["series"] == series) & (data.closed["repeats"] > 0)]
+    for line in data.lines:
+        agg = data.closed[(data.closed["line"] == line) & (data.closed["repeats"] > 0)]
         agg = agg.sort_values("level")
         upper = agg["p99_ms_hi"].where(agg["p99_ms_hi"].notna(), agg["p99_ms"])
         ok = agg[(upper <= bound_ms) & ~agg["flags"].map(_disqualified).astype(bool)]
-        row: dict[str, Any] = {"series": series, "max_rps": math.nan, "rps_lo": math.nan,
+        row: dict[str, Any] = {"line": line, "max_rps": math.nan, "rps_lo": math.nan,
                                "rps_hi": math.nan, "level": math.nan, "p99_ms": math.nan,
                                "flags": "", "result": ""}  # fmt: skip
         if not ok.empty:
@@ -244,7 +253,11 @@ def write_tables(tables: ReportTables, root: Path) -> list[Path]:
     return written
 
 
-def series_title(data: RunData, series: str) -> str:
-    """`describe_series` for a series label of this run."""
-    row = data.aggregate[data.aggregate["series"] == series].iloc[0]
-    return describe_series(row["scenario"], row["server_config"], row["backend"], row["wire"])
+def series_title(data: RunData, line: str, with_work: bool = True) -> str:
+    """`describe_series` for a line of this run; its model and batch size added when the run
+    has several (unless the sentence names them already: `with_work=False`)."""
+    row = data.aggregate[data.aggregate["line"] == line].iloc[0]
+    title = describe_series(row["scenario"], row["server_config"], row["backend"], row["wire"])
+    if with_work and line != row["series"]:
+        title += f" on {row['model']}, {int(row['rows_per_request'])} row(s) per request"
+    return title

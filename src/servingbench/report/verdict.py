@@ -46,7 +46,7 @@ def _common_top_level(agg: pd.DataFrame) -> float | None:
     closed = agg[(agg["load"] == "closed") & (agg["repeats"] > 0)]
     if closed.empty:
         return None
-    levels = [set(g["level"]) for _, g in closed.groupby("series")]
+    levels = [set(g["level"]) for _, g in closed.groupby("line")]
     common = set.intersection(*levels)
     return max(common) if common else None
 
@@ -59,16 +59,16 @@ def _throughput(data: RunData, tables: ReportTables) -> list[str]:
     at = agg[(agg["level"] == level) & (agg["load"] == "closed") & (agg["repeats"] > 0)]
     best = at.sort_values("rps", ascending=False).iloc[0]
     out = [
-        f"At {_users(level)}{work} the fastest series was {series_title(data, best['series'])}: "
+        f"At {_users(level)}{work} the fastest series was {series_title(data, best['line'], False)}: "
         f"{_estimate(best, 'rps').text(0)} req/s, p99 {_estimate(best, 'p99_ms').text(2)} ms."
     ]
     for backend, group in at.groupby("backend", sort=False):
         if backend == best["backend"]:
             continue
         other = group.sort_values("rps", ascending=False).iloc[0]
-        rps = paired(data, best["series"], other["series"], level, "rps")
-        p99 = paired(data, best["series"], other["series"], level, "p99_ms")
-        them = series_title(data, other["series"])
+        rps = paired(data, best["line"], other["line"], level, "rps")
+        p99 = paired(data, best["line"], other["line"], level, "p99_ms")
+        them = series_title(data, other["line"], False)
         if verdict(rps, True, tables.min_effect) in ("better", "worse"):
             out.append(
                 f"It served {rps.text()} the req/s of {them}, the best of its backend, at "
@@ -88,7 +88,7 @@ def _one_user(data: RunData) -> list[str]:
         return []
     ordered = at.sort_values("p50_ms")
     parts = [
-        f"{series_title(data, r['series'])} {_estimate(r, 'p50_ms').text(3)} ms"
+        f"{series_title(data, r['line'], False)} {_estimate(r, 'p50_ms').text(3)} ms"
         for _, r in ordered.iterrows()
     ]
     text = f"At 1 user{work} the median latency was: " + "; ".join(parts) + "."
@@ -111,7 +111,7 @@ def _capacity(tables: ReportTables, data: RunData) -> list[str]:
         return []
     parts = []
     for _, row in tables.capacity.iterrows():
-        title = series_title(data, row["series"])
+        title = series_title(data, row["line"])
         if math.isfinite(row["max_rps"]):
             est = Estimate(row["max_rps"], row["rps_lo"], row["rps_hi"], 2)
             parts.append(f"{title} {est.text(0)} ({row['result'].split(' at ')[-1]})")
@@ -142,7 +142,7 @@ def _open_capacity(data: RunData) -> list[str]:
     if slo is None or not openloop.has_open(data):
         return []
     table = openloop.capacity_table(data, slo)
-    parts = [f"{series_title(data, str(r.series))}: {r.result}" for r in table.itertuples()]
+    parts = [f"{series_title(data, str(r.line))}: {r.result}" for r in table.itertuples()]
     return [f"Highest arrival rate meeting {slo.text} (open loop): " + "; ".join(parts) + "."]
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "PointResult",
     "ProcessUsage",
     "WorkerReport",
+    "line_label",
     "series_label",
 ]
 
@@ -52,6 +53,11 @@ def series_label(scenario: str, server_config: str) -> str:
     return scenario if server_config in ("", "default") else f"{scenario}@{server_config}"
 
 
+def line_label(series: str, model: str, rows_per_request: int) -> str:
+    """A line of a report: a series on one model and batch size (`fastapi-rest iris rows=1`)."""
+    return f"{series} {model} rows={rows_per_request}"
+
+
 class PointKey(Record):
     """Everything that changes the work a point measures; two points compare only on equal keys
     (except `repeat`, which tells repeats of one point apart)."""
@@ -73,6 +79,10 @@ class PointKey(Record):
     @property
     def series(self) -> str:
         return series_label(self.scenario, self.server_config)
+
+    @property
+    def line(self) -> str:
+        return line_label(self.series, self.model, self.rows_per_request)
 
     @property
     def level(self) -> float:

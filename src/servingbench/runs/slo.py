@@ -1,27 +1,34 @@
 """A latency/error objective such as `p99<=50ms` or `p50<=5ms,p99.9<=200ms,errors<=1%`.
 
-One definition serves the capacity search (which rates meet it) and the report (which
-points met it, goodput). A point meets it when every bound holds on its figures: latency
-percentiles of the response time (from the intended start in open loop), and the share of
-requests that failed, never answered or were never sent (errors, incomplete, dropped).
+One definition serves the capacity search (which rates meet it) and the report (which rates
+met it, goodput): `Slo.judge` on the raw records of a rate's repeats. A latency bound is on
+the response time (from the intended start in open loop) of every request meant to start in
+the measured interval, where one that failed, never answered or was never sent (errors,
+incomplete, dropped) counts as infinitely late: a server cannot meet `p99<=50ms` by failing
+or shedding 2 % of its requests. The `errors` bound is the share of such requests.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+import statistics
+from collections.abc import Mapping, Sequence
 
+import numpy as np
 from pydantic import Field
 
+from servingbench.runs.records import Outcome, RequestRecords
 from servingbench.runs.schema import Record
 
-__all__ = ["Slo", "parse_slo"]
+__all__ = ["Slo", "attempt_quantile_ms", "parse_slo", "slo_figures"]
 
 _BOUND = re.compile(
     r"^\s*(p50|p90|p95|p99|p99\.9|errors)\s*<=?\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|%)?\s*$"
 )
 _COLUMNS = {"p50": "p50_ms", "p90": "p90_ms", "p95": "p95_ms", "p99": "p99_ms", "p99.9": "p999_ms"}
+QUANTILES = {"p50_ms": 0.50, "p90_ms": 0.90, "p95_ms": 0.95, "p99_ms": 0.99, "p999_ms": 0.999}
+"""Each latency figure an SLO can bound, and its quantile."""
 
 
 class Slo(Record):
@@ -36,8 +43,15 @@ class Slo(Record):
         broken = []
         for column, bound in self.latency_ms.items():
             value = figures.get(column, math.nan)
-            if not value <= bound:
-                broken.append(f"{column.removesuffix('_ms')} {value:.2f} ms > {bound:g} ms")
+            name = column.removesuffix("_ms").replace("p999", "p99.9")
+            if value == math.inf:
+                share = 100 * (1 - QUANTILES[column])
+                broken.append(
+                    f"{name}: more than {share:g} % of requests failed, were dropped or were "
+                    f"never answered (> {bound:g} ms)"
+                )
+            elif not value <= bound:
+                broken.append(f"{name} {value:.2f} ms > {bound:g} ms")
         if self.failed_share is not None:
             share = failed_share(figures)
             if not share <= self.failed_share:
@@ -47,10 +61,58 @@ class Slo(Record):
     def met(self, figures: Mapping[str, float]) -> bool:
         return not self.check(figures)
 
+    def judge(self, repeats: Sequence[RequestRecords | None]) -> tuple[bool, str]:
+        """Whether one rate's repeats meet the objective: no repeat failed to run, and the
+        medians over the repeats of `slo_figures` break no bound. (met, why in words)"""
+        missing = sum(r is None for r in repeats)
+        if missing or not repeats:
+            return False, f"{missing} of {len(repeats)} repeat(s) have no records"
+        per = [slo_figures(r) for r in repeats if r is not None]
+        figures = {name: float(statistics.median(f[name] for f in per)) for name in per[0]}
+        broken = self.check(figures)
+        return not broken, "; ".join(broken) or "met"
+
     @property
     def latency_bound_ms(self) -> float | None:
         """The tightest latency bound: what a request must beat to count as goodput."""
         return min(self.latency_ms.values()) if self.latency_ms else None
+
+
+def attempt_quantile_ms(records: RequestRecords, q: float) -> float:
+    """The q-quantile (ms, linear interpolation) of the response time of every request meant to
+    start in the measured interval, a request that did not succeed counting as infinitely late.
+
+    Infinite when the quantile falls on or next to a failure; NaN with no request at all.
+    """
+    measured = records.measured()
+    if len(measured) == 0:
+        return math.nan
+    values = np.sort(np.where(measured.ok, measured.response_ns / 1e6, np.inf))
+    position = q * (values.size - 1)
+    low, high = math.floor(position), math.ceil(position)
+    if not math.isfinite(values[high]) and high != position:
+        return math.inf
+    if low == high:
+        return float(values[low])
+    return float(values[low] + (values[high] - values[low]) * (position - low))
+
+
+def slo_figures(records: RequestRecords) -> dict[str, float]:
+    """What an SLO is checked on, for one point: `attempt_quantile_ms` of each latency figure,
+    and the counts of the failed-share bound (requests, errors, incomplete, dropped)."""
+    measured = records.measured()
+    outcome = measured.outcome
+    dropped = int(np.count_nonzero(outcome == Outcome.DROPPED))
+    incomplete = int(np.count_nonzero(outcome == Outcome.INCOMPLETE))
+    ok = int(np.count_nonzero(outcome == Outcome.OK))
+    sent = len(measured) - dropped
+    figures = {name: attempt_quantile_ms(records, q) for name, q in QUANTILES.items()}
+    return figures | {
+        "requests": float(sent),
+        "errors": float(sent - ok - incomplete),
+        "incomplete": float(incomplete),
+        "dropped": float(dropped),
+    }
 
 
 def failed_share(figures: Mapping[str, float]) -> float:

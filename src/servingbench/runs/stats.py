@@ -147,13 +147,14 @@ def summarize(records: RequestRecords) -> LatencySummary:
 class Window(Record):
     """Throughput, median and p99 response time of the requests completed in [start_s, end_s).
 
-    Seconds count from the point's t0; latencies are of the window's successful requests, NaN
-    when it has none.
+    Seconds count from the point's t0; latencies are of the window's `ok` successful requests,
+    NaN when it has none.
     """
 
     start_s: float
     end_s: float
     requests: int
+    ok: int = 0
     rps: float
     p50_ms: float
     p99_ms: float
@@ -180,8 +181,8 @@ def windows(records: RequestRecords, window_s: float, end_ns: int | None = None)
         ok_ns = records.response_ns[mask & records.ok]
         p50, p99 = np.percentile(ok_ns, (50, 99)) / 1e6 if ok_ns.size else (np.nan, np.nan)
         n = int(mask.sum())
-        result.append(Window(start_s=lo / 1e9, end_s=hi / 1e9, requests=n, rps=n / window_s,
-                             p50_ms=float(p50), p99_ms=float(p99)))  # fmt: skip
+        result.append(Window(start_s=lo / 1e9, end_s=hi / 1e9, requests=n, ok=int(ok_ns.size),
+                             rps=n / window_s, p50_ms=float(p50), p99_ms=float(p99)))  # fmt: skip
     return result
 
 
@@ -201,14 +202,23 @@ class Stability(Record):
     """When a point has measured long enough: perf_analyzer's rule, with p99 added.
 
     The last `windows` windows must agree, each quantity within its own tolerance (relative
-    spread, (max - min) / mean). p99 over a 2 s window rests on a few dozen samples at low
-    load, so it gets a wider tolerance than req/s and p50.
+    spread, (max - min) / mean). p99 over a 1 s window rests on a few dozen samples at low
+    load, so it gets a wider tolerance than req/s and p50. A p99 is a figure only with enough
+    samples behind it, so a window counts only with `min_window_ok` successful requests, and
+    the point only once it has `min_point_ok` (a p99 bounded at 99 % confidence needs 459,
+    0.99^459 <= 0.01): a point at a low rate runs to its cap instead of settling on a handful.
     """
 
     windows: int = Field(default=3, ge=2, description="how many last windows must agree")
     rps: float = Field(default=0.10, gt=0, description="tolerance on req/s")
     p50: float = Field(default=0.10, gt=0, description="tolerance on median latency")
     p99: float = Field(default=0.25, gt=0, description="tolerance on p99 latency")
+    min_window_ok: int = Field(
+        default=100, ge=1, description="successful requests a window needs to count"
+    )
+    min_point_ok: int = Field(
+        default=459, ge=1, description="successful requests the point needs before it can settle"
+    )
 
     def spreads(self, wins: list[Window]) -> dict[str, float]:
         """The relative spread of each quantity over the last `windows` windows."""
@@ -219,18 +229,34 @@ class Stability(Record):
             "p99": relative_spread([w.p99_ms for w in tail]),
         }
 
+    def too_few(self, wins: list[Window]) -> str | None:
+        """Why the samples cannot show stability yet (None when they are enough)."""
+        thin = [w for w in wins[-self.windows :] if w.ok < self.min_window_ok]
+        if thin:
+            return (
+                f"{len(thin)} of the last {self.windows} windows had fewer than "
+                f"{self.min_window_ok} successful requests (fewest {min(w.ok for w in thin)})"
+            )
+        total = sum(w.ok for w in wins)
+        if total < self.min_point_ok:
+            return f"{total} successful requests, fewer than the {self.min_point_ok} a p99 needs"
+        return None
+
 
 def is_stable(wins: list[Window], rule: Stability | None = None) -> bool:
     """True when the last windows agree within the tolerances on req/s, p50 and p99.
 
     Fewer windows than the rule asks for cannot show stability, nor can a window without a
-    successful request (its latencies are NaN).
+    successful request (its latencies are NaN), nor too few successful requests
+    (`Stability.too_few`).
     """
     rule = rule or Stability()
     if len(wins) < rule.windows:
         return False
     tail = wins[-rule.windows :]
     if not all(np.isfinite([w.rps, w.p50_ms, w.p99_ms]).all() for w in tail):
+        return False
+    if rule.too_few(wins) is not None:
         return False
     spreads = rule.spreads(wins)
     limits = {"rps": rule.rps, "p50": rule.p50, "p99": rule.p99}

@@ -4,8 +4,9 @@ Bracket, then bisect: start at half the series' closed-loop peak (or the first `
 double while the objective holds and halve while it does not, until a passing and a failing
 rate frame the answer; then probe their geometric mean until the failing rate is within the
 precision above the passing one. Each probe is an ordinary open-loop point, measured until
-stable and repeated like any other; a probe meets the objective when the medians over its
-repeats do and no repeat failed. All series search in rounds, their probes interleaved and
+stable and repeated like any other; a probe meets the objective when no repeat failed and the medians
+over its repeats do, a request that failed or was dropped counting as infinitely late
+(`Slo.judge`). All series search in rounds, their probes interleaved and
 shuffled, so drift spreads over all of them. The answer is the highest passing rate, with the
 lowest failing rate above it as the limit of what the probes can tell.
 """
@@ -13,11 +14,11 @@ lowest failing rate above it as the limit of what the probes can tell.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from servingbench.runs.point import PointResult
+from servingbench.runs.records import RequestRecords
 from servingbench.runs.slo import Slo
 
 __all__ = ["Probe", "Search", "judge"]
@@ -63,15 +64,12 @@ class Search:
             self.failing = probe.rate if self.failing is None else min(self.failing, probe.rate)
 
 
-def judge(repeats: Sequence[PointResult], slo: Slo) -> Probe:
-    """Whether one rate's repeats meet `slo`: the medians of their figures, no failed repeat."""
+def judge(repeats: Sequence[PointResult], records: Sequence[RequestRecords | None], slo: Slo) -> Probe:
+    """Whether one rate's repeats meet `slo` (`Slo.judge` on their records; a repeat that
+    failed to run has none)."""
     rate = float(repeats[0].key.rate or 0.0)
     failed = [p for p in repeats if p.summary is None]
     if failed:
         return Probe(rate, False, f"{len(failed)} repeat(s) failed: {failed[0].failure_reason}")
-    summaries = [p.summary for p in repeats if p.summary is not None]
-    names = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "requests", "errors",
-             "incomplete", "dropped")  # fmt: skip
-    figures = {n: float(statistics.median(getattr(s, n) for s in summaries)) for n in names}
-    broken = slo.check(figures)
-    return Probe(rate, not broken, "; ".join(broken) or "met")
+    met, why = slo.judge(records)
+    return Probe(rate, met, why)

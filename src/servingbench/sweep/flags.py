@@ -53,11 +53,15 @@ class FlagInputs:
     spreads: Mapping[str, float] | None = None
     """Relative spread of req/s, p50 and p99 over the last windows (`Stability.spreads`)."""
     tolerances: Stability | None = None
+    too_few: str | None = None
+    """Why the windows' samples were too few to show stability (`Stability.too_few`)."""
 
 
 def _unsettled(inputs: FlagInputs) -> str:
     """Which quantities kept the last windows apart, so `unstable` says why."""
     rule, spreads = inputs.tolerances, inputs.spreads
+    if inputs.too_few is not None:
+        return f"too few samples to settle before the cap: {inputs.too_few}"
     if rule is None or not spreads:
         return "the last windows did not agree before the cap"
     apart = [

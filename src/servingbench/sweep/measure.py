@@ -268,6 +268,7 @@ def measure_point(
         offered_rps_per_process=offered if plan.key.load == "open" else None,
         open_ceiling_rps=open_ceiling.rate if open_ceiling is not None else None,
         spreads=plan.plan.stability.spreads(measured_windows),
+        too_few=plan.plan.stability.too_few(measured_windows),
         tolerances=plan.plan.stability,
     )
     flags, reasons = point_flags(inputs, plan.thresholds)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from servingbench.runs.calibration import CalibrationRecord
-from servingbench.runs.point import PointKey
+from servingbench.runs.point import PointKey, line_label, series_label
 from servingbench.runs.stats import MeasurePlan
 from servingbench.servers import ServerConfig, get_backend, get_scenario
 from servingbench.sweep.flags import Thresholds
@@ -37,12 +37,8 @@ class Series:
 
     @property
     def label(self) -> str:
-        base = (
-            self.scenario
-            if self.config.name == "default"
-            else f"{self.scenario}@{self.config.name}"
-        )
-        return f"{base} {self.model} rows={self.rows_per_request}"
+        series = series_label(self.scenario, self.config.name)
+        return line_label(series, self.model, self.rows_per_request)
 
 
 def series_of(

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 import psutil
 
 from servingbench.runs.calibration import CalibrationRecord, load_latest_calibration
-from servingbench.runs.layout import RunLayout, create_run
+from servingbench.runs.layout import RECORDS_FILE, RunLayout, create_run
 from servingbench.runs.meta import CapacityRecord, ModelCost, RunMeta
 from servingbench.runs.point import PointKey, PointResult
+from servingbench.runs.records import RequestRecords
 from servingbench.runs.slo import Slo
 from servingbench.servers import ServerConfig, get_backend, get_scenario
 from servingbench.stack.processes import pin_argv
@@ -115,6 +116,11 @@ class _Measurer:
         self.calibration, self.harness = calibration, harness
         self.progress, self.after_point = progress, after_point
 
+    def records(self, point: PointResult) -> RequestRecords | None:
+        """A measured point's raw records (None for a point that could not run)."""
+        path = self.result.layout.point_dir(point.point_id) / RECORDS_FILE
+        return RequestRecords.load(path) if point.summary is not None and path.is_file() else None
+
     def __call__(self, key: PointKey, series: Series) -> PointResult:
         plan = point_plan(key, series, self.settings, self.servers, self.calibration)
         health = functools.partial(self.servers.health, series.config.key, key.scenario)
@@ -184,7 +190,7 @@ def _search(
         for key, one in keys:
             done[one].append(measure(key, one))
         for one, repeats in done.items():
-            probe = judge(repeats, slo)
+            probe = judge(repeats, [measure.records(p) for p in repeats], slo)
             searches[one].record(probe)
             measure.progress(f"  {one.label} at {probe.rate:.0f} req/s: {probe.why}")
     return searches

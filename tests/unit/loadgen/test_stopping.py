@@ -81,6 +81,8 @@ def _plan(**kwargs: float | bool | Stability) -> MeasurePlan:
         "window_s": STEP / 1e9,
         "settle_s": 0.0,
         "max_duration_s": 0.25,
+        # windows of tens of requests: what these tests need of the sample-count guard
+        "stability": Stability(min_window_ok=10, min_point_ok=30),
     }
     values.update(kwargs)
     return MeasurePlan.model_validate(values)
@@ -285,3 +287,11 @@ def test_accumulator_counts_only_finished_requests_after_from() -> None:
     assert empty.requests == 0
     assert np.isnan(empty.p50_ms)
     assert np.isnan(empty.p99_ms)
+
+
+def test_windows_of_a_handful_run_to_the_cap_with_the_default_guard() -> None:
+    """Steady windows of 40 requests agree, but 120 successful requests cannot carry a p99:
+    with the default guard the point is not allowed to settle on them."""
+    point = _point(plan=_plan(stability=Stability()))
+    _run(point.controller)
+    assert (point.controller.reason, point.controller.converged) == ("cap", False)
