@@ -46,7 +46,7 @@ def _judged(data: RunData, group: pd.DataFrame, slo: Slo) -> list[tuple[float, b
             for pid, has in zip(part["point_id"], part["has_records"], strict=True)
         ]
         met, why = slo.judge(records)
-        out.append((float(level), met, why))
+        out.append((float(str(level)), met, why))
     return out
 
 
@@ -62,7 +62,9 @@ def capacity_table(data: RunData, slo: Slo) -> pd.DataFrame:
     points = data.points[data.points["load"] == "open"]
     for line, group in points.groupby("line", sort=False):
         first = group.iloc[0]
-        label = line_label(str(first["series"]), str(first["model"]), int(first["rows_per_request"]))
+        label = line_label(
+            str(first["series"]), str(first["model"]), int(first["rows_per_request"])
+        )
         judged = _judged(data, group, slo)
         search = searched.get(label)
         if search is not None:
@@ -80,9 +82,8 @@ def capacity_table(data: RunData, slo: Slo) -> pd.DataFrame:
         closed = data.closed[data.closed["line"] == line]["rps"]
         peak = float(closed.max()) if not closed.empty else math.nan
         if math.isfinite(best):
-            result = f"{best:.0f} req/s" + (
-                f" (fails at {limit:.0f})" if math.isfinite(limit) else " (the highest rate measured)"
-            )
+            above = f"fails at {limit:.0f}" if math.isfinite(limit) else "the highest rate measured"
+            result = f"{best:.0f} req/s ({above})"
         else:
             lowest = min(judged, key=lambda j: j[0]) if judged else None
             result = (

@@ -58,8 +58,9 @@ def _throughput(data: RunData, tables: ReportTables) -> list[str]:
         return []
     at = agg[(agg["level"] == level) & (agg["load"] == "closed") & (agg["repeats"] > 0)]
     best = at.sort_values("rps", ascending=False).iloc[0]
+    fastest = series_title(data, best["line"], False)
     out = [
-        f"At {_users(level)}{work} the fastest series was {series_title(data, best['line'], False)}: "
+        f"At {_users(level)}{work} the fastest series was {fastest}: "
         f"{_estimate(best, 'rps').text(0)} req/s, p99 {_estimate(best, 'p99_ms').text(2)} ms."
     ]
     for backend, group in at.groupby("backend", sort=False):

@@ -4,9 +4,9 @@ Bracket, then bisect: start at half the series' closed-loop peak (or the first `
 double while the objective holds and halve while it does not, until a passing and a failing
 rate frame the answer; then probe their geometric mean until the failing rate is within the
 precision above the passing one. Each probe is an ordinary open-loop point, measured until
-stable and repeated like any other; a probe meets the objective when no repeat failed and the medians
-over its repeats do, a request that failed or was dropped counting as infinitely late
-(`Slo.judge`). All series search in rounds, their probes interleaved and
+stable and repeated like any other; a probe meets the objective when no repeat failed and
+the medians over its repeats do, a request that failed or was dropped counting as infinitely
+late (`Slo.judge`). All series search in rounds, their probes interleaved and
 shuffled, so drift spreads over all of them. The answer is the highest passing rate, with the
 lowest failing rate above it as the limit of what the probes can tell.
 """
@@ -64,7 +64,9 @@ class Search:
             self.failing = probe.rate if self.failing is None else min(self.failing, probe.rate)
 
 
-def judge(repeats: Sequence[PointResult], records: Sequence[RequestRecords | None], slo: Slo) -> Probe:
+def judge(
+    repeats: Sequence[PointResult], records: Sequence[RequestRecords | None], slo: Slo
+) -> Probe:
     """Whether one rate's repeats meet `slo` (`Slo.judge` on their records; a repeat that
     failed to run has none)."""
     rate = float(repeats[0].key.rate or 0.0)
