@@ -76,13 +76,19 @@ class Started:
 
 
 def _start(
-    scenario: str, host: str, out: Path, *args: str, env: dict[str, str] | None = None
+    scenario: str,
+    host: str,
+    out: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    users: int = 2,
+    run_s: float = RUN_S,
 ) -> Started:
     """`locust -f loadtests/<scenario>.py --headless ...` in its own session."""
     out.mkdir(parents=True)
     locustfile = project_root() / "loadtests" / f"{scenario.replace('-', '_')}.py"
-    argv = [str(LOCUST), "-f", str(locustfile), "--headless", "-u", "2", "-r", "10"]
-    argv += ["-t", f"{RUN_S}s", "--host", host, "--only-summary"]
+    argv = [str(LOCUST), "-f", str(locustfile), "--headless", "-u", str(users), "-r", str(users)]
+    argv += ["-t", f"{run_s:g}s", "--host", host, "--only-summary"]
     argv += ["--csv", str(out / "locust"), "--json-file", str(out / "stats")]
     argv += list(args)
     full_env = {**os.environ, "SERVINGBENCH_LOAD_RECORDS_DIR": str(out / "records"), **(env or {})}
@@ -279,3 +285,23 @@ def test_answers_of_another_model_are_counted_as_wrong(
         # Locust's failure table shows the same reasons
         assert set(run.failures["Error"]) <= set(reasons), f"{name}: {run.failures}"
         assert len(run.failures), name
+
+
+def test_a_low_open_loop_rate_keeps_its_connections_warm(
+    api_server: Launched, tmp_path: Path
+) -> None:
+    """10 arrivals a second over 64 slots for 9 s, against uvicorn's 5 s keep-alive: handing
+    each arrival to the most recently freed slot keeps one connection busy, and connections
+    are opened before they are measured, so no request fails on a connection the server closed
+    and none pays for a connect."""
+    started = _start(
+        "fastapi-rest", _host("fastapi-rest", api_server), tmp_path / "run", "--arrival-rate",
+        "10", users=64, run_s=9,
+    )  # fmt: skip
+    with _cleanup([started]):
+        run = _finish(started)
+    assert run.returncode == 0, run.output[-3000:]
+    answered = run.records.select(run.records.outcome != Outcome.INCOMPLETE)
+    assert len(answered) > 60
+    assert set(answered.outcome.tolist()) == {Outcome.OK}, run.records.reasons
+    assert run.report.timed_connects == 0

@@ -5,8 +5,11 @@ the offered load and hides its own latency. Here one dispatcher greenlet per loa
 process draws arrival times (constant, or Poisson from a recorded seed) at its share of the
 rate. At each arrival's intended time it hands the arrival to an idle user (a slot), or, when
 every slot is busy (`-u` is the cap on requests in flight), records it as DROPPED, like k6's
-`dropped_iterations`. The user sends and records intended start, actual start and completion,
-so latency can be taken from the intended start (coordinated omission corrected).
+`dropped_iterations`. The slot is the most recently freed one: a low rate then keeps reusing a
+few warm connections instead of rotating through all of them, each idle long enough for the
+server's keep-alive timeout to close it. The user sends and records intended start, actual
+start and completion, so latency can be taken from the intended start (coordinated omission
+corrected).
 
 Dispatching sleeps until the next arrival, then hands out every arrival already due without
 yielding in between: gevent's timers round sleeps up to the millisecond, and catching up in a
@@ -119,7 +122,7 @@ class Dispatcher:
     def _hand(self, intended: int) -> None:
         self.arrivals += 1
         if self.idle:
-            slot = self.idle.popleft()
+            slot = self.idle.pop()  # the most recently freed: its connection is the warmest
             slot.arrival = intended
             slot.wake.set()
             return

@@ -141,14 +141,21 @@ class RecordShipper:
             self.seq += 1
             self.sent += len(part)
 
-    def finish(self) -> None:
-        """The last records, then `done` with the totals (the collector checks them)."""
+    def finish(self, timed_connects: int = 0) -> None:
+        """The last records, then `done` with the totals (the collector checks them) and how
+        many requests had to open their connection inside the timed call."""
         if self._greenlet is not None:
             self._greenlet.kill(block=True)
             self._greenlet = None
         self.ship()
         self.runner.send_message(
-            DONE_MSG, {"chunks": self.seq, "records": self.sent, "boot_id": boot_id()}
+            DONE_MSG,
+            {
+                "chunks": self.seq,
+                "records": self.sent,
+                "boot_id": boot_id(),
+                "timed_connects": timed_connects,
+            },
         )
 
 
@@ -193,6 +200,7 @@ class RecordCollector:
         ledger.done = True
         ledger.report.declared_chunks = int(msg.data["chunks"])
         ledger.report.declared_records = int(msg.data["records"])
+        ledger.report.timed_connects = int(msg.data.get("timed_connects", 0))
         ledger.report.boot_id = str(msg.data["boot_id"])
         if ledger.report.boot_id == self.boot_id:
             ledger.report.clock_offset_ns = 0  # one host, one CLOCK_MONOTONIC

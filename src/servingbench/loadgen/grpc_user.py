@@ -10,12 +10,13 @@ clock stops, as in `RestUser`. Channel policy (`SERVINGBENCH_LOAD_GRPC_CHANNEL`)
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 from locust import events
 
-from servingbench.loadgen.h2grpc import Channel
+from servingbench.loadgen.h2grpc import Channel, RpcError
 from servingbench.loadgen.hooks import listen
 from servingbench.loadgen.payloads import Payload
 from servingbench.loadgen.users import WireUser
@@ -59,7 +60,16 @@ class GrpcUser(WireUser[GrpcReply]):
             channel = _shared_channels[host]
         else:
             channel = self._own = open_channel(host, ca)
+        self._channel = channel
         self._call = channel.unary_unary(GRPC_METHOD)
+        self.prepare()
+
+    def prepare(self) -> None:
+        with contextlib.suppress(RpcError):
+            self._channel.connection(None)
+
+    def opened(self) -> int:
+        return self._channel.opened
 
     def send(self, payload: Payload) -> GrpcReply:
         return GrpcReply(self._call(payload.body, timeout=self._settings.timeout_s))

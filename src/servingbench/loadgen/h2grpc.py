@@ -1010,6 +1010,8 @@ class Channel:
         self._conn: _Connection | None = None
         self._closed = False
         self._connecting: gevent.event.AsyncResult | None = None
+        self.opened = 0
+        """Connections opened so far (the caller can tell one opened inside a call)."""
 
     def unary_unary(self, method: str, *, metadata: Metadata = ()) -> UnaryUnary:
         """A callable for `method` ("/package.Service/Method"): bytes in, bytes out."""
@@ -1102,6 +1104,7 @@ class Channel:
             raise RpcError(StatusCode.UNAVAILABLE, self._last_error) from None
         self._backoff = 0.0
         self._conn = conn
+        self.opened += 1
         if self._closed:  # closed while connecting
             conn.close()
             raise RpcError(StatusCode.CANCELLED, "channel closed")

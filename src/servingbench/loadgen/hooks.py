@@ -156,6 +156,7 @@ class LoadContext:
                 self.controller.start()
         if self.runs_users():
             self.recorder.buffer.drain()  # nothing of a previous test travels into this one
+            self.recorder.timed_connects = 0
             self.shipper = RecordShipper(self.runner, self.recorder.buffer)
             self.shipper.start()
             settings = self.settings
@@ -206,7 +207,7 @@ class LoadContext:
             self.dispatcher.stop()
             self.dispatcher = None
         if self.shipper is not None:
-            self.shipper.finish()
+            self.shipper.finish(self.recorder.timed_connects)
             self.shipper = None
         if not self.collects() or self.collector is None:
             return
@@ -232,16 +233,18 @@ class LoadContext:
             controller.to_ns if controller and controller.to_ns is not None else perf_counter_ns()
         )
         dropped = int((merged.outcome == Outcome.DROPPED).sum())
+        workers = collector.reports()
         report = GeneratorReport(
             t0_ns=t0,
             from_ns=controller.from_ns if controller else None,
             to_ns=controller.to_ns if controller else None,
             stop_reason=(controller.reason or "stopped") if controller else "stopped",
             windows=len(controller.windows) if controller else 0,
-            workers=collector.reports(),
+            workers=workers,
             dropped=dropped,
             arrivals=len(merged) if self.settings.arrival_rate is not None else 0,
             seed=self.settings.arrival_seed if self.settings.arrival_rate is not None else None,
+            timed_connects=sum(w.timed_connects for w in workers),
         )
         records_dir.mkdir(parents=True, exist_ok=True)
         merged = type(merged).concat([merged], start, from_ns, to_ns)

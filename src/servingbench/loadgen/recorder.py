@@ -47,6 +47,8 @@ class Recorder:
     def __init__(self, request_event: Any | None = None) -> None:
         self.buffer = RecordBuffer()
         self._fire: Callable[..., Any] | None = request_event.fire if request_event else None
+        self.timed_connects = 0
+        """Requests that had to open their connection inside the timed call (users count)."""
 
     def measure(
         self,

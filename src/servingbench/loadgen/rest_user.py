@@ -8,6 +8,8 @@ would turn on MLServer's gzip middleware).
 
 from __future__ import annotations
 
+import contextlib
+
 from servingbench.loadgen.http1 import HttpConnection, HttpReply
 from servingbench.loadgen.payloads import Payload
 from servingbench.loadgen.users import WireUser
@@ -28,6 +30,14 @@ class RestUser(WireUser[HttpReply]):
             p.body: self._http.head(path, len(p.body)) + p.body
             for p in self._context.payloads(self.wire)
         }
+        self.prepare()
+
+    def prepare(self) -> None:
+        with contextlib.suppress(OSError):
+            self._http.ensure_open()
+
+    def opened(self) -> int:
+        return self._http.opened
 
     def send(self, payload: Payload) -> HttpReply:
         return self._http.request(self._requests[payload.body])

@@ -65,14 +65,29 @@ class WireUser(User, Generic[R]):
             if intended is None:  # the test is stopping: no more arrivals
                 gevent.sleep(0.05)
                 return
-        self._context.recorder.measure(
+        self.prepare()
+        opened = self.opened()
+        recorder = self._context.recorder
+        recorder.measure(
             self._wire.transport, self._name, self.send, next(self._payloads), self.check, intended
         )
+        if self.opened() != opened:
+            recorder.timed_connects += 1
 
     def on_stop(self) -> None:
         self.disconnect()
 
     def connect(self) -> None:
+        """Build the client and open its connection (a failure is left to the first request,
+        which records it)."""
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Before each request, untimed: reopen a connection the server closed while it idled."""
+        raise NotImplementedError
+
+    def opened(self) -> int:
+        """Connections this user has opened so far."""
         raise NotImplementedError
 
     def send(self, payload: Payload) -> R:

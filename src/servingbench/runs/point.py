@@ -142,6 +142,9 @@ class WorkerReport(Record):
     records: int = 0
     declared_chunks: int | None = None
     declared_records: int | None = None
+    timed_connects: int = Field(
+        default=0, description="requests that opened their connection inside the timed call"
+    )
     clock_offset_ns: int = Field(default=0, description="worker clock minus the master's")
     clock_uncertainty_ns: int | None = Field(
         default=None, description="bound on the offset's error; None = could not be measured"
@@ -165,6 +168,11 @@ class GeneratorReport(Record):
     dropped: int = Field(default=0, description="open loop: arrivals no free slot could take")
     arrivals: int = Field(default=0, description="open loop: arrivals scheduled")
     seed: int | None = Field(default=None, description="open loop: arrival schedule seed")
+    timed_connects: int = Field(
+        default=0,
+        description="requests (warm-up included) that had to open their connection inside the "
+        "timed call: 0 when every connection was opened before it was measured",
+    )
 
 
 class PointResult(Versioned):

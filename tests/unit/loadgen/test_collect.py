@@ -139,7 +139,7 @@ def test_shipper_sends_bounded_chunks_then_done_with_totals() -> None:
     assert chunks[0][1].reasons != {}
     assert chunks[1][1].reasons == chunks[2][1].reasons == {}
     [done] = wire.of(DONE_MSG)
-    assert done.data == {"chunks": 3, "records": 25, "boot_id": boot_id()}
+    assert done.data == {"chunks": 3, "records": 25, "boot_id": boot_id(), "timed_connects": 0}
     assert wire.sent[-1] is done  # done comes after every chunk
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from servingbench.calibration.noop import http_answers, serve_http
+from servingbench.loadgen import http1
 from servingbench.loadgen.http1 import (
     HttpConnection,
     HttpReply,
@@ -274,6 +275,41 @@ def test_a_server_closing_an_idle_connection_fails_one_request_then_reconnects(
     assert classify_exception(failure.value)[0] is Outcome.CONNECTION
     assert _post(connection).status == 200
     assert server.connections == 2
+
+
+def test_a_connection_closed_while_idle_is_reopened_before_the_request(
+    serve: Callable[..., _Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ensure_open` (what a user calls before timing a request) notices the server's close of
+    an idle keep-alive connection and reopens it: the request then succeeds, on a connection
+    opened outside its timing."""
+    monkeypatch.setattr(http1, "IDLE_CHECK_S", 0.0)
+
+    def respond(sock: Any, request: bytes) -> bool:
+        sock.sendall(_ok())
+        return False  # closes without saying so, like a keep-alive timeout
+
+    server = serve(respond)
+    connection = HttpConnection(f"http://127.0.0.1:{server.port}", timeout_s=5)
+    connection.ensure_open()
+    assert connection.opened == 1
+    assert _post(connection).status == 200
+    gevent.sleep(0.05)  # the server's FIN arrives
+    connection.ensure_open()
+    assert connection.opened == 2
+    assert _post(connection).status == 200
+    assert connection.opened == 2  # the request itself opened nothing
+    assert server.connections == 2
+
+
+def test_a_busy_connection_is_not_checked(serve: Callable[..., _Server]) -> None:
+    """Within `IDLE_CHECK_S` of its last answer a connection is reused without a look."""
+    server = serve(_answer(_ok()))
+    connection = HttpConnection(f"http://127.0.0.1:{server.port}", timeout_s=5)
+    for _ in range(3):
+        connection.ensure_open()
+        assert _post(connection).status == 200
+    assert (connection.opened, server.connections) == (1, 1)
 
 
 def test_closed_in_the_middle_of_a_body(serve: Callable[..., _Server]) -> None:
