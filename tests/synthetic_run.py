@@ -465,7 +465,7 @@ def _meta(
             packages={"locust": "2.0.0", "numpy": "2.0.0", "grpcio": "1.0.0"},
         ),
         sweep=settings.model_dump(mode="json"),
-        pinning=Pinning(server=[0], generator=[1], harness=[1]),
+        pinning=Pinning(server=[0], generator=[1], harness=[0]),
         order="repeat-major, then load level (synthetic)",
         artifacts={},
         servers={

@@ -4,6 +4,8 @@ took from our cores (the `contended` flag's figure), on known /proc-like samples
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections import namedtuple
 
@@ -180,7 +182,10 @@ def test_sampler_sees_this_process_and_attributes_idle_servers() -> None:
     me = psutil.Process()
     with UsageSampler([Tracked("harness", "pytest", lambda: [me], [0])], interval_s=0.02) as s:
         start = time.perf_counter_ns()
-        while time.perf_counter_ns() - start < 0.2 * S:
+        # spin for CPU time, not wall time: on a busy machine 0.2 s of wall time may hold
+        # almost none of it, and no sample may fall inside
+        spent = time.process_time()
+        while time.process_time() - spent < 0.1 or time.perf_counter_ns() - start < 0.2 * S:
             pass
         end = time.perf_counter_ns()
     (usage,) = s.usage(start, end)
@@ -198,3 +203,32 @@ def test_sampler_sees_this_process_and_attributes_idle_servers() -> None:
     assert interference.server_other_percent is None  # servers unpinned
     assert interference.generator_other_percent is not None
     assert interference.generator_other_percent >= 0.0
+
+
+def test_each_process_is_counted_once_by_the_first_tree_holding_it() -> None:
+    """The harness's tree holds the load generator (its child), as the sweep's does: the
+    child's CPU belongs to the generator alone, or the generator core's "other" time would
+    subtract it twice and `contended` could never fire there."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time\nt = time.process_time()\n"
+         "while time.process_time() - t < 0.6: pass"]
+    )  # fmt: skip
+    try:
+        spinner = psutil.Process(child.pid)
+        me = psutil.Process()
+        tracked = [
+            Tracked("generator", "locust", lambda: [spinner], [0]),
+            Tracked("harness", "pytest", lambda: [me], [0], memory=False),
+        ]
+        with UsageSampler(tracked, interval_s=0.02) as sampler:
+            start = time.perf_counter_ns()
+            child.wait(timeout=60)
+        end = time.perf_counter_ns()
+    finally:
+        child.kill()
+        child.wait()
+    generator, harness = sampler.usage(start, end)
+    assert generator.pids == [child.pid]
+    assert child.pid not in harness.pids
+    assert generator.cpu_seconds > 0.3
+    assert harness.cpu_seconds < generator.cpu_seconds / 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -205,10 +205,10 @@ def measure_point(
         return failed_point(plan, point_dir, reason, started_at)
     point_dir.mkdir(parents=True, exist_ok=False)  # a point folder is never reused
     generator: list[psutil.Process] = []
-    tracked = [
+    tracked = [  # in this order each process is counted once (see `sweep.usage`)
         Tracked("generator", "locust", lambda: generator, plan.generator_cpus),
-        *servers,
-        *([harness] if harness else []),
+        *(replace(t, memory=t.name == plan.server_name) for t in servers),
+        *([replace(harness, memory=False)] if harness else []),
     ]
     with tempfile.TemporaryDirectory(prefix="servingbench-records-") as tmp:
         job = _job(plan, point_dir, Path(tmp))

@@ -2,9 +2,8 @@
 
 Every server stays up for the whole sweep so that repeats can interleave them (`sweep.plan`).
 A series whose server died gets its remaining points recorded as failed (with the reason); the
-others carry on. The sweep's own process keeps to the generator's cores while it samples, so
-it never takes CPU from the server it measures, and is counted as ours in the interference
-figures. Servers are stopped and meta.json finalised whatever happens (error, Ctrl-C, SIGTERM
+others carry on. The sweep's own process keeps to the server's cores while it samples, so it
+never delays the load generator, and is counted as ours in the interference figures. Servers are stopped and meta.json finalised whatever happens (error, Ctrl-C, SIGTERM
 turned into KeyboardInterrupt).
 """
 
@@ -56,7 +55,7 @@ class SweepResult:
 
 @contextlib.contextmanager
 def _kept_on(cpus: list[int] | None) -> Iterator[list[int] | None]:
-    """Run the sweep's own process on `cpus` (the generator's), restoring its affinity after."""
+    """Run the sweep's own process on `cpus` (the servers'), restoring its affinity after."""
     if not cpus or not hasattr(os, "sched_setaffinity"):
         yield None
         return
@@ -86,7 +85,9 @@ def run_sweep(
     settings = settings.model_copy(
         update={"server_cpus": server_cpus or [], "generator_cpus": generator_cpus or []}
     )
-    with _kept_on(generator_cpus) as harness_cpus:
+    # Off the generator's cores: the usage sampler's ticks there delayed open-loop arrivals
+    # by milliseconds; on the server's, its small CPU is measured and counted as ours.
+    with _kept_on(server_cpus) as harness_cpus:
         meta = initial_meta(layout.run_id, settings, calibration, harness_cpus)
         result = SweepResult(layout, meta)
         meta.write(layout.meta)

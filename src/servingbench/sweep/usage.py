@@ -1,9 +1,18 @@
 """CPU and memory of our processes, and of everything else on our cores, while a point runs.
 
-A thread samples, every `interval_s`: each tracked process tree's per-process CPU times and RSS,
-its PSS/USS less often (reading smaps costs more), and the machine's per-core CPU times. Samples
-carry `time.perf_counter_ns()` stamps, the clock the load generator stamps requests with, so
-the measured window is cut exactly from the samples after the run.
+A thread samples, every `interval_s`: each tracked process tree's per-process CPU times, the
+PSS/USS of the trees that ask for it less often (reading smaps costs more), and the machine's
+per-core CPU times. Samples carry `time.perf_counter_ns()` stamps, the clock the load generator
+stamps requests with, so the measured window is cut exactly from the samples after the run.
+
+The sampler shares a machine with what it measures, so it stays cheap: tree membership is
+refreshed from one walk of /proc once a second (or when a tree's roots change), and a tick
+reads only the known processes' CPU times. The sweep keeps its own process, this thread
+included, off the generator's cores: its ticks would otherwise delay the load generator's
+arrivals in bursts.
+
+Every process is counted once, by the first tracked tree that holds it (the generator, then the
+servers, then the harness, whose own tree holds all of them as children).
 
 Interference is per-core busy time (user, system, irq, ..., steal) over the window minus the CPU
 time of our own processes pinned to those cores: what other processes (or the hypervisor) took
@@ -16,8 +25,9 @@ import bisect
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import psutil
@@ -25,19 +35,25 @@ import psutil
 from servingbench.runs.point import Interference, ProcessUsage
 from servingbench.stack.processes import memory_of
 
-__all__ = ["Tracked", "UsageSampler", "busy_seconds", "other_percent"]
+__all__ = ["Tracked", "UsageSampler", "busy_seconds", "other_percent", "parent_map"]
 
 Role = Literal["server", "generator", "harness"]
+REFRESH_S = 1.0
+"""How often tree membership is re-read from /proc (roots that change trigger it at once)."""
 
 
 @dataclass(frozen=True)
 class Tracked:
-    """A process tree to watch; `roots` is called at each sample (the tree may grow)."""
+    """A process tree to watch; `roots` is called at each sample (the tree may grow).
+
+    `memory`: also sample its PSS/USS (the measured server's and the generator's are worth
+    the smaps reads; idle servers' are not)."""
 
     role: Role
     name: str
     roots: Callable[[], list[psutil.Process]]
     cpus: list[int] | None = None
+    memory: bool = True
 
 
 @dataclass
@@ -53,6 +69,8 @@ class _Sample:
 class _Series:
     tracked: Tracked
     samples: list[_Sample] = field(default_factory=list)
+    members: dict[int, psutil.Process] = field(default_factory=dict)
+    roots: tuple[int, ...] = ()
 
 
 @dataclass
@@ -61,13 +79,31 @@ class _CoreSample:
     busy: list[float]  # per core: seconds not idle (steal included)
 
 
-def _tree(roots: list[psutil.Process]) -> list[psutil.Process]:
-    members: dict[int, psutil.Process] = {}
-    for root in roots:
-        members[root.pid] = root
-        with contextlib.suppress(psutil.Error):
-            members.update({c.pid: c for c in root.children(recursive=True)})
-    return list(members.values())
+def parent_map(proc: Path = Path("/proc")) -> dict[int, int]:
+    """pid -> parent pid of every process, from one walk of /proc (what psutil's `children`
+    does once per call)."""
+    parents = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (entry / "stat").read_bytes()
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+            parents[int(entry.name)] = int(stat[stat.rindex(b")") + 2 :].split(None, 2)[1])
+    return parents
+
+
+def _descendants(roots: Iterable[int], parents: dict[int, int]) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    out, todo = [], list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid in parents and pid not in out:
+            out.append(pid)
+            todo += children.get(pid, [])
+    return out
 
 
 def busy_seconds(times: Sequence[object]) -> list[float]:
@@ -85,19 +121,19 @@ def busy_seconds(times: Sequence[object]) -> list[float]:
     return out
 
 
-def _sample(tracked: Tracked, with_memory: bool) -> _Sample:
+def _sample(series: _Series, with_memory: bool) -> _Sample:
     cpu: dict[int, float] = {}
     rss = 0
-    procs = _tree(tracked.roots())
-    for proc in procs:
-        with contextlib.suppress(psutil.Error), proc.oneshot():
+    alive = []
+    for pid, proc in series.members.items():
+        with contextlib.suppress(psutil.Error):
             times = proc.cpu_times()
-            cpu[proc.pid] = times.user + times.system
-            rss += proc.memory_info().rss
+            cpu[pid] = times.user + times.system
+            alive.append(proc)
     sample = _Sample(time.perf_counter_ns(), cpu, rss)
-    if with_memory and procs:
-        memory = memory_of(procs)
-        sample.pss, sample.uss = memory.pss, memory.uss
+    if with_memory and alive:
+        memory = memory_of(alive)
+        sample.rss, sample.pss, sample.uss = memory.rss, memory.pss, memory.uss
     return sample
 
 
@@ -111,13 +147,39 @@ class UsageSampler:
         self._cores: list[_CoreSample] = []
         self._interval_s = interval_s
         self._memory_every = memory_every
+        self._refreshed = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="usage-sampler", daemon=True)
 
+    def _refresh(self) -> None:
+        """Each tree's members from one /proc walk; a pid is claimed by the first tree."""
+        parents = parent_map()
+        claimed: set[int] = set()
+        for series in self._series:
+            roots = [p for p in series.tracked.roots() if p.pid not in claimed]
+            series.roots = tuple(p.pid for p in roots)
+            known = {p.pid: p for p in roots} | series.members
+            members = {}
+            for pid in _descendants(series.roots, parents):
+                if pid in claimed:
+                    continue
+                claimed.add(pid)
+                with contextlib.suppress(psutil.Error):
+                    members[pid] = known[pid] if pid in known else psutil.Process(pid)
+            series.members = members
+        self._refreshed = time.monotonic()
+
+    def _stale(self) -> bool:
+        if time.monotonic() - self._refreshed >= REFRESH_S:
+            return True
+        return any(tuple(p.pid for p in s.tracked.roots()) != s.roots for s in self._series)
+
     def _take(self, tick: int) -> None:
+        if self._stale():
+            self._refresh()
         with_memory = tick % self._memory_every == 0
         for series in self._series:
-            sample = _sample(series.tracked, with_memory)
+            sample = _sample(series, with_memory and series.tracked.memory)
             if sample.cpu:
                 series.samples.append(sample)
         busy = busy_seconds(psutil.cpu_times(percpu=True))
@@ -226,7 +288,7 @@ def _usage(series: _Series, start_ns: int, end_ns: int) -> ProcessUsage | None:
         busiest_process_percent=100.0 * max(per_pid.values(), default=0.0) / elapsed_s
         if elapsed_s > 0
         else 0.0,
-        rss_bytes=max(s.rss for s in window),
+        rss_bytes=max((s.rss for s in with_memory), default=0),
         pss_bytes=max((s.pss or 0) for s in with_memory) if with_memory else 0,
         uss_bytes=max((s.uss or 0) for s in with_memory) if with_memory else 0,
         cpus=tracked.cpus,
