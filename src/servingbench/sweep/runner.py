@@ -3,8 +3,9 @@
 Every server stays up for the whole sweep so that repeats can interleave them (`sweep.plan`).
 A series whose server died gets its remaining points recorded as failed (with the reason); the
 others carry on. The sweep's own process keeps to the server's cores while it samples, so it
-never delays the load generator, and is counted as ours in the interference figures. Servers are stopped and meta.json finalised whatever happens (error, Ctrl-C, SIGTERM
-turned into KeyboardInterrupt).
+never delays the load generator, and is counted as ours in the interference figures. Servers
+are stopped and meta.json finalised whatever happens (error, Ctrl-C, SIGTERM turned into
+KeyboardInterrupt).
 """
 
 from __future__ import annotations
