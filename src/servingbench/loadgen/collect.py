@@ -33,6 +33,7 @@ __all__ = [
     "CLOCK_PONG",
     "DONE_MSG",
     "DRAIN_MSG",
+    "FLUSH_MSG",
     "RECORDS_MSG",
     "RecordCollector",
     "RecordShipper",
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 RECORDS_MSG = "servingbench_records"
 DONE_MSG = "servingbench_records_done"
 DRAIN_MSG = "servingbench_drain"
+FLUSH_MSG = "servingbench_flush"
 CLOCK_PING = "servingbench_clock_ping"
 CLOCK_PONG = "servingbench_clock_pong"
 

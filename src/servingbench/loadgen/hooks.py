@@ -35,6 +35,7 @@ from servingbench.loadgen.clock import ClockProbe
 from servingbench.loadgen.collect import (
     DONE_MSG,
     DRAIN_MSG,
+    FLUSH_MSG,
     RECORDS_MSG,
     RecordCollector,
     RecordShipper,
@@ -107,6 +108,7 @@ class LoadContext:
             runner.register_message(DONE_MSG, self._on_done)
         if isinstance(runner, WorkerRunner):
             runner.register_message(DRAIN_MSG, self._on_drain, concurrent=True)
+            runner.register_message(FLUSH_MSG, self._on_flush)
         self.clock = ClockProbe(runner)
         self.clock.register()
 
@@ -119,6 +121,19 @@ class LoadContext:
     def _on_done(self, environment: Any, msg: Any, **kwargs: Any) -> None:
         if self.collector is not None:
             self.collector.on_done(environment, msg)
+
+    def _on_flush(self, environment: Any, msg: Any, **kwargs: Any) -> None:
+        if self.shipper is not None:
+            self.shipper.ship()
+
+    def _flush(self) -> None:
+        """At a window's end: every load-generating process ships what it has recorded."""
+        if self.shipper is not None:  # this process runs users (local: delivered at once)
+            self.shipper.ship()
+        runner = self.runner
+        if isinstance(runner, MasterRunner) and self.collector is not None:
+            for node in self.collector.live_workers(runner):
+                runner.send_message(FLUSH_MSG, None, client_id=node)
 
     def _on_drain(self, environment: Any, msg: Any, **kwargs: Any) -> None:
         """A worker told to finish: stop (users get the grace period), which ships the rest."""
@@ -152,8 +167,8 @@ class LoadContext:
                     collector.snapshot,
                     self._stop_test,
                     self._scrape if self.settings.metrics_url else None,
+                    self._flush,
                 )
-                self.controller.start()
         if self.runs_users():
             self.recorder.buffer.drain()  # nothing of a previous test travels into this one
             self.recorder.timed_connects = 0
@@ -170,6 +185,8 @@ class LoadContext:
                     index,
                     count,
                 )  # started once every slot exists (spawning_complete)
+        if self.controller is not None:
+            self.controller.start()  # after the shipper: its flush needs one
 
     def stopping(self) -> None:
         """Before users stop: no more arrivals; the master drains its workers (see module)."""

@@ -2,10 +2,16 @@
 
 The controller runs where the records are collected (the master, or the only Locust process).
 The first request's send time is t0; the measured interval starts at t0 + warm-up, and windows
-are anchored there. After each window (and a short settle for records still being shipped) it
-applies `runs.stats.is_stable`; when the last windows agree, or the cap is reached, the interval
-ends at that window's end and the test is stopped. Load goes on until Locust stops it, so the
-stop itself never disturbs the measured interval; requests sent after its end are not counted.
+are anchored there. At each window's end it has every load-generating process ship what it
+recorded (`flush`), waits a short settle for those records to arrive, then applies
+`runs.stats.is_stable`; when the last windows agree, or the cap is reached, the interval ends at
+that window's end and the test is stopped. Load goes on until Locust stops it, so the stop
+itself never disturbs the measured interval; requests sent after its end are not counted.
+
+The server's metrics are scraped twice, not at every window: just before the interval starts
+(in the warm-up) and once the stop is decided, so the scrape never loads the server being
+measured inside its interval; the difference spans the interval and a few hundred
+milliseconds around it, which stage means (per request) do not mind.
 
 Windows are accumulated incrementally as chunks arrive, so judging one costs a percentile over
 that window's latencies only: the controller shares a core with the load it measures.
@@ -30,6 +36,8 @@ __all__ = ["PointController", "StopReason", "WindowAccumulator"]
 log = logging.getLogger(__name__)
 
 StopReason = Literal["converged", "cap", "stopped", "no-requests"]
+SCRAPE_LEAD_S = 0.1
+"""The `from` scrape comes this long before the interval (at most half the warm-up)."""
 
 
 @dataclass
@@ -99,12 +107,13 @@ class PointController:
         backlog: Callable[[], RequestRecords],
         stop_test: Callable[[], None],
         scrape: Callable[[], str | None] | None = None,
+        flush: Callable[[], None] | None = None,
     ) -> None:
         self.plan = plan
         self._scrape = scrape
+        self._flush = flush
         self.scrapes: dict[str, str] = {}
-        """`from` and `to`: the server's metrics when the interval started and ended."""
-        self._pending_to: str | None = None
+        """`from` and `to`: the server's metrics just before the interval and after its end."""
         self._first_start_ns = first_start_ns
         self._backlog = backlog
         self._stop_test = stop_test
@@ -139,14 +148,18 @@ class PointController:
         self.t0_ns = t0
         self.from_ns = t0 + round(plan.warmup_s * 1e9)
         self.accumulator = WindowAccumulator(self.from_ns, plan.window_s)
-        self._take_scrape("from", self.from_ns)
-        self.accumulator.add(self._backlog())  # what arrived before the interval was known
+        # what arrived before the interval was known; no chunk can come in between (no yield)
+        self.accumulator.add(self._backlog())
+        lead = round(min(SCRAPE_LEAD_S, plan.warmup_s / 2) * 1e9)
+        self._take_scrape("from", self.from_ns - lead)
         step = self.accumulator.step
         settle = round(plan.settle_s * 1e9)
         cap = round(plan.max_duration_s * 1e9)
         while True:
             end = self.from_ns + (len(self.windows) + 1) * step
-            self._take_scrape("to", end)  # kept if this window ends the interval
+            self._sleep_until(end)
+            if self._flush is not None:
+                self._flush()  # every process ships what it has: the window is complete
             self._sleep_until(end + settle)
             self.windows.append(self.accumulator.window(len(self.windows)))
             if plan.until_stable and is_stable(self.windows, plan.stability):
@@ -156,11 +169,12 @@ class PointController:
             if self.reason is not None:
                 self.to_ns = end
                 log.info("point %s after %d windows", self.reason, len(self.windows))
+                self._take_scrape("to", end)
                 self._stop_test()
                 return
 
     def _take_scrape(self, which: str, at_ns: int) -> None:
-        """The server's metrics at `at_ns` (a window boundary), when there is an endpoint."""
+        """The server's metrics at `at_ns` (or now, if later), when there is an endpoint."""
         if self._scrape is None:
             return
         self._sleep_until(at_ns)

@@ -274,5 +274,8 @@ class MeasurePlan(Record):
         default=True, description="stop when the windows agree (else run to the cap or -t)"
     )
     settle_s: float = Field(
-        default=0.3, ge=0, description="wait after a window's end for its last records to ship"
+        default=0.3,
+        ge=0,
+        description="after a window's end and the flush of every process's records, how long "
+        "to wait for them to arrive",
     )

@@ -217,8 +217,9 @@ def test_a_stop_after_the_decision_changes_nothing() -> None:
     assert (controller.reason, controller.to_ns) == ("converged", to_ns)
 
 
-def test_the_server_is_scraped_at_the_interval_s_ends() -> None:
-    """`from` at the interval's start, `to` at the end of the window that ended it."""
+def test_the_server_is_scraped_twice_outside_the_interval() -> None:
+    """`from` just before the interval starts, `to` once the stop is decided: never at the
+    windows in between, where a scrape would load the server being measured."""
     taken: list[int] = []
 
     def scrape() -> str:
@@ -229,18 +230,61 @@ def test_the_server_is_scraped_at_the_interval_s_ends() -> None:
     _run(controller)
     assert controller.from_ns is not None
     assert controller.to_ns is not None
-    assert controller.scrapes == {"from": "scrape 1", "to": f"scrape {len(taken)}"}
-    assert len(taken) == 1 + len(controller.windows)  # one at the start, one per window end
-    assert taken[0] >= controller.from_ns
-    assert taken[-1] >= controller.to_ns
+    assert len(controller.windows) == 3
+    assert controller.scrapes == {"from": "scrape 1", "to": "scrape 2"}
+    assert len(taken) == 2
+    assert taken[0] < controller.from_ns
+    assert taken[1] >= controller.to_ns
 
 
 def test_a_failed_scrape_leaves_no_stale_page() -> None:
     """A page that could not be read at the end must not pass for the end's metrics."""
-    pages = iter(["at from", "window 1", "window 2", None])
+    pages = iter(["at from", None])
     controller = _point(scrape=lambda: next(pages)).controller
     _run(controller)
     assert controller.scrapes == {"from": "at from"}
+
+
+def test_every_window_is_flushed_before_it_is_judged() -> None:
+    """Records still in a process's buffer at a window's end are shipped before the window is
+    judged (the settle only covers their way here, not the shipper's timer)."""
+    point = _point([40])
+    records, controller = point.records, point.controller
+    point.harness.records = _records([point.t0 + MS], [MS])  # nothing else shipped by itself
+    flushed: list[int] = []
+
+    def flush() -> None:  # what a process's shipper does on FLUSH: everything it has, now
+        flushed.append(perf_counter_ns())
+        done = records.done_ns
+        upto = perf_counter_ns()
+        sent = flushed[-2] if len(flushed) > 1 else 0
+        controller.on_chunk(records.select((done > sent) & (done <= upto)))
+
+    controller._flush = flush
+    _run(controller)
+    assert controller.reason == "converged"
+    assert [w.requests for w in controller.windows] == [40, 40, 40]
+    assert len(flushed) == 3  # one per window
+    assert all(at >= controller.from_ns + (i + 1) * STEP for i, at in enumerate(flushed))
+
+
+def test_records_shipped_while_the_interval_starts_count_once() -> None:
+    """The backlog is taken when the interval becomes known, before anything can yield: a
+    chunk that arrives during the `from` scrape's wait is added once, by `on_chunk`."""
+    point = _point([40], scrape=lambda: "page")
+    records, controller = point.records, point.controller
+    first = records.select(np.arange(len(records)) < 4)  # the warm-up, known at the start
+    rest = records.select(np.arange(len(records)) >= 4)
+    point.harness.records = first
+
+    def arrive() -> None:
+        _wait_for(lambda: controller.accumulator is not None)
+        point.harness.records = records  # the collector now holds everything...
+        controller.on_chunk(rest)  # ...and hands the new chunk over, as it does
+
+    gevent.spawn(arrive)
+    _run(controller)
+    assert [w.requests for w in controller.windows] == [40, 40, 40]
 
 
 # --- the incremental windows agree with the report's --------------------------------------
