@@ -23,10 +23,17 @@ from servingbench.calibration.reference import (
     http_request_bytes,
     measure,
 )
-from servingbench.calibration.run import _ceiling, _curve_point, _line, calibration_path
+from servingbench.calibration.run import (
+    _ceiling,
+    _curve_point,
+    _line,
+    calibration_path,
+    highest_kept,
+)
 from servingbench.loadgen.payloads import Payload, build_payloads
 from servingbench.runs.calibration import (
     LATEST,
+    CalibrationRecord,
     CurvePoint,
     OpenLoopCeiling,
     ReferenceFigures,
@@ -183,27 +190,48 @@ def test_progress_line_gives_ceiling_added_latency_and_open_loop() -> None:
 # --- a run reading a calibration back -------------------------------------------------------
 
 
-def test_added_latency_is_interpolated_on_the_curve() -> None:
-    """Between curve points linearly by req/s per process; beyond them, the nearest end;
-    points without an added figure do not count; an uncalibrated wire gives None."""
-    record = calibration_record(
+def _curve_record() -> CalibrationRecord:
+    """A curve as a real one looks: CPU climbs with users to saturation, where req/s
+    plateaus while the added latency keeps climbing with the users queued in the generator."""
+    return calibration_record(
         {
             "v2-json": WireCalibration(
                 wire="v2-json",
                 curve=[
-                    _curve(10, 3000.0, 90, added=0.25),
+                    _curve(50, 3000.0, 99, added=1.6),
                     _curve(1, 1000.0, 30, added=0.05),
-                    _curve(5, 2000.0, 60, added=None),
+                    _curve(2, 1800.0, 60, added=0.15),
+                    _curve(5, 3000.0, 97, added=0.4),
+                    _curve(10, 3050.0, 98, added=0.6),
+                    _curve(20, 2900.0, 98, added=None),
                 ],
             ),
             "v2-grpc": WireCalibration(wire="v2-grpc", curve=[_curve(1, 1.0, 1.0, added=None)]),
         }
     )
-    assert record.added_latency_ms("v2-json", 2000.0) == pytest.approx(0.15)
-    assert record.added_latency_ms("v2-json", 500.0) == pytest.approx(0.05)
-    assert record.added_latency_ms("v2-json", 10_000.0) == pytest.approx(0.25)
-    assert record.added_latency_ms("v2-grpc", 10.0) is None
-    assert record.added_latency_ms("predict-json", 10.0) is None
+
+
+def test_added_latency_follows_the_generator_s_cpu_below_saturation() -> None:
+    """Interpolated by the busiest process's CPU, whatever the users (a slow server's 50
+    users keep the generator as idle as 1 user against a fast one); clamped at the ends;
+    points without an added figure do not count; an uncalibrated wire gives None."""
+    record = _curve_record()
+    assert record.added_latency_ms("v2-json", 45.0, users=50) == pytest.approx(0.10)
+    assert record.added_latency_ms("v2-json", 10.0, users=1) == pytest.approx(0.05)
+    assert record.added_latency_ms("v2-json", 10.0, users=50) == pytest.approx(0.05)
+    assert record.added_latency_ms("v2-json", 80.0, users=None) == pytest.approx(0.15)
+    assert record.added_latency_ms("v2-grpc", 10.0, users=1) is None
+    assert record.added_latency_ms("predict-json", 10.0, users=1) is None
+
+
+def test_added_latency_at_saturation_follows_the_users() -> None:
+    """At a saturated generator req/s says nothing (it plateaus, which the old lookup by req/s
+    could not tell apart): the users queued in it do."""
+    record = _curve_record()
+    assert record.added_latency_ms("v2-json", 99.0, users=10) == pytest.approx(0.6)
+    assert record.added_latency_ms("v2-json", 99.0, users=30) == pytest.approx(1.1)
+    assert record.added_latency_ms("v2-json", 99.0, users=100) == pytest.approx(1.6)
+    assert record.added_latency_ms("v2-json", 95.0, users=None) == pytest.approx(1.6)
 
 
 def test_calibration_applies_only_to_the_same_request_bodies() -> None:
@@ -399,3 +427,20 @@ def test_wrk_output_is_read_in_milliseconds() -> None:
     rps = _WRK_RPS.search(output)
     assert rps is not None
     assert float(rps.group(1)) == pytest.approx(14237.51)
+
+
+def test_the_open_loop_ceiling_is_bisected_not_a_power_of_two() -> None:
+    """A process that keeps up to 1,300 req/s: doubling alone stops at 1,000 and would flag a
+    point at 1,100 as client-bound; bisection ends within 10 % below the true ceiling."""
+    probed: list[float] = []
+
+    def kept(rate: float) -> float | None:
+        probed.append(rate)
+        return rate if rate <= 1300 else None
+
+    found = highest_kept(kept)
+    assert found is not None
+    assert 1300 / 1.1 <= found <= 1300
+    assert probed[:3] == [500, 1000, 2000]
+    assert highest_kept(lambda rate: None) is None
+    assert highest_kept(lambda rate: rate, limit=4000) == 4000  # never failed: the limit

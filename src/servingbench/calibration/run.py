@@ -20,7 +20,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from servingbench.calibration.noop import noop_spec
 from servingbench.calibration.reference import run_wrk
@@ -50,6 +50,7 @@ from servingbench.wire import WIRE_FORMATS, WireName, get_wire
 __all__ = ["CURVE_USERS", "TARGETS", "run_calibration"]
 
 CURVE_USERS = (1, 2, 5, 10, 20, 50)
+MAX_OPEN_RATE = 64_000.0
 TARGETS = {"http_rps_per_core": 8000.0, "grpc_rps_per_core": 8000.0, "added_p50_ms": 0.03}
 NOTES = [
     "No-op servers answer each request body the load generator sends with the response a real "
@@ -188,12 +189,12 @@ def _open_ceiling(
 ) -> OpenLoopCeiling | None:
     """The highest arrival rate one generator process keeps on schedule (lateness p99 within
     the bound, nothing dropped, the rate achieved): rates double from 500 req/s until one
-    fails."""
-    rate = 500.0
-    best = None
-    while rate <= 64_000:
+    fails, then the last kept and the first failed are bisected to within 10 % (a power of two
+    alone would flag points just above it as client-bound when the process kept them)."""
+
+    def kept(rate: float) -> OpenLoopCeiling | None:
         key = _noop_key(
-            wire, settings, load="open", concurrency=settings.max_in_flight, rate=rate,
+            wire, settings, load="open", concurrency=settings.max_in_flight, rate=round(rate, 1),
             arrivals=settings.arrivals,
         )  # fmt: skip
         plan = _noop_plan(
@@ -206,19 +207,44 @@ def _open_ceiling(
         )
         point = measure_point(plan, layout.point_dir(plan.point_id), tracked, lambda: None)
         s = point.summary
-        kept = (
-            s is not None
-            and s.dropped == 0
-            and s.lateness_p99_ms <= settings.lateness_bound_ms
-            and s.rps >= 0.95 * rate
-        )
-        if not kept or s is None:
-            break
-        best = OpenLoopCeiling(
+        if (
+            s is None
+            or s.dropped
+            or not s.lateness_p99_ms <= settings.lateness_bound_ms
+            or s.rps < 0.95 * rate
+        ):
+            return None
+        return OpenLoopCeiling(
             rate=rate, achieved_rps=s.rps, lateness_p99_ms=s.lateness_p99_ms, dropped=s.dropped
         )
-        rate *= 2
-    return best
+
+    return highest_kept(kept)
+
+
+T = TypeVar("T")
+
+
+def highest_kept(
+    kept: Callable[[float], T | None],
+    start: float = 500.0,
+    limit: float = MAX_OPEN_RATE,
+    precision: float = 0.1,
+) -> T | None:
+    """The result at the highest rate `kept` accepts: double from `start` until a rate fails
+    (or passes `limit`), then bisect (geometric mean) between the last kept and the first
+    failed until the failed one is within `precision` above."""
+    best: tuple[float, T] | None = None
+    rate = start
+    while rate <= limit and (found := kept(rate)) is not None:
+        best, rate = (rate, found), rate * 2
+    failed = rate if rate <= limit else None
+    while best is not None and failed is not None and failed / best[0] - 1 > precision:
+        middle = (best[0] * failed) ** 0.5
+        if (found := kept(middle)) is None:
+            failed = middle
+        else:
+            best = (middle, found)
+    return best[1] if best is not None else None
 
 
 def run_calibration(

@@ -30,6 +30,8 @@ __all__ = [
 ]
 
 LATEST = "latest.json"
+SATURATION_PERCENT = 90.0
+"""% of one core at which a generator process is saturated (Locust itself warns there)."""
 
 
 class ReferenceFigures(Record):
@@ -103,22 +105,34 @@ class CalibrationRecord(Versioned):
             "--model and --rows)"
         )
 
-    def added_latency_ms(self, wire: str, rps_per_process: float) -> float | None:
-        """The latency the generator adds at `rps_per_process`, interpolated on the curve.
+    def added_latency_ms(
+        self, wire: str, busiest_percent: float, users: int | None = None
+    ) -> float | None:
+        """The latency the generator adds to a point whose busiest generator process used
+        `busiest_percent` of a core, with `users` users per process (None: open loop).
 
-        Beyond the curve's last point it is the last point's (the curve ends near saturation,
-        where the CPU rule takes over). None when the wire was not calibrated.
+        What the generator adds is its own queueing, which follows its load (CPU), not the
+        req/s it achieved: below saturation the figure is interpolated on the curve by CPU
+        (clamped to the curve's ends). At saturation CPU stops growing while the added latency
+        still does, with the users queueing there: it is then interpolated by users. None when
+        the wire was not calibrated.
         """
         entry = self.wires.get(wire)
-        points = sorted(
-            (p for p in entry.curve if p.added_p50_ms is not None) if entry else [],
-            key=lambda p: p.rps_per_process,
-        )
+        points = [p for p in entry.curve if p.added_p50_ms is not None] if entry else []
         if not points:
             return None
-        xs = [p.rps_per_process for p in points]
-        ys = [float(p.added_p50_ms or 0.0) for p in points]
-        return float(np.interp(rps_per_process, xs, ys))
+        busy = [p for p in points if p.busiest_process_percent < SATURATION_PERCENT]
+        if busiest_percent < SATURATION_PERCENT and busy:
+            by_cpu = sorted(busy, key=lambda p: p.busiest_process_percent)
+            xs = [p.busiest_process_percent for p in by_cpu]
+            ys = [float(p.added_p50_ms or 0.0) for p in by_cpu]
+            return float(np.interp(busiest_percent, xs, ys))
+        if users is None:  # saturated open loop: the most the curve saw
+            return max(float(p.added_p50_ms or 0.0) for p in points)
+        by_users = sorted(points, key=lambda p: p.users)
+        xs = [float(p.users) for p in by_users]
+        ys = [float(p.added_p50_ms or 0.0) for p in by_users]
+        return float(np.interp(users, xs, ys))
 
 
 def calibration_dir(base: Path | None = None) -> Path:

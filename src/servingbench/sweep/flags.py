@@ -21,13 +21,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from servingbench.runs.calibration import SATURATION_PERCENT
 from servingbench.runs.point import FLAGS, Flag, GeneratorReport, Interference, ProcessUsage
 from servingbench.runs.stats import LatencySummary, Stability
 
 __all__ = ["SATURATION", "FlagInputs", "Thresholds", "point_flags"]
 
-SATURATION = 90.0
-"""% of one core at which a Locust process is saturated (Locust itself warns there)."""
+SATURATION = SATURATION_PERCENT
 
 
 @dataclass(frozen=True)

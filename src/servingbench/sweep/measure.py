@@ -248,8 +248,14 @@ def measure_point(
     calibration = plan.calibration
     if calibration is not None and calibration.mismatch(plan.key.model, plan.key.rows_per_request):
         calibration = None
+    busiest = max((u.busiest_process_percent for u in usage if u.role == "generator"), default=0)
+    users = (
+        max(1, plan.key.concurrency // plan.generator_processes)
+        if plan.key.load == "closed"
+        else None
+    )
     added = (
-        calibration.added_latency_ms(plan.key.wire, summary.rps / plan.generator_processes)
+        calibration.added_latency_ms(plan.key.wire, busiest, users)
         if calibration is not None
         else None
     )

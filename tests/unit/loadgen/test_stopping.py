@@ -265,7 +265,9 @@ def test_every_window_is_flushed_before_it_is_judged() -> None:
     assert controller.reason == "converged"
     assert [w.requests for w in controller.windows] == [40, 40, 40]
     assert len(flushed) == 3  # one per window
-    assert all(at >= controller.from_ns + (i + 1) * STEP for i, at in enumerate(flushed))
+    from_ns = controller.from_ns
+    assert from_ns is not None
+    assert all(at >= from_ns + (i + 1) * STEP for i, at in enumerate(flushed))
 
 
 def test_records_shipped_while_the_interval_starts_count_once() -> None:
