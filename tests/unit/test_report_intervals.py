@@ -30,17 +30,26 @@ def test_estimate_is_a_t_interval_on_the_logs() -> None:
     est = estimate([121.0, 100.0, 110.0])
     half = T_2 * math.log(1.1) / math.sqrt(3)
     assert est.n == 3
-    assert est.median == pytest.approx(110.0)
+    assert est.centre == pytest.approx(110.0)
     assert est.low == pytest.approx(110.0 * math.exp(-half), rel=1e-5)
     assert est.high == pytest.approx(110.0 * math.exp(half), rel=1e-5)
     assert est.low > 0  # asymmetric on the original scale, never below zero
     assert est.text(0) == f"110 ({est.low:.0f} to {est.high:.0f})"
 
 
+def test_the_printed_figure_is_what_the_interval_is_for() -> None:
+    """100, 100, 400: the median 100 is not what a log-scale interval estimates, the
+    geometric mean 159 is; the figure printed beside the interval is that one."""
+    est = estimate([100.0, 400.0, 100.0])
+    assert est.centre == pytest.approx(158.74, rel=1e-4)
+    assert est.low < est.centre < est.high
+    assert est.text(0).startswith("159 (")
+
+
 def test_estimate_leaves_out_what_cannot_be_a_figure() -> None:
     """A failed repeat (NaN) or a zero is not in the logs; one repeat left gives no interval."""
     est = estimate([float("nan"), 0.0, 42.0])
-    assert est.median == pytest.approx(42.0)
+    assert est.centre == pytest.approx(42.0)
     assert (est.n, est.has_interval) == (1, False)
     assert est.text(1, " ms") == "42.0 ms"
     assert estimate([]).text() == "n/a"

@@ -69,7 +69,7 @@ def test_markdown_has_seed_tables_flags_and_metadata(report: Report) -> None:
     assert "errors (3 points): some measured requests failed; e.g. synthetic errors" in text
     assert "CPU: Synthetic CPU, 2 logical cores" in text
     assert "(uncommitted changes)" in text
-    assert "## Pinning\n\n- server: 0\n- generator: 1\n- harness: 1" in text
+    assert "## Pinning\n\n- server: 0\n- generator: 1\n- harness: 0" in text
     assert "## Notes\n\n- synthetic run written by tests/synthetic_run.py" in text
     for image in ("latency_vs_throughput.png", "latency_cdf_16.png"):
         assert f"({image})" in text

@@ -194,7 +194,7 @@ def _seconds(value: Any) -> str:
 
 
 def _interval(row: pd.Series, column: str, digits: int) -> str:
-    """`median (lo to hi)` of one aggregated figure."""
+    """`centre (lo to hi)` of one aggregated figure."""
     value, lo, hi = row[column], row.get(f"{column}_lo"), row.get(f"{column}_hi")
     if value is None or not math.isfinite(value):
         return NA
@@ -207,7 +207,8 @@ def _series_blocks(data: RunData) -> Iterable[Block]:
     """Per series, the seed lab's table (latency in seconds), plus req/s with its interval."""
     yield Heading("Results per series (latency in seconds)")
     yield Paragraph(
-        "Medians over the repeats of each point, recomputed from requests.npz; req/s with its "
+        "Geometric means over the repeats of each point, recomputed from requests.npz; req/s "
+        "with its "
         "95 % interval across repeats. Latencies are of successful requests meant to start in "
         f"the measured interval. {FLAG_MARK} marks a point one of whose repeats was flagged "
         "(see Flags below)."
@@ -247,7 +248,7 @@ def _capacity_blocks(tables: ReportTables) -> Iterable[Block]:
     yield Heading(f"Capacity: most req/s with p99 ≤ {tables.bound_ms:g} ms")
     yield Paragraph(
         "A load level counts when none of its repeats failed or erred and its p99 interval lies "
-        "within the bound (its median, with one repeat). req/s is the median with its 95 % "
+        "within the bound (its value, with one repeat). req/s is the geometric mean with its 95 % "
         f"interval across repeats. {FLAG_MARK} marks a level with another flag (see Flags)."
     )
     frame = tables.capacity.assign(
@@ -280,9 +281,11 @@ def _ratio_frame(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _comparison_blocks(data: RunData, tables: ReportTables) -> Iterable[Block]:
-    """Series side by side by level (medians), and each divided by the baseline series."""
+    """Series side by side by level (geometric means), and each divided by the baseline."""
     yield Heading("Comparison across series")
-    yield Paragraph(f"Medians over repeats; {FLAG_MARK} marks a value from a flagged point.")
+    yield Paragraph(
+        f"Geometric means over repeats; {FLAG_MARK} marks a value from a flagged point."
+    )
     yield Heading("req/s by load level", level=3)
     yield frame_table(
         tables.rps,

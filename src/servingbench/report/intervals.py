@@ -3,9 +3,9 @@
 Each point is measured `repeats` times. Run-to-run variation on a shared machine is
 multiplicative (a busier machine slows every request by a factor), so the figures are treated
 as log-normal: the interval is a Student-t interval on the logarithms of the repeats, turned
-back into the figure's unit. It estimates the median (for a log-normal, the median is the
-geometric mean) and is asymmetric, staying positive. The table's central value is the median of
-the repeats.
+back into the figure's unit. It estimates the geometric mean (for a log-normal, also the
+median) and is asymmetric, staying positive; the tables print that geometric mean as the
+central value, so the figure and its interval always describe the same quantity.
 
 Why t and not a bootstrap: with the 3 to 5 repeats a sweep can afford, a percentile bootstrap
 cannot reach beyond the smallest and largest repeat and covers far less than its nominal 95 %;
@@ -58,9 +58,9 @@ def _t(dof: float) -> float:
 
 @dataclass(frozen=True)
 class Estimate:
-    """The median of the repeats and a 95 % interval for it (NaN bounds with one repeat)."""
+    """The geometric mean of the repeats and a 95 % interval for it (NaN bounds with one)."""
 
-    median: float
+    centre: float
     low: float
     high: float
     n: int
@@ -71,26 +71,25 @@ class Estimate:
 
     def text(self, digits: int = 1, unit: str = "") -> str:
         """`1789 (1716 to 1941)`; with one repeat just the value."""
-        if not math.isfinite(self.median):
+        if not math.isfinite(self.centre):
             return "n/a"
-        value = f"{self.median:.{digits}f}{unit}"
+        value = f"{self.centre:.{digits}f}{unit}"
         if not self.has_interval:
             return value
         return f"{value} ({self.low:.{digits}f} to {self.high:.{digits}f}{unit})"
 
 
 def estimate(values: Sequence[float]) -> Estimate:
-    """Median and t-interval on the logs of the finite, positive `values`."""
+    """Geometric mean and t-interval on the logs of the finite, positive `values`."""
     logs = _logs(values)
     n = int(logs.size)
     if n == 0:
         return Estimate(float("nan"), float("nan"), float("nan"), 0)
-    median = float(np.median(np.exp(logs)))
-    if n == 1:
-        return Estimate(median, float("nan"), float("nan"), 1)
-    half = _t(n - 1) * float(logs.std(ddof=1)) / math.sqrt(n)
     centre = float(logs.mean())
-    return Estimate(median, math.exp(centre - half), math.exp(centre + half), n)
+    if n == 1:
+        return Estimate(math.exp(centre), float("nan"), float("nan"), 1)
+    half = _t(n - 1) * float(logs.std(ddof=1)) / math.sqrt(n)
+    return Estimate(math.exp(centre), math.exp(centre - half), math.exp(centre + half), n)
 
 
 @dataclass(frozen=True)

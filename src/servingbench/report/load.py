@@ -3,8 +3,8 @@
 Every latency and throughput figure is recomputed from `requests.npz` with `runs.stats` (the
 measured interval is stored in the file itself); the summary in `point.json` is not trusted.
 `points` has one row per measured point (each repeat its own row); `aggregate` one row per
-point across its repeats: the median and 95 % interval (`report.intervals`) of req/s, p50 and
-p99, and how many repeats raised each flag. Series are ordered by backend (registry order),
+point across its repeats: the geometric mean and 95 % interval (`report.intervals`) of req/s,
+p50 and p99, and how many repeats raised each flag. Series are ordered by backend (registry order),
 then scenario, then configuration (default first), model and rows per request.
 """
 
@@ -46,7 +46,8 @@ LINE = ["series", "model", "rows_per_request"]
 GROUP = [*LINE, "load", "level"]
 """What the repeats of one point share (the key without `repeat`), as table columns."""
 ESTIMATED = ("rps", "p50_ms", "p99_ms", "avg_ms", "p999_ms")
-"""Figures the aggregate gives as median with a 95 % interval across repeats."""
+"""Figures the aggregate gives as a geometric mean with a 95 % interval across repeats; the
+others are medians."""
 
 _NAN_SUMMARY = {name: float("nan") for name in LatencySummary.model_fields} | {
     "requests": 0,
@@ -191,7 +192,7 @@ def aggregate(points: pd.DataFrame) -> pd.DataFrame:
         row["planned"] = len(group)
         for column in ESTIMATED:
             est = estimate(measured[column].tolist())
-            row[column] = est.median
+            row[column] = est.centre
             row[f"{column}_lo"] = est.low
             row[f"{column}_hi"] = est.high
         for column in ("error_rate", "effective_concurrency", "server_cpu_pct",

@@ -66,7 +66,7 @@ def _bars(points: pd.DataFrame, column: str) -> np.ndarray | None:
 
 
 def draw(ax: Axes, points: pd.DataFrame, x: str, y: str, color: str, style: Style) -> None:
-    """A line through the medians; error bars; filled markers for clean points, hollow for
+    """A line through the central values; error bars; filled markers for clean points, hollow for
     flagged ones."""
     points = points[points["repeats"] > 0].sort_values(x)
     if points.empty:

@@ -1,7 +1,8 @@
 """The report's tables: every point, each point across its repeats, series side by side, ratios.
 
 `points.csv` has one row per measured point (each repeat); `summary.csv` one row per point
-across repeats, with the median and 95 % interval of req/s, p50 and p99 (`report.intervals`).
+across repeats, with the geometric mean and 95 % interval of req/s, p50 and p99
+(`report.intervals`).
 The comparison tables put series side by side by load level and divide each by a baseline
 series, pairing repeats measured in the same pass; `capacity` picks, per series, the most
 req/s sustained with p99 under a bound, and says what would give an answer when none did.
@@ -60,7 +61,7 @@ def describe_series(scenario: str, server_config: str, backend: str, wire: str) 
 
 
 def by_level(data: RunData, column: str) -> pd.DataFrame:
-    """Median of `column` across repeats, user counts as rows and lines as columns."""
+    """`column` across repeats, user counts as rows and lines as columns."""
     agg = data.closed
     if agg.empty:
         return pd.DataFrame()
@@ -122,7 +123,7 @@ def ratio_table(
 
 
 def default_baseline(data: RunData) -> str | None:
-    """The series with the highest peak median req/s among the stock servers (backends that
+    """The series with the highest peak req/s among the stock servers (backends that
     are not `ours`), else among all: what a user compares their own service against."""
     agg = data.closed[(data.closed["repeats"] > 0) & data.closed["rps"].notna()]
     known = backends()
@@ -142,7 +143,7 @@ def capacity(data: RunData, bound_ms: float) -> pd.DataFrame:
     """Per line: the most req/s at a level whose p99 stayed within `bound_ms`.
 
     A level counts when it has no failed or erroring repeat and its p99 interval lies within
-    the bound (its median, with one repeat). The answer carries its interval and the level;
+    the bound (its value, with one repeat). The answer carries its interval and the level;
     when no level counts, `result` says what would give an answer.
     """
     rows = []
