@@ -50,7 +50,7 @@ from servingbench.runs.point import (
     ProcessUsage,
     series_label,
 )
-from servingbench.runs.records import UNKNOWN_NS, Outcome, RequestRecords
+from servingbench.runs.records import NO_REASON, UNKNOWN_NS, Outcome, RequestRecords
 from servingbench.runs.stats import MeasurePlan, outcome_counts, summarize, windows
 from servingbench.runs.timing import ServerTiming, StageFigures
 from servingbench.servers import scenarios
@@ -291,11 +291,10 @@ def _records(shape: Shape, key: PointKey, rng: np.random.Generator) -> RequestRe
         outcome[dropped] = Outcome.DROPPED
         start[dropped] = intended[dropped]  # as the dispatcher records them: never sent
         latency[dropped] = 0
-    labels, counts = np.unique(outcome[outcome != Outcome.OK], return_counts=True)
-    reasons = {
-        Outcome(int(code)).label: {f"synthetic {Outcome(int(code)).label}": int(count)}
-        for code, count in zip(labels, counts, strict=True)
-    }
+    labels = [Outcome(int(code)).label for code in np.unique(outcome)]
+    texts = [f"synthetic {label}" for label in labels]
+    reason = np.searchsorted(np.unique(outcome), outcome).astype(np.int32)
+    reason[outcome == Outcome.OK] = NO_REASON
     return RequestRecords(
         start_ns=start,
         latency_ns=latency,
@@ -304,7 +303,8 @@ def _records(shape: Shape, key: PointKey, rng: np.random.Generator) -> RequestRe
         server_ns=np.full(start.size, UNKNOWN_NS, dtype=np.int64),
         from_ns=FROM_NS,
         to_ns=TO_NS,
-        reasons=reasons,
+        reason=reason,
+        reason_texts=texts,
     )
 
 

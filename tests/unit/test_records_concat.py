@@ -100,14 +100,15 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
         [0, 110, 150], [5, 20, 60], [Outcome.OK, Outcome.INCOMPLETE, Outcome.DROPPED], [0, 105, 150]
     )
     records.server_ns[0] = 4
-    records.reasons = {"incomplete": {"still in flight": 1}, "dropped": {"no slot": 1}}
+    records.reason = np.asarray([-1, 0, 1], dtype=np.int32)
+    records.reason_texts = ["still in flight", "no slot"]
     path = tmp_path / "requests.npz"
     records.save(path)
     loaded = RequestRecords.load(path)
     for column in ("start_ns", "latency_ns", "outcome", "intended_ns", "server_ns"):
         assert getattr(loaded, column).tolist() == getattr(records, column).tolist(), column
     assert (loaded.from_ns, loaded.to_ns) == (100, 200)
-    assert loaded.reasons == records.reasons
+    assert loaded.reasons == {"incomplete": {"still in flight": 1}, "dropped": {"no slot": 1}}
     assert not list(tmp_path.glob(".*.tmp"))
 
 

@@ -157,6 +157,27 @@ def test_effective_concurrency_is_littles_law() -> None:
     assert summary.effective_concurrency == pytest.approx(users, rel=0.02)
 
 
+def test_effective_concurrency_counts_failed_requests_on_both_sides() -> None:
+    """Half the requests time out after 90 ms, the other half answer in 10 ms: the users are
+    busy with both, so Little's law needs the mean of every finished request (50 ms), not of
+    the successful ones (10 ms), beside the req/s of every finished request."""
+    users, n = 4, 20  # alternating 10 ms answers and 90 ms timeouts: 1 s per user
+    latency = np.tile([10 * MS, 90 * MS], n // 2)
+    start = np.concatenate([np.cumsum(np.r_[0, latency[:-1]]) + u * MS for u in range(users)])
+    outcome = np.tile([Outcome.OK, Outcome.TIMEOUT], users * n // 2).astype(np.int8)
+    records = RequestRecords(
+        start_ns=start.astype(np.int64),
+        latency_ns=np.tile(latency, users).astype(np.int64),
+        outcome=outcome,
+        intended_ns=start.astype(np.int64),
+        server_ns=np.full(start.size, UNKNOWN_NS, dtype=np.int64),
+        from_ns=0,
+        to_ns=round(1010 * MS),
+    )
+    summary = summarize(records)
+    assert summary.effective_concurrency == pytest.approx(users, rel=0.05)
+
+
 def test_empty_records_give_nan_not_a_crash() -> None:
     """A point without a measured request still has a summary, all NaN."""
     summary = summarize(_records([]))

@@ -26,7 +26,7 @@ import gevent
 import numpy as np
 
 from servingbench.runs.point import WorkerReport
-from servingbench.runs.records import RecordBuffer, RequestRecords
+from servingbench.runs.records import COLUMNS, RecordBuffer, RequestRecords
 
 __all__ = [
     "CLOCK_PING",
@@ -54,8 +54,6 @@ CLOCK_PONG = "servingbench_clock_pong"
 LOCAL_NODE = "local"
 """How Locust names the sender when a process sends messages to itself."""
 
-_COLUMNS = ("start_ns", "latency_ns", "intended_ns", "server_ns")
-
 
 def boot_id() -> str:
     """This host's boot id: processes with the same one share CLOCK_MONOTONIC exactly."""
@@ -66,43 +64,26 @@ def boot_id() -> str:
 
 
 def encode_chunk(records: RequestRecords, seq: int) -> dict[str, Any]:
-    """A chunk as msgpack-able data: raw little-endian column bytes, reason counts, its sequence."""
-    data: dict[str, Any] = {c: getattr(records, c).astype("<i8").tobytes() for c in _COLUMNS}
-    data["outcome"] = records.outcome.astype(np.int8).tobytes()
-    data["reasons"] = records.reasons
+    """A chunk as msgpack-able data: raw little-endian column bytes, reason texts, its sequence."""
+    data: dict[str, Any] = {
+        name: column.astype(np.dtype(kind).newbyteorder("<")).tobytes()
+        for (name, kind), column in zip(COLUMNS, records.columns().values(), strict=True)
+    }
+    data["reason_texts"] = records.reason_texts
     data["seq"] = seq
     data["count"] = len(records)
     return data
 
 
 def decode_chunk(data: dict[str, Any]) -> tuple[int, RequestRecords]:
-    columns = {c: np.frombuffer(data[c], dtype="<i8").astype(np.int64) for c in _COLUMNS}
-    records = RequestRecords(
-        outcome=np.frombuffer(data["outcome"], dtype=np.int8).copy(),
-        from_ns=0,
-        to_ns=0,
-        reasons={k: dict(v) for k, v in data["reasons"].items()},
-        **columns,
-    )
+    columns = {
+        name: np.frombuffer(data[name], dtype=np.dtype(kind).newbyteorder("<")).astype(kind)
+        for name, kind in COLUMNS
+    }
+    records = RequestRecords(**columns, from_ns=0, to_ns=0, reason_texts=list(data["reason_texts"]))
     if len(records) != data["count"]:
         raise ValueError(f"chunk {data['seq']} holds {len(records)} records, says {data['count']}")
     return int(data["seq"]), records
-
-
-def _shifted(records: RequestRecords, offset_ns: int) -> RequestRecords:
-    """A worker's records on the collector's clock (its clock minus its offset)."""
-    if not offset_ns:
-        return records
-    return RequestRecords(
-        records.start_ns - offset_ns,
-        records.latency_ns,
-        records.outcome,
-        records.intended_ns - offset_ns,
-        records.server_ns,
-        0,
-        0,
-        records.reasons,
-    )
 
 
 class RecordShipper:
@@ -137,8 +118,6 @@ class RecordShipper:
         records = self.buffer.drain()
         for lo in range(0, len(records), self.max_chunk):
             part = records.select(np.arange(lo, min(lo + self.max_chunk, len(records))))
-            if lo:
-                part.reasons = {}  # reason counts travel once, with the first piece
             self.runner.send_message(RECORDS_MSG, encode_chunk(part, self.seq))
             self.seq += 1
             self.sent += len(part)
@@ -195,7 +174,7 @@ class RecordCollector:
         ledger.parts.append(records)
         ledger.report.chunks += 1
         ledger.report.records += len(records)
-        return _shifted(records, ledger.report.clock_offset_ns)
+        return records.shifted(ledger.report.clock_offset_ns)
 
     def on_done(self, environment: Any, msg: Any, **_kwargs: Any) -> None:
         ledger = self.ledger(msg.node_id)
@@ -242,7 +221,7 @@ class RecordCollector:
     def snapshot(self) -> RequestRecords:
         """Every record so far on the collector's clock (absolute ns), sorted by start."""
         parts = [
-            _shifted(part, ledger.report.clock_offset_ns)
+            part.shifted(ledger.report.clock_offset_ns)
             for ledger in self._ledgers.values()
             for part in ledger.parts
         ]

@@ -249,7 +249,8 @@ class LoadContext:
         to_ns = (
             controller.to_ns if controller and controller.to_ns is not None else perf_counter_ns()
         )
-        dropped = int((merged.outcome == Outcome.DROPPED).sum())
+        records = type(merged).concat([merged], start, from_ns, to_ns)
+        measured = records.measured()
         workers = collector.reports()
         report = GeneratorReport(
             t0_ns=t0,
@@ -258,18 +259,17 @@ class LoadContext:
             stop_reason=(controller.reason or "stopped") if controller else "stopped",
             windows=len(controller.windows) if controller else 0,
             workers=workers,
-            dropped=dropped,
-            arrivals=len(merged) if self.settings.arrival_rate is not None else 0,
+            dropped=int((measured.outcome == Outcome.DROPPED).sum()),
+            arrivals=len(measured) if self.settings.arrival_rate is not None else 0,
             seed=self.settings.arrival_seed if self.settings.arrival_rate is not None else None,
             timed_connects=sum(w.timed_connects for w in workers),
         )
         records_dir.mkdir(parents=True, exist_ok=True)
-        merged = type(merged).concat([merged], start, from_ns, to_ns)
-        merged.save(records_dir / RECORDS_FILE)
+        records.save(records_dir / RECORDS_FILE)
         for which, text in controller.scrapes.items() if controller else []:
             atomic_write_text(records_dir / f"metrics-{which}.txt", text)
         atomic_write_text(records_dir / REPORT_FILE, report.model_dump_json(indent=2))
-        log.info("wrote %d request records to %s", len(merged), records_dir)
+        log.info("wrote %d request records to %s", len(records), records_dir)
 
 
 class _Current:

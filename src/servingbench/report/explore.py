@@ -17,7 +17,7 @@ from servingbench.runs.stats import outcome_counts
 
 SIZE = (9.0, 4.0)
 
-TOP_REASON = "top reason (over all requests incl. warm-up)"
+TOP_REASON = "top reason"
 
 __all__ = [
     "TOP_REASON",
@@ -88,16 +88,13 @@ def latency_timeline_figure(
 
 
 def errors_by_outcome(records: RequestRecords) -> pd.DataFrame:
-    """Post-warm-up requests per outcome class (ok included), their share, the commonest reason.
-
-    Counts and shares cover measured requests only; the reason texts are kept per outcome over
-    *all* requests (the records store no per-request reason), so the reason column says so.
-    """
+    """Measured requests per outcome class (ok included), their share, the commonest reason."""
     counts = outcome_counts(records, include_ok=True)
     total = sum(counts.values())
+    measured = records.measured().reasons
     rows = []
     for label, count in counts.items():
-        reasons = records.reasons.get(label, {})
+        reasons = measured.get(label, {})
         rows.append(
             {
                 "outcome": label,

@@ -165,8 +165,12 @@ class GeneratorReport(Record):
     stop_reason: str
     windows: int = 0
     workers: list[WorkerReport] = Field(default_factory=list)
-    dropped: int = Field(default=0, description="open loop: arrivals no free slot could take")
-    arrivals: int = Field(default=0, description="open loop: arrivals scheduled")
+    dropped: int = Field(
+        default=0, description="open loop: measured arrivals no free slot could take"
+    )
+    arrivals: int = Field(
+        default=0, description="open loop: arrivals meant for the measured interval"
+    )
     seed: int | None = Field(default=None, description="open loop: arrival schedule seed")
     timed_connects: int = Field(
         default=0,

@@ -25,7 +25,7 @@ import numpy as np
 
 from servingbench.atomic import atomic_write_bytes
 
-__all__ = ["UNKNOWN_NS", "Outcome", "RecordBuffer", "RequestRecords"]
+__all__ = ["COLUMNS", "NO_REASON", "UNKNOWN_NS", "Outcome", "RecordBuffer", "RequestRecords"]
 
 UNKNOWN_NS = -1
 """A server time the response did not report."""
@@ -50,6 +50,19 @@ class Outcome(IntEnum):
         return self.name.lower().replace("_", "-")
 
 
+COLUMNS: tuple[tuple[str, type[np.generic]], ...] = (
+    ("start_ns", np.int64),
+    ("latency_ns", np.int64),
+    ("outcome", np.int8),
+    ("intended_ns", np.int64),
+    ("server_ns", np.int64),
+    ("reason", np.int32),
+)
+"""Every per-request column with its type: the one schema that records are buffered, shipped,
+merged and saved by."""
+NO_REASON = -1
+
+
 @dataclass
 class RequestRecords:
     """Column arrays, one entry per request, ordered by start time; times in ns since t0.
@@ -62,7 +75,8 @@ class RequestRecords:
                  closed loop, where every request is sent as soon as its user is free
     server_ns:   the server's own time for it (a `Server-Timing` header), or UNKNOWN_NS
     from_ns, to_ns: the measured interval (see the module docstring)
-    reasons:     error reason text -> count, per outcome label (kept apart: reasons vary a lot)
+    reason:      index into `reason_texts` of why it failed (NO_REASON for a success), so the
+                 reasons of any subset (the measured requests) can be counted
     """
 
     start_ns: np.ndarray
@@ -72,10 +86,29 @@ class RequestRecords:
     server_ns: np.ndarray
     from_ns: int
     to_ns: int
-    reasons: dict[str, dict[str, int]] = field(default_factory=dict)
+    reason: np.ndarray | None = None
+    reason_texts: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.reason is None:
+            self.reason = np.full(self.start_ns.size, NO_REASON, dtype=np.int32)
 
     def __len__(self) -> int:
         return int(self.start_ns.size)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every column by name, in `COLUMNS` order and types."""
+        return {name: np.asarray(getattr(self, name), dtype=kind) for name, kind in COLUMNS}
+
+    @property
+    def reasons(self) -> dict[str, dict[str, int]]:
+        """Failure reason text -> count, per outcome label, over these records."""
+        assert self.reason is not None
+        counts: dict[str, Counter[str]] = {}
+        failed = self.reason != NO_REASON
+        for code, index in zip(self.outcome[failed], self.reason[failed], strict=True):
+            counts.setdefault(Outcome(int(code)).label, Counter())[self.reason_texts[index]] += 1
+        return {label: dict(c) for label, c in counts.items()}
 
     @property
     def done_ns(self) -> np.ndarray:
@@ -112,14 +145,21 @@ class RequestRecords:
 
     def select(self, mask: np.ndarray) -> RequestRecords:
         return RequestRecords(
-            self.start_ns[mask],
-            self.latency_ns[mask],
-            self.outcome[mask],
-            self.intended_ns[mask],
-            self.server_ns[mask],
-            self.from_ns,
-            self.to_ns,
-            self.reasons,
+            **{name: column[mask] for name, column in self.columns().items()},
+            from_ns=self.from_ns,
+            to_ns=self.to_ns,
+            reason_texts=self.reason_texts,
+        )
+
+    def shifted(self, offset_ns: int) -> RequestRecords:
+        """The same records with every absolute time moved by -`offset_ns` (another clock)."""
+        if not offset_ns:
+            return self
+        columns = self.columns()
+        columns["start_ns"] = columns["start_ns"] - offset_ns
+        columns["intended_ns"] = columns["intended_ns"] - offset_ns
+        return RequestRecords(
+            **columns, from_ns=self.from_ns, to_ns=self.to_ns, reason_texts=self.reason_texts
         )
 
     def measured(self) -> RequestRecords:
@@ -140,16 +180,12 @@ class RequestRecords:
 
     def save(self, path: Path) -> None:
         buf = io.BytesIO()
-        np.savez_compressed(
-            buf,
-            start_ns=self.start_ns.astype(np.int64),
-            latency_ns=self.latency_ns.astype(np.int64),
-            outcome=self.outcome.astype(np.int8),
-            intended_ns=self.intended_ns.astype(np.int64),
-            server_ns=self.server_ns.astype(np.int64),
-            interval_ns=np.asarray([self.from_ns, self.to_ns], dtype=np.int64),
-            reasons=np.frombuffer(json.dumps(self.reasons).encode(), dtype=np.uint8),
-        )
+        arrays: dict[str, np.ndarray] = {
+            **self.columns(),
+            "interval_ns": np.asarray([self.from_ns, self.to_ns], dtype=np.int64),
+            "reason_texts": np.frombuffer(json.dumps(self.reason_texts).encode(), dtype=np.uint8),
+        }
+        np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
         atomic_write_bytes(path, buf.getvalue())
 
     @classmethod
@@ -157,14 +193,10 @@ class RequestRecords:
         with np.load(path) as data:
             interval = data["interval_ns"]
             return cls(
-                start_ns=data["start_ns"],
-                latency_ns=data["latency_ns"],
-                outcome=data["outcome"],
-                intended_ns=data["intended_ns"],
-                server_ns=data["server_ns"],
+                **{name: data[name] for name, _ in COLUMNS},
                 from_ns=int(interval[0]),
                 to_ns=int(interval[1]),
-                reasons=json.loads(data["reasons"].tobytes().decode() or "{}"),
+                reason_texts=json.loads(data["reason_texts"].tobytes().decode() or "[]"),
             )
 
     @classmethod
@@ -174,28 +206,29 @@ class RequestRecords:
         """Merge parts with absolute times into one point's records, times since `t0_ns`.
 
         Sorts by start, shifts every time by `t0_ns`, sets the measured interval (given in
-        the same absolute clock) and adds up the reason counts.
+        the same absolute clock) and merges the parts' reason texts.
         """
-
-        def cat(column: str, dtype: type) -> np.ndarray:
-            return np.concatenate([np.empty(0, dtype), *(getattr(p, column) for p in parts)])
-
-        start = cat("start_ns", np.int64)
-        order = np.argsort(start, kind="stable")
-        server = cat("server_ns", np.int64)[order]
-        reasons: dict[str, Counter[str]] = {}
+        texts: dict[str, int] = {}
+        reasons = []
         for part in parts:
-            for label, counts in part.reasons.items():
-                reasons.setdefault(label, Counter()).update(counts)
+            assert part.reason is not None
+            index = np.asarray([texts.setdefault(t, len(texts)) for t in part.reason_texts])
+            mapped = np.full(len(part), NO_REASON, dtype=np.int32)
+            failed = part.reason != NO_REASON
+            mapped[failed] = index[part.reason[failed]] if index.size else NO_REASON
+            reasons.append(mapped)
+        columns = {
+            name: np.concatenate([np.empty(0, kind), *(getattr(p, name) for p in parts)])
+            for name, kind in COLUMNS
+            if name != "reason"
+        }
+        columns["reason"] = np.concatenate([np.empty(0, np.int32), *reasons])
+        order = np.argsort(columns["start_ns"], kind="stable")
+        columns = {name: column[order] for name, column in columns.items()}
+        columns["start_ns"] = columns["start_ns"] - t0_ns
+        columns["intended_ns"] = columns["intended_ns"] - t0_ns
         return cls(
-            start_ns=start[order] - t0_ns,
-            latency_ns=cat("latency_ns", np.int64)[order],
-            outcome=cat("outcome", np.int8)[order],
-            intended_ns=cat("intended_ns", np.int64)[order] - t0_ns,
-            server_ns=server,
-            from_ns=from_ns - t0_ns,
-            to_ns=to_ns - t0_ns,
-            reasons={label: dict(counts) for label, counts in reasons.items()},
+            **columns, from_ns=from_ns - t0_ns, to_ns=to_ns - t0_ns, reason_texts=list(texts)
         )
 
 
@@ -207,12 +240,8 @@ class RecordBuffer:
     """
 
     def __init__(self) -> None:
-        self._start: list[int] = []
-        self._latency: list[int] = []
-        self._outcome: list[int] = []
-        self._intended: list[int] = []
-        self._server: list[int] = []
-        self._reasons: dict[str, Counter[str]] = {}
+        self._columns: dict[str, list[int]] = {name: [] for name, _ in COLUMNS}
+        self._texts: dict[str, int] = {}
         self.total = 0
 
     def add(
@@ -224,31 +253,29 @@ class RecordBuffer:
         intended_ns: int | None = None,
         server_ns: int = UNKNOWN_NS,
     ) -> None:
-        self._start.append(start_ns)
-        self._latency.append(latency_ns)
-        self._outcome.append(int(outcome))
-        self._intended.append(start_ns if intended_ns is None else intended_ns)
-        self._server.append(server_ns)
+        columns = self._columns
+        columns["start_ns"].append(start_ns)
+        columns["latency_ns"].append(latency_ns)
+        columns["outcome"].append(int(outcome))
+        columns["intended_ns"].append(start_ns if intended_ns is None else intended_ns)
+        columns["server_ns"].append(server_ns)
+        if outcome == Outcome.OK:
+            columns["reason"].append(NO_REASON)
+        else:
+            text = reason[:300]
+            columns["reason"].append(self._texts.setdefault(text, len(self._texts)))
         self.total += 1
-        if outcome != Outcome.OK:
-            self._reasons.setdefault(outcome.label, Counter())[reason[:300]] += 1
 
     def __len__(self) -> int:
-        return len(self._start)
+        return len(self._columns["start_ns"])
 
     def drain(self) -> RequestRecords:
         """Everything added since the last drain, as absolute-time records (interval unset)."""
-        start = np.asarray(self._start, dtype=np.int64)
         records = RequestRecords(
-            start_ns=start,
-            latency_ns=np.asarray(self._latency, dtype=np.int64),
-            outcome=np.asarray(self._outcome, dtype=np.int8),
-            intended_ns=np.asarray(self._intended, dtype=np.int64),
-            server_ns=np.asarray(self._server, dtype=np.int64),
+            **{name: np.asarray(self._columns[name], dtype=kind) for name, kind in COLUMNS},
             from_ns=0,
             to_ns=0,
-            reasons={k: dict(v) for k, v in self._reasons.items()},
+            reason_texts=list(self._texts),
         )
-        self._start, self._latency, self._outcome, self._intended, self._server = [], [], [], [], []
-        self._reasons = {}
+        self._columns = {name: [] for name, _ in COLUMNS}
         return records

@@ -17,9 +17,10 @@ from servingbench.atomic import atomic_write_text
 
 __all__ = ["SCHEMA_VERSION", "IncompatibleRunError", "Record", "Versioned"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Version 1: the first round's files (untyped meta.json). 2: typed meta, calibration and point
-files. 3: points measured until stable, repeats, open-loop and server timing fields."""
+files. 3: points measured until stable, repeats, open-loop and server timing fields. 4: a reason
+per request record, successful requests per window, connects inside timed requests."""
 
 
 class IncompatibleRunError(ValueError):

@@ -66,7 +66,8 @@ class LatencySummary(Record):
     lateness_p99_ms: float
     lateness_max_ms: float
     effective_concurrency: float = Field(
-        description="rps x mean latency (Little's law): requests in flight on average"
+        description="rps x mean latency of the same finished requests, failed ones included "
+        "(Little's law): requests in flight on average"
     )
 
 
@@ -110,6 +111,8 @@ def summarize(records: RequestRecords) -> LatencySummary:
     rps = int(completed.sum()) / duration_s if duration_s > 0 else float("nan")
     ok_rps = int((completed & records.ok).sum()) / duration_s if duration_s > 0 else float("nan")
     avg_ms = _stat(response, "mean")
+    # Little's law over one population: rps counts every finished request, so does the mean
+    finished_avg_ms = _stat(r.response_ns[r.finished], "mean")
     service_p50, service_p99 = (
         (float(v) / 1e6 for v in np.percentile(service, (50, 99)))
         if service.size
@@ -140,7 +143,9 @@ def summarize(records: RequestRecords) -> LatencySummary:
         lateness_p50_ms=late_p50,
         lateness_p99_ms=late_p99,
         lateness_max_ms=_stat(lateness, "max"),
-        effective_concurrency=rps * avg_ms / 1e3 if np.isfinite(avg_ms) else float("nan"),
+        effective_concurrency=rps * finished_avg_ms / 1e3
+        if np.isfinite(finished_avg_ms)
+        else float("nan"),
     )
 
 

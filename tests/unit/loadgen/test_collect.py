@@ -131,13 +131,19 @@ def test_chunk_with_a_wrong_count_is_refused() -> None:
 
 
 def test_shipper_sends_bounded_chunks_then_done_with_totals() -> None:
-    """25 records, at most 10 a chunk: 3 chunks in sequence; reason counts travel once."""
+    """25 records, at most 10 a chunk: 3 chunks in sequence; each carries its own records'
+    reasons, which add up to the buffer's."""
     wire = _shipped("worker-1", 25, max_chunk=10)
     chunks = [decode_chunk(m.data) for m in wire.of(RECORDS_MSG)]
     assert [seq for seq, _ in chunks] == [0, 1, 2]
     assert [len(part) for _, part in chunks] == [10, 10, 5]
-    assert chunks[0][1].reasons != {}
-    assert chunks[1][1].reasons == chunks[2][1].reasons == {}
+    counts = [part.reasons for _, part in chunks]
+    assert counts[2] == {
+        "http-status": {"http-status reason": 1},
+        "incomplete": {"incomplete reason": 1},
+    }
+    total = sum(sum(c.values()) for chunk in counts for c in chunk.values())
+    assert total == 25 - 7  # every record but the seven successes has a reason
     [done] = wire.of(DONE_MSG)
     assert done.data == {"chunks": 3, "records": 25, "boot_id": boot_id(), "timed_connects": 0}
     assert wire.sent[-1] is done  # done comes after every chunk
