@@ -138,9 +138,10 @@ def test_shipper_sends_bounded_chunks_then_done_with_totals() -> None:
     assert [seq for seq, _ in chunks] == [0, 1, 2]
     assert [len(part) for _, part in chunks] == [10, 10, 5]
     counts = [part.reasons for _, part in chunks]
-    assert counts[2] == {
+    assert counts[2] == {  # records 20-24: ok, http-status, incomplete, dropped, ok
         "http-status": {"http-status reason": 1},
         "incomplete": {"incomplete reason": 1},
+        "dropped": {"dropped reason": 1},
     }
     total = sum(sum(c.values()) for chunk in counts for c in chunk.values())
     assert total == 25 - 7  # every record but the seven successes has a reason
