@@ -4,6 +4,7 @@ is never reused, and what the generator wrote is read back (records, report, ser
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +184,35 @@ def test_server_timing_from_two_scrapes_framing_the_interval() -> None:
     assert model.mean_ms == pytest.approx(1.5)
     assert model.p50_ms == pytest.approx(1.2857, abs=1e-4)  # rank 50 in the 1-2 ms bucket
     assert model.source == "sb_model_seconds"
+
+
+def test_a_counter_reset_between_the_scrapes_counts_what_came_after() -> None:
+    """The server restarted in the interval: every series went down. As `increase()` reads
+    it, the interval's count is the value after the reset, never a negative difference."""
+    plan = _plan(metrics_url="http://127.0.0.1:1/metrics", stage_metrics=(HISTOGRAM,))
+    scrapes = {"from": _scrape(500, 0.9, (300, 450, 500)), "to": _scrape(40, 0.06, (10, 40, 40))}
+    timing = _server_timing(plan, _records([-1] * 5), scrapes, "cap")
+    assert timing is not None
+    model = timing.stages["model"]
+    assert (model.count, model.mean_ms) == (40, pytest.approx(1.5))
+    assert model.p50_ms is not None
+    assert 1.0 <= model.p50_ms <= 2.0
+
+
+def test_non_monotone_buckets_are_made_monotone_before_a_quantile() -> None:
+    """A scrape read while the `le=0.002` bucket lagged its `le=0.001` one: the difference
+    must not give a bucket that holds fewer requests than the one below it."""
+    buckets = [(0.001, 60.0), (0.002, 50.0), (math.inf, 100.0)]
+    from servingbench.sweep.server_timing import bucket_quantile
+
+    p50, _ = bucket_quantile(0.5, buckets)
+    assert p50 <= 0.001  # 60 of 100 are under 1 ms, whatever the lagging bucket says
+    scrapes = {"from": _scrape(0, 0.0, (0, 0, 0)), "to": _scrape(100, 0.15, (60, 50, 100))}
+    plan = _plan(metrics_url="http://127.0.0.1:1/metrics", stage_metrics=(HISTOGRAM,))
+    timing = _server_timing(plan, _records([-1] * 5), scrapes, "cap")
+    assert timing is not None
+    p99 = timing.stages["model"].p99_ms
+    assert p99 is None or p99 > 1.0
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ Dispatching sleeps until the next arrival, then hands out every arrival already 
 yielding in between: gevent's timers round sleeps up to the millisecond, and catching up in a
 batch keeps the schedule instead of falling behind. Processes: with n of them, process i runs
 rate/n; Poisson streams superpose to one Poisson stream of the whole rate, constant ones are
-phase-shifted to interleave evenly.
+phase-shifted to interleave evenly, on a lattice shared through the host's monotonic clock.
 """
 
 from __future__ import annotations
@@ -117,7 +117,16 @@ class Dispatcher:
 
     def start(self) -> None:
         if self._greenlet is None and not self.stopped:
-            self._greenlet = gevent.spawn(self._run, perf_counter_ns())
+            self._greenlet = gevent.spawn(self._run, self.anchor(perf_counter_ns()))
+
+    def anchor(self, now_ns: int) -> int:
+        """Where this process's schedule starts. Constant arrivals of several processes
+        interleave only on one shared lattice: the next multiple of the whole period (one
+        arrival of every process) on the host's monotonic clock, whenever each started."""
+        if self.kind != "constant" or self.processes == 1:
+            return now_ns
+        period = round(self.processes * 1e9 / self.rate)
+        return -(-now_ns // period) * period
 
     def _hand(self, intended: int) -> None:
         self.arrivals += 1

@@ -9,6 +9,11 @@ holding the rank, interpolate linearly inside it. Such a percentile is only as g
 bucket is narrow: it is reported as unresolved when the bucket's upper bound is more than twice
 its lower one (MLServer's buckets start at 5 ms, so its sub-millisecond percentiles are not
 readable; its means are).
+
+As Prometheus' `increase()` does, a series whose value went down between the scrapes was reset
+(a restarted server or worker process): what it counted since is its value after. Cumulative
+buckets that come out non-monotone (a scrape read mid-update, or a reset in one series only)
+are made monotone before a quantile is read, as `histogram_quantile` does.
 """
 
 from __future__ import annotations
@@ -52,9 +57,14 @@ def _matching(
     }
 
 
+def _increase(before: float, after: float) -> float:
+    """What a counter counted between two reads; a decrease means it was reset in between."""
+    return after - before if after >= before else after
+
+
 def _delta(before: Series, after: Series, name: str, labels: Mapping[str, str]) -> float:
     a, b = _matching(after, name, labels), _matching(before, name, labels)
-    return sum(a.values()) - sum(b.get(k, 0.0) for k in a)
+    return sum(_increase(b.get(k, 0.0), value) for k, value in a.items())
 
 
 def _buckets(
@@ -64,8 +74,12 @@ def _buckets(
     totals: dict[float, float] = defaultdict(float)
     for key_labels, value in _matching(after, f"{family}_bucket", labels).items():
         le = float(dict(key_labels)["le"])
-        totals[le] += value - before.get((f"{family}_bucket", key_labels), 0.0)
-    return sorted(totals.items())
+        totals[le] += _increase(before.get((f"{family}_bucket", key_labels), 0.0), value)
+    monotone, highest = [], 0.0
+    for bound, count in sorted(totals.items()):
+        highest = max(highest, count)
+        monotone.append((bound, highest))
+    return monotone
 
 
 def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> tuple[float, bool]:

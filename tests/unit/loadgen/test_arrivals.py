@@ -72,6 +72,30 @@ def test_poisson_processes_are_independent_and_superpose_to_the_whole_rate() -> 
     assert len(merged) / (horizon / 1e9) == pytest.approx(800.0, rel=0.05)
 
 
+def test_constant_processes_share_one_lattice_whenever_they_start() -> None:
+    """Two processes at 100/s together start 3.7 ms apart: each anchors on the next multiple
+    of the whole period (20 ms), so process 1's arrivals still fall halfway between process 0's
+    instead of wherever its own start put them."""
+    first = Dispatcher(100.0, "constant", 1, RecordBuffer(), index=0, processes=2)
+    second = Dispatcher(100.0, "constant", 1, RecordBuffer(), index=1, processes=2)
+    a = first.anchor(1_000_000_000 + 1_000_000)
+    b = second.anchor(1_000_000_000 + 4_700_000)
+    assert a == b == 1_020_000_000
+    streams = [
+        [anchor + next(offsets) for _ in range(3)]
+        for anchor, offsets in (
+            (a, arrival_offsets(100.0, "constant", 1, 0, 2)),
+            (b, arrival_offsets(100.0, "constant", 1, 1, 2)),
+        )
+    ]
+    merged = sorted(streams[0] + streams[1])
+    assert set(np.diff(merged).tolist()) == {10_000_000}
+    alone = Dispatcher(100.0, "constant", 1, RecordBuffer())
+    assert alone.anchor(123) == 123  # one process: no lattice needed
+    poisson = Dispatcher(100.0, "poisson", 1, RecordBuffer(), index=1, processes=2)
+    assert poisson.anchor(123) == 123
+
+
 def test_rate_must_be_positive() -> None:
     with pytest.raises(ValueError, match="arrival rate must be positive, got 0"):
         Dispatcher(0.0, "constant", 1, RecordBuffer())
