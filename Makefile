@@ -10,7 +10,7 @@ VENV := .venv
 UV_RUN := $(UV) run --frozen --no-sync
 SB := $(UV_RUN) servingbench
 
-# Pass-through knobs (see README): DOCKER=1 uses docker compose for serve-all/stop-all.
+# Pass-through knobs (see docs/): DOCKER=1 uses docker compose for serve-all/stop-all.
 DOCKER ?=
 RUN_ID ?=
 RUN ?=
@@ -18,7 +18,7 @@ BASELINE ?=
 ARGS ?=
 TRAIN_ARGS ?=
 
-.PHONY: help setup train serve-all stop-all status parity bench calibrate report notebook lint format test compose-up compose-down clean
+.PHONY: help setup train serve-all stop-all status parity bench calibrate report notebook docs lint format test compose-up compose-down clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ report: $(VENV)/.synced ## tables and plots for the latest run (RUN=<run-id>, BA
 notebook: $(VENV)/.synced ## open notebooks/ in JupyterLab (SERVINGBENCH_RUN=<run-id> picks a run)
 	$(UV_RUN) jupyter lab notebooks/
 
+docs: $(VENV)/.synced ## build the documentation (docs/, mkdocs.yml) into site/; a warning fails it
+	NO_MKDOCS_2_WARNING=1 $(UV_RUN) mkdocs build --strict
+
 lint: $(VENV)/.synced ## ruff (lint + format check) and mypy
 	$(UV_RUN) ruff check src tests loadtests backends
 	$(UV_RUN) ruff format --check src tests loadtests backends
@@ -96,5 +99,5 @@ test: train $(BACKEND_ENVS) ## unit and integration tests (real servers on free 
 	$(UV_RUN) pytest $(ARGS)
 
 clean: stop-all ## remove the environment, artifacts and server state (keeps results/)
-	rm -rf $(VENV) $(TOOLS) backends/*/.venv .run .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) backends/*/.venv .run .mypy_cache .ruff_cache .pytest_cache site
 	rm -f model-settings/*/model.* model-settings/*/metadata.json
