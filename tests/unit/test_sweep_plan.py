@@ -217,6 +217,13 @@ def test_worker_count_is_left_alone_where_no_ceiling_applies() -> None:
     assert generator_workers(_open_key(5000.0), remote, _calibration()) == 0
 
 
+def test_one_generator_core_gets_no_workers_added() -> None:
+    """On one generator core a master plus one worker would share the core, each slower than
+    a single process: the point stays one process (and is flagged client-bound instead)."""
+    settings = _settings(generator_workers=0, generator_cpus="1")
+    assert generator_workers(_open_key(5000.0), settings, _calibration(500.0)) == 0
+
+
 def test_high_rate_never_lowers_the_workers_asked_for() -> None:
     """`--generator-workers 3` on two generator cores must not drop to 2 at a high rate while
     a low rate keeps 3 (the docstring: *more* when the rate needs them): the cores cap only

@@ -131,7 +131,8 @@ def generator_workers(
     ceiling = entry.open_loop.rate if entry and entry.open_loop else None
     cores = len(settings.pinning()[1] or []) or 1
     needed = math.ceil(key.rate / ceiling) if ceiling else 1
-    if needed <= max(1, chosen):
+    if needed <= max(1, chosen) or cores < 2:
+        # one core: a master and a worker would share it, each slower than one process alone
         return chosen
     # the cores cap only what is added: the workers asked for are never taken away
     return max(chosen, min(cores, needed))
