@@ -9,6 +9,8 @@ Which requests count where (the one rule the sweep, the report and the notebook 
   [from, to), so a request that straddles the stop still counts with its full latency;
 - throughput: requests *completed* in [from, to), divided by its length;
 - warm-up: everything before `from`, recorded but never counted.
+An interleaved point is measured in slices: its measured interval is the union of `slices`
+(each [from, to) of one slice), and the same rule holds inside each of them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import io
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from pathlib import Path
 
@@ -88,10 +90,33 @@ class RequestRecords:
     to_ns: int
     reason: np.ndarray | None = None
     reason_texts: list[str] = field(default_factory=list)
+    slices: np.ndarray | None = None
+    """Interleaved points: the measured slices, [from, to) per row (same clock as the times);
+    from_ns and to_ns then span them all."""
 
     def __post_init__(self) -> None:
         if self.reason is None:
             self.reason = np.full(self.start_ns.size, NO_REASON, dtype=np.int32)
+        if self.slices is not None:
+            self.slices = np.asarray(self.slices, dtype=np.int64).reshape(-1, 2)
+
+    def _spans(self) -> np.ndarray:
+        """The measured interval as [from, to) rows: the slices, or the one interval."""
+        if self.slices is not None:
+            return self.slices
+        return np.asarray([[self.from_ns, self.to_ns]], dtype=np.int64)
+
+    def _inside(self, times: np.ndarray) -> np.ndarray:
+        mask = np.zeros(times.size, dtype=bool)
+        for lo, hi in self._spans():
+            mask |= (times >= lo) & (times < hi)
+        return mask
+
+    def slice(self, index: int) -> RequestRecords:
+        """Slice `index` of an interleaved point as a point of its own (one interval)."""
+        assert self.slices is not None
+        lo, hi = (int(v) for v in self.slices[index])
+        return replace(self, from_ns=lo, to_ns=hi, slices=None)
 
     def __len__(self) -> int:
         return int(self.start_ns.size)
@@ -136,12 +161,11 @@ class RequestRecords:
     @property
     def measured_mask(self) -> np.ndarray:
         """Requests meant to start inside the measured interval: the latency population."""
-        mask: np.ndarray = (self.intended_ns >= self.from_ns) & (self.intended_ns < self.to_ns)
-        return mask
+        return self._inside(self.intended_ns)
 
     @property
     def duration_s(self) -> float:
-        return max(0, self.to_ns - self.from_ns) / 1e9
+        return float(np.clip(np.diff(self._spans(), axis=1), 0, None).sum()) / 1e9
 
     def select(self, mask: np.ndarray) -> RequestRecords:
         return RequestRecords(
@@ -149,17 +173,15 @@ class RequestRecords:
             from_ns=self.from_ns,
             to_ns=self.to_ns,
             reason_texts=self.reason_texts,
+            slices=self.slices,
         )
 
     def shifted(self, offset_ns: int) -> RequestRecords:
         """The same records with every absolute time moved by -`offset_ns` (another clock)."""
         if not offset_ns:
             return self
-        columns = self.columns()
-        columns["start_ns"] = columns["start_ns"] - offset_ns
-        columns["intended_ns"] = columns["intended_ns"] - offset_ns
-        return RequestRecords(
-            **columns, from_ns=self.from_ns, to_ns=self.to_ns, reason_texts=self.reason_texts
+        return replace(
+            self, start_ns=self.start_ns - offset_ns, intended_ns=self.intended_ns - offset_ns
         )
 
     def measured(self) -> RequestRecords:
@@ -178,6 +200,11 @@ class RequestRecords:
         mask: np.ndarray = (done >= lo_ns) & (done < hi_ns) & self.finished
         return mask
 
+    def completed_measured(self) -> np.ndarray:
+        """Mask of requests that finished inside the measured interval (throughput's)."""
+        mask: np.ndarray = self._inside(self.done_ns) & self.finished
+        return mask
+
     def save(self, path: Path) -> None:
         buf = io.BytesIO()
         arrays: dict[str, np.ndarray] = {
@@ -185,6 +212,8 @@ class RequestRecords:
             "interval_ns": np.asarray([self.from_ns, self.to_ns], dtype=np.int64),
             "reason_texts": np.frombuffer(json.dumps(self.reason_texts).encode(), dtype=np.uint8),
         }
+        if self.slices is not None:
+            arrays["slices_ns"] = self.slices
         np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
         atomic_write_bytes(path, buf.getvalue())
 
@@ -197,6 +226,7 @@ class RequestRecords:
                 from_ns=int(interval[0]),
                 to_ns=int(interval[1]),
                 reason_texts=json.loads(data["reason_texts"].tobytes().decode() or "[]"),
+                slices=data["slices_ns"] if "slices_ns" in data.files else None,
             )
 
     @classmethod

@@ -107,7 +107,7 @@ def summarize(records: RequestRecords) -> LatencySummary:
     lateness = (r.start_ns - r.intended_ns)[r.outcome != Outcome.INCOMPLETE]
     incomplete = int(np.count_nonzero(r.outcome == Outcome.INCOMPLETE))
     duration_s = records.duration_s
-    completed = records.completed_in(records.from_ns, records.to_ns)
+    completed = records.completed_measured()
     rps = int(completed.sum()) / duration_s if duration_s > 0 else float("nan")
     ok_rps = int((completed & records.ok).sum()) / duration_s if duration_s > 0 else float("nan")
     avg_ms = _stat(response, "mean")
