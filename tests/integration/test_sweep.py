@@ -176,7 +176,7 @@ def test_bench_cli_writes_a_run_the_report_loads(tiny_run: RunLayout) -> None:
         point = check_point(folder, folder.name.split("--")[0])
         assert point.server_name == "fastapi-default"
         assert point.host == f"http://127.0.0.1:{server.ports['http']}"
-        assert (folder / "locust_stats.csv").is_file()
+        assert (folder / "locust.json").is_file()
     # the sweep's servers are gone with it
     assert not _alive(server.pid)
 

@@ -43,7 +43,8 @@ def _after(argv: list[str], flag: str) -> str:
 
 def test_single_process_command_line(tmp_path: Path) -> None:
     """One headless Locust: the sweep's locustfile and user class, every user spawned within
-    1/20 s, `-t` a safety net above warm-up + cap, csv beside the point, the load's options."""
+    1/20 s, `-t` a safety net above warm-up + cap, statistics beside the point, the load's
+    options."""
     job = _job(tmp_path, options={"--model": "iris", "--rows-per-request": "4"})
     argv = locust_argv(job)
     assert argv[0] == str(Path(sys.executable).with_name("locust"))  # the harness's own
@@ -55,7 +56,7 @@ def test_single_process_command_line(tmp_path: Path) -> None:
     assert _after(argv, "-t") == "23s"  # 1 + 12 + 10 s margin
     assert _after(argv, "--stop-timeout") == "1.5"
     assert _after(argv, "--host") == "http://127.0.0.1:18080"
-    assert _after(argv, "--csv") == str(tmp_path / "point" / "locust")
+    assert _after(argv, "--json-file") == str(tmp_path / "point" / "locust")
     assert "--headless" in argv
     assert "--only-summary" in argv
     assert argv[-4:] == ["--model", "iris", "--rows-per-request", "4"]
@@ -124,24 +125,29 @@ def test_environment_carries_the_plan_and_single_threaded_pools(
 
 
 def test_paths_of_a_job(tmp_path: Path) -> None:
-    """Locust's csv and log go in the point's folder, where the report looks for them."""
+    """Locust's statistics and log go in the point's folder, where the report looks for them;
+    its statistics are written once at the end (`--json-file`), never every second."""
     job = _job(tmp_path)
-    assert job.csv_prefix == tmp_path / "point" / "locust"
+    assert job.stats_path == tmp_path / "point" / "locust.json"
     assert job.log_path == tmp_path / "point" / "locust.log"
+    argv = locust_argv(job)
+    assert "--csv" not in argv
+    assert argv[argv.index("--json-file") + 1] == str(tmp_path / "point" / "locust")
 
 
 # --- Locust's own figure --------------------------------------------------------------------
 
-STATS = """Type,Name,Request Count,Failure Count,Requests/s
-POST,/v2/models/iris/infer,1200,0,398.5
-,Aggregated,1200,0,401.25
-"""
+
+def _entry(requests: int, start: float, last: float | None) -> dict[str, object]:
+    return {"name": "/predict", "num_requests": requests, "start_time": start,
+            "last_request_timestamp": last}  # fmt: skip
 
 
-def test_locust_rps_is_the_aggregated_row(tmp_path: Path) -> None:
-    """Only the `Aggregated` row is Locust's overall figure."""
-    (tmp_path / "locust_stats.csv").write_text(STATS)
-    assert read_locust_rps(tmp_path / "locust") == 401.25
+def test_locust_rps_is_its_requests_over_its_run(tmp_path: Path) -> None:
+    """Every entry's requests over the span from the first start to the last request."""
+    path = tmp_path / "locust.json"
+    path.write_text(json.dumps([_entry(1200, 100.0, 103.0), _entry(300, 101.0, 104.0)]))
+    assert read_locust_rps(path) == pytest.approx(1500 / 4.0)
 
 
 @pytest.mark.parametrize(
@@ -149,12 +155,14 @@ def test_locust_rps_is_the_aggregated_row(tmp_path: Path) -> None:
     [
         None,  # Locust died before writing it
         "",  # empty file
-        "Type,Name,Request Count\n,Aggregated,3\n",  # no Requests/s column
-        "Type,Name,Requests/s\nPOST,/predict,3.0\n",  # no Aggregated row
+        "[]",  # no request at all
+        json.dumps([_entry(3, 100.0, None)]),  # never a request timestamp
+        json.dumps([_entry(3, 100.0, 100.0)]),  # no time span
     ],
 )
 def test_missing_locust_rps_is_none(tmp_path: Path, content: str | None) -> None:
     """Locust's figure is for reference only: an unreadable file must not fail the point."""
+    path = tmp_path / "locust.json"
     if content is not None:
-        (tmp_path / "locust_stats.csv").write_text(content)
-    assert read_locust_rps(tmp_path / "locust") is None
+        path.write_text(content)
+    assert read_locust_rps(path) is None

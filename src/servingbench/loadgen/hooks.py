@@ -42,6 +42,7 @@ from servingbench.loadgen.collect import (
 )
 from servingbench.loadgen.payloads import Payload, build_payloads
 from servingbench.loadgen.recorder import Recorder
+from servingbench.loadgen.schedule import Gate, ScheduleFollower
 from servingbench.loadgen.settings import LoadSettings, add_locust_options, resolve_settings
 from servingbench.loadgen.stopping import PointController
 from servingbench.runs.point import GeneratorReport
@@ -71,6 +72,8 @@ class LoadContext:
         self.controller: PointController | None = None
         self.clock: ClockProbe | None = None
         self.dispatcher: Dispatcher | None = None
+        self.gate: Gate | None = None
+        self.follower: ScheduleFollower | None = None
         self._payloads: dict[tuple[WireName, str, int], list[Payload]] = {}
         self._user_numbers = itertools.count()
 
@@ -185,6 +188,12 @@ class LoadContext:
                     index,
                     count,
                 )  # started once every slot exists (spawning_complete)
+            if settings.schedule_file is not None:
+                self.gate = Gate()
+                grace = self.environment.stop_timeout or 0.0
+                self.follower = ScheduleFollower(
+                    settings.schedule_file, self.gate, self._stop_test, grace
+                )  # told once every user exists (spawning_complete)
         if self.controller is not None:
             self.controller.start()  # after the shipper: its flush needs one
 
@@ -192,6 +201,8 @@ class LoadContext:
         """Before users stop: no more arrivals; the master drains its workers (see module)."""
         if self.dispatcher is not None:
             self.dispatcher.stop()
+        if self.gate is not None:
+            self.gate.end()  # users waiting between slices leave at once
         runner = self.runner
         if not isinstance(runner, MasterRunner) or self.collector is None:
             return
@@ -223,6 +234,9 @@ class LoadContext:
         if self.dispatcher is not None:
             self.dispatcher.stop()
             self.dispatcher = None
+        if self.follower is not None:
+            self.follower.stop()
+            self.follower = None
         if self.shipper is not None:
             self.shipper.finish(self.recorder.timed_connects)
             self.shipper = None
@@ -321,6 +335,8 @@ def _on_spawning_complete(**_kwargs: Any) -> None:
     context = _Current.context
     if context is not None and context.dispatcher is not None and context.runs_users():
         context.dispatcher.start()  # arrivals only once every slot exists
+    if context is not None and context.follower is not None:
+        context.follower.ready()  # the sweep writes the schedule once every process is ready
 
 
 def _on_test_stopping(environment: Any, **_kwargs: Any) -> None:

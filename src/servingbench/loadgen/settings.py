@@ -76,6 +76,11 @@ class LoadSettings(BaseSettings):
         description="Measure a point (JSON): warm-up, windows until stable, a cap; the test "
         "stops by itself. Unset: Locust's own `-t` ends the test.",
     )
+    schedule_file: Path | None = Field(
+        default=None,
+        description="Interleaved load: send only in the slices this file lists (written by the "
+        "sweep once `<file>.ready` appears; see `loadgen.schedule`). Unset: send all the time.",
+    )
     grpc_channel: ChannelPolicy = Field(
         default="per-user",
         description="`per-user`: each Locust user opens its own gRPC channel and connection, as "

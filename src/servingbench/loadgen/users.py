@@ -38,7 +38,8 @@ class WireUser(User, Generic[R]):
 
     Closed loop: the next request goes out as soon as the answer is in. Open loop
     (`--arrival-rate`): the user is a slot that waits for an arrival, and the request is
-    recorded with the arrival's intended start.
+    recorded with the arrival's intended start. Interleaved (a schedule): the user sends only
+    while its process's slice is open to it (`loadgen.schedule`).
     """
 
     abstract = True
@@ -50,8 +51,9 @@ class WireUser(User, Generic[R]):
         self._settings: LoadSettings = self._context.settings
         self._wire: WireFormat = get_wire(self.wire)
         self._name = self._wire.path(self._settings.model)
+        self._index = self._context.next_user_index()
         self._payloads: Iterator[Payload] = payload_cycle(
-            self._context.payloads(self.wire), self._context.next_user_index()
+            self._context.payloads(self.wire), self._index
         )
         self._slot = Slot()
         self.connect()
@@ -59,6 +61,10 @@ class WireUser(User, Generic[R]):
     @task
     def infer(self) -> None:
         intended = None
+        gate = self._context.gate
+        if gate is not None and not gate.wait(self._index):
+            gevent.sleep(0.05)  # the schedule has ended: the test is stopping
+            return
         dispatcher = self._context.dispatcher
         if dispatcher is not None:
             intended = dispatcher.take(self._slot)

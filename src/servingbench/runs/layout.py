@@ -4,7 +4,7 @@ results/<run-id>/
   meta.json                         run metadata: hardware, versions, servers, pinning, sweep
   points/<point-id>/point.json      one point: its key, measurements, flags, summary
   points/<point-id>/requests.npz    raw per-request records (see runs.records)
-  points/<point-id>/locust_*.csv    Locust's own --csv output, kept for reference
+  points/<point-id>/locust.json     Locust's own statistics (--json-file), kept for reference
   summary.csv, report.md, report.html, *.png   written by `servingbench report`
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from servingbench.paths import results_dir
 
 __all__ = [
-    "LOCUST_CSV_PREFIX",
+    "LOCUST_STATS_FILE",
     "META_FILE",
     "POINT_FILE",
     "RECORDS_FILE",
@@ -31,7 +31,7 @@ __all__ = [
 META_FILE = "meta.json"
 POINT_FILE = "point.json"
 RECORDS_FILE = "requests.npz"
-LOCUST_CSV_PREFIX = "locust"
+LOCUST_STATS_FILE = "locust.json"
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,15 @@
 
 The Locust process measures the point itself (`loadgen.stopping`): windows until stable or the
 cap, then it stops. The collecting process writes `records.npz` and `generator.json` into the
-records folder (`loadgen.hooks`); Locust's own `--csv` files are kept beside them for
-reference only. `-t` is only a safety net above the cap.
+records folder (`loadgen.hooks`). Locust's own statistics are kept as one `--json-file` written
+at the end, for reference only: its `--csv` writer would recompute and rewrite them every
+second inside the load's event loop. `-t` is only a safety net above the cap.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import signal
@@ -17,14 +19,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
-from servingbench.runs.layout import LOCUST_CSV_PREFIX
+from servingbench.runs.layout import LOCUST_STATS_FILE
 from servingbench.runs.stats import MeasurePlan
 from servingbench.servers.base import SINGLE_THREAD_ENV, harness_bin
 from servingbench.stack.processes import pin_argv, tail
 
-__all__ = ["SWEEP_LOCUSTFILE", "LocustJob", "LocustOutcome", "locust_argv", "read_locust_rps"]
+__all__ = [
+    "SWEEP_LOCUSTFILE",
+    "LocustJob",
+    "LocustOutcome",
+    "RunningLocust",
+    "locust_argv",
+    "read_locust_rps",
+    "run_locust",
+    "start_locust",
+]
 
 SWEEP_LOCUSTFILE = Path(__file__).resolve().parent.parent / "loadgen" / "locustfile.py"
 SAFETY_MARGIN_S = 10.0
@@ -60,15 +69,20 @@ class LocustJob:
     master_bind: str = "127.0.0.1"
     master_port: int = 5557
     cpus: Sequence[int] | None = None
+    run_for_s: float | None = None
+    """How long the load is planned to run (an interleaved session); None: the point's plan."""
 
     @property
     def run_time_s(self) -> float:
         wait = 60.0 if self.remote_workers else 0.0  # remote workers may take a while to join
-        return self.plan.warmup_s + self.plan.max_duration_s + SAFETY_MARGIN_S + wait
+        planned = self.run_for_s
+        if planned is None:
+            planned = self.plan.warmup_s + self.plan.max_duration_s
+        return planned + SAFETY_MARGIN_S + wait
 
     @property
-    def csv_prefix(self) -> Path:
-        return self.out_dir / LOCUST_CSV_PREFIX
+    def stats_path(self) -> Path:
+        return self.out_dir / LOCUST_STATS_FILE
 
     @property
     def log_path(self) -> Path:
@@ -99,8 +113,8 @@ def locust_argv(job: LocustJob) -> list[str]:
         f"{job.stop_grace_s:g}",
         "--host",
         job.host,
-        "--csv",
-        str(job.csv_prefix),
+        "--json-file",
+        str(job.stats_path.with_suffix("")),
         "--only-summary",
     ]
     for flag, value in job.options.items():
@@ -126,11 +140,38 @@ def locust_env(job: LocustJob) -> dict[str, str]:
     }
 
 
-def run_locust(job: LocustJob, on_start: Callable[[int], None] | None = None) -> LocustOutcome:
-    """Run Locust to completion (own session, so Ctrl-C reaches only us and we stop it).
+@dataclass
+class RunningLocust:
+    """A started headless Locust (own session, so Ctrl-C reaches only us and we stop it)."""
 
-    `on_start(pid)` is called once the process exists, e.g. to start sampling its CPU.
-    """
+    job: LocustJob
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait(self, timeout_s: float | None = None) -> LocustOutcome:
+        """Until it exits (killed, with its children, after `timeout_s`: default its `-t`
+        plus a grace)."""
+        limit = self.job.run_time_s + EXIT_GRACE_S if timeout_s is None else timeout_s
+        timed_out = False
+        try:
+            self.proc.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            self.kill()
+        return LocustOutcome(self.proc.returncode, timed_out, tail(self.job.log_path, 15))
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def start_locust(job: LocustJob) -> RunningLocust:
     job.out_dir.mkdir(parents=True, exist_ok=True)
     job.records_dir.mkdir(parents=True, exist_ok=True)
     with job.log_path.open("ab") as log:
@@ -142,28 +183,28 @@ def run_locust(job: LocustJob, on_start: Callable[[int], None] | None = None) ->
             env=locust_env(job),
             start_new_session=True,
         )
-    timed_out = False
+    return RunningLocust(job, proc)
+
+
+def run_locust(job: LocustJob, on_start: Callable[[int], None] | None = None) -> LocustOutcome:
+    """Run Locust to completion; `on_start(pid)` is called once the process exists, e.g. to
+    start sampling its CPU."""
+    running = start_locust(job)
     try:
         if on_start is not None:
-            on_start(proc.pid)
-        try:
-            proc.wait(timeout=job.run_time_s + EXIT_GRACE_S)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+            on_start(running.pid)
+        return running.wait()
     finally:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return LocustOutcome(proc.returncode, timed_out, tail(job.log_path, 15))
+        running.kill()
 
 
-def read_locust_rps(csv_prefix: Path) -> float | None:
-    """Locust's own req/s (the `Aggregated` row of `<prefix>_stats.csv`), ramp-up included."""
-    path = Path(f"{csv_prefix}_stats.csv")
+def read_locust_rps(stats_path: Path) -> float | None:
+    """Locust's own req/s over its whole run (ramp-up included), from its `--json-file`."""
     try:
-        stats = pd.read_csv(path)
-        row = stats.loc[stats["Name"] == "Aggregated", "Requests/s"]
-        return float(row.iloc[0]) if not row.empty else None
-    except (OSError, KeyError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        entries = json.loads(stats_path.read_text())
+        requests = sum(int(e["num_requests"]) for e in entries)
+        start = min(float(e["start_time"]) for e in entries)
+        end = max(float(e["last_request_timestamp"]) for e in entries)
+    except (OSError, ValueError, KeyError, TypeError):
         return None
+    return requests / (end - start) if end > start else None

@@ -292,7 +292,7 @@ def measure_point(
         usage=usage,
         interference=interference,
         errors_by_outcome=outcome_counts(records),
-        locust_rps=read_locust_rps(job.csv_prefix),
+        locust_rps=read_locust_rps(job.stats_path),
         generator=report,
         server_timing=_server_timing(plan, records, scrapes, report.stop_reason),
         instrument_added_ms=added,
