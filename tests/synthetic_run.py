@@ -45,9 +45,11 @@ from servingbench.runs.meta import ModelCost, Pinning, RunMeta, ServerRecord
 from servingbench.runs.point import (
     Flag,
     GeneratorReport,
+    InterleavePlan,
     PointKey,
     PointResult,
     ProcessUsage,
+    SliceResult,
     series_label,
 )
 from servingbench.runs.records import NO_REASON, UNKNOWN_NS, Outcome, RequestRecords
@@ -409,6 +411,73 @@ def _point(
     return result
 
 
+SLICE_PERIOD_NS = TO_NS + FROM_NS
+"""Interleaved points: each block's slice is laid out this far after the previous one."""
+
+
+def _interleaved_point(
+    layout: RunLayout,
+    series: Series,
+    key: PointKey,
+    shape: ShapeFn,
+    blocks: int,
+    rng: np.random.Generator,
+    servers: Sequence[str],
+) -> PointResult:
+    """One (series, level) measured in `blocks` slices; block b's slice behaves as
+    `shape(series, key with repeat=b)` (so `default_shape`'s drift per repeat becomes a drift
+    per block, shared by every series), its settle is the warm-up part of `_closed`."""
+    parts, spans, slices = [], [], []
+    usage_shape = shape(series, key)
+    for block in range(1, blocks + 1):
+        wanted = shape(series, key.model_copy(update={"repeat": block}))
+        records = _records(wanted, key, rng)
+        offset = (block - 1) * SLICE_PERIOD_NS
+        parts.append(replace(records, start_ns=records.start_ns + offset,
+                             intended_ns=records.intended_ns + offset))  # fmt: skip
+        spans.append([offset + FROM_NS, offset + TO_NS])
+        slices.append(
+            SliceResult(
+                block=block,
+                from_ns=offset + FROM_NS,
+                to_ns=offset + TO_NS,
+                server_cpu_s=wanted.server_cpu_percent / 100 * MEASURED_S,
+                generator_busiest_percent=wanted.generator_cpu_percent,
+            )
+        )
+    merged = RequestRecords.concat(parts, 0, FROM_NS, spans[-1][1])
+    merged.slices = np.asarray(spans, dtype=np.int64)
+    folder = layout.point_dir(key.point_id())
+    merged.save(folder / RECORDS_FILE)
+    summary = summarize(merged)
+    result = PointResult(
+        point_id=key.point_id(),
+        key=key,
+        host="127.0.0.1",
+        server_name=series.server_name,
+        started_at="2025-01-01T00:00:00+00:00",
+        finished_at="2025-01-01T00:00:02+00:00",
+        status="ok",
+        method="interleaved",
+        interleave=InterleavePlan(
+            slice_s=(TO_NS) / NS, settle_s=WARMUP_S, gap_s=0.5, blocks=blocks, seed=1
+        ),
+        slices=slices,
+        flags=list(usage_shape.flags),
+        flag_reasons={flag: f"synthetic {flag}" for flag in usage_shape.flags},
+        timeout_s=1.0,
+        measured_s=merged.duration_s,
+        summary=summary.model_copy(update={"rps": WRONG, "p50_ms": WRONG, "p99_ms": WRONG}),
+        usage=_usage(series, usage_shape, servers),
+        errors_by_outcome=outcome_counts(merged),
+        server_timing=_timing(series, usage_shape),
+        instrument_added_ms=usage_shape.instrument_added_ms,
+        pinning={"server": [0], "generator": [1]},
+    )
+    result.write(folder / POINT_FILE)
+    return result
+
+
 def _meta(
     run_id: str,
     series: Sequence[Series],
@@ -506,6 +575,7 @@ def make_run(
     seed: int = 7,
     slo: str | None = None,
     model_costs: Mapping[str, float] = MODEL_COSTS,
+    blocks: int = 0,
 ) -> RunLayout:
     """Write a complete run under `base/run_id` and return its layout.
 
@@ -513,8 +583,30 @@ def make_run(
     (arrivals per second), `repeats` times each, for every series, shaped by `shape`. `scale`
     multiplies every latency (a slower machine), `seed` draws the jitter, `slo` is recorded
     as the sweep's `--slo`, `model_costs` (ms per row, by model) as its in-process costs.
+    With `blocks`, the closed-loop levels are interleaved points instead: one per series and
+    level, measured in that many slices (the shape's `repeat` is then the block).
     """
     layout = create_run(base, run_id)
+    if blocks:
+        meta = _meta(run_id, series, levels, rates, blocks, slo, model_costs)
+        servers = list(meta.servers)
+        for index, (one, users) in enumerate((o, n) for o in series for n in levels):
+            key = PointKey(
+                scenario=one.scenario, backend=one.backend, wire=one.wire,
+                server_config=one.server_config, model=one.model,
+                rows_per_request=one.rows_per_request, concurrency=users,
+            )  # fmt: skip
+
+            def scaled(one: Series, key: PointKey) -> Shape:
+                wanted = shape(one, key)
+                return replace(wanted, latency_ms=wanted.latency_ms * scale)
+
+            point = _interleaved_point(
+                layout, one, key, scaled, blocks, np.random.default_rng([seed, index]), servers
+            )
+            meta.points.append(point.point_id)
+        meta.write(layout.meta)
+        return layout
     meta = _meta(run_id, series, levels, rates, repeats, slo, model_costs)
     servers = list(meta.servers)
     keys: list[tuple[Series, PointKey]] = []

@@ -51,6 +51,7 @@ pytestmark = pytest.mark.integration
 SERVINGBENCH = Path(sys.executable).with_name("servingbench")
 
 TINY = {  # one level, one repeat, points of at most 1.5 s measured
+    "method": "points",
     "concurrency": [2],
     "repeats": 1,
     "warmup_s": 0.5,
@@ -59,7 +60,8 @@ TINY = {  # one level, one repeat, points of at most 1.5 s measured
     "timeout_s": 1.0,
 }
 TINY_FLAGS = [
-    "--concurrency", "2", "--repeats", "1", "--warmup", "0.5", "--window", "0.5",
+    "--method", "points", "--concurrency", "2", "--repeats", "1", "--warmup", "0.5",
+    "--window", "0.5",
     "--max-duration", "1.5", "--timeout", "1",
 ]  # fmt: skip
 

@@ -236,6 +236,7 @@ def test_window_length_comes_from_point_json(tmp_path: Path) -> None:
     layout = _tiny(tmp_path)
     (folder,) = layout.point_dirs()
     point = PointResult.read(folder / POINT_FILE)
+    assert point.plan is not None
     plan = point.plan.model_copy(update={"window_s": WINDOW_S / 2})
     point.model_copy(update={"plan": plan}).write(folder / POINT_FILE)
     row = load_run(layout).points.iloc[0]

@@ -19,10 +19,10 @@ from servingbench.servers.base import StageMetric
 from servingbench.sweep.measure import (
     PointPlan,
     _job,
-    _read_generator,
     _server_timing,
     failed_point,
     measure_point,
+    read_generator,
 )
 
 MS = 1_000_000
@@ -240,14 +240,14 @@ def test_server_timing_says_why_stages_are_missing(
 
 def test_generator_output_is_read_back(tmp_path: Path) -> None:
     """records.npz + generator.json, and whichever metrics scrapes exist."""
-    assert _read_generator(tmp_path) is None  # Locust died before writing anything
+    assert read_generator(tmp_path) is None  # Locust died before writing anything
     records = _records([0.1] * 5)
     records.save(tmp_path / "records.npz")
-    assert _read_generator(tmp_path) is None  # the report is missing
+    assert read_generator(tmp_path) is None  # the report is missing
     report = GeneratorReport(t0_ns=5, from_ns=10, to_ns=20, stop_reason="converged", windows=3)
     (tmp_path / "generator.json").write_text(report.model_dump_json())
     (tmp_path / "metrics-from.txt").write_text("a 1\n")
-    read = _read_generator(tmp_path)
+    read = read_generator(tmp_path)
     assert read is not None
     got_report, got_records, scrapes = read
     assert got_report == report
@@ -261,4 +261,4 @@ def test_unreadable_generator_report_is_an_incompatible_run(tmp_path: Path) -> N
     _records([0.1] * 5).save(tmp_path / "records.npz")
     (tmp_path / "generator.json").write_text('{"stop_reason": "converged", "bogus": 1}')
     with pytest.raises(IncompatibleRunError, match=r"generator\.json"):
-        _read_generator(tmp_path)
+        read_generator(tmp_path)

@@ -27,7 +27,7 @@ from typing import Any
 
 import gevent
 from locust import events
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
 from servingbench.atomic import atomic_write_text
 from servingbench.loadgen.arrivals import Dispatcher, open_loop_slots
@@ -176,7 +176,10 @@ class LoadContext:
             self.recorder.buffer.drain()  # nothing of a previous test travels into this one
             self.recorder.timed_connects = 0
             self.shipper = RecordShipper(self.runner, self.recorder.buffer)
-            self.shipper.start()
+            if self.settings.schedule_file is None or not isinstance(self.runner, LocalRunner):
+                # a scheduled process alone on its host has nobody to feed while it runs: its
+                # records stay put until the end, which keeps the load loop free of the work
+                self.shipper.start()
             settings = self.settings
             if settings.arrival_rate is not None:
                 index, count = self._processes()
@@ -267,7 +270,7 @@ class LoadContext:
         measured = records.measured()
         workers = collector.reports()
         report = GeneratorReport(
-            t0_ns=t0,
+            t0_ns=t0 if controller else collector.first_start_ns(),
             from_ns=controller.from_ns if controller else None,
             to_ns=controller.to_ns if controller else None,
             stop_reason=(controller.reason or "stopped") if controller else "stopped",

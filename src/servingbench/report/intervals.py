@@ -35,6 +35,7 @@ __all__ = [
     "Ratio",
     "Verdict",
     "estimate",
+    "mean_interval",
     "paired_ratio",
     "unpaired_ratio",
     "verdict",
@@ -90,6 +91,20 @@ def estimate(values: Sequence[float]) -> Estimate:
         return Estimate(math.exp(centre), float("nan"), float("nan"), 1)
     half = _t(n - 1) * float(logs.std(ddof=1)) / math.sqrt(n)
     return Estimate(math.exp(centre), math.exp(centre - half), math.exp(centre + half), n)
+
+
+def mean_interval(values: Sequence[float]) -> Estimate:
+    """Arithmetic mean and t-interval of the finite `values`: for differences (which may be
+    negative, so have no logarithm), such as the harness's p50 minus wrk's in one block."""
+    arr = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+    n = int(arr.size)
+    if n == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    centre = float(arr.mean())
+    if n == 1:
+        return Estimate(centre, float("nan"), float("nan"), 1)
+    half = _t(n - 1) * float(arr.std(ddof=1)) / math.sqrt(n)
+    return Estimate(centre, centre - half, centre + half, n)
 
 
 @dataclass(frozen=True)

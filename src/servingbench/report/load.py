@@ -10,6 +10,7 @@ then scenario, then configuration (default first), model and rows per request.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,13 +21,13 @@ import numpy as np
 import pandas as pd
 
 from servingbench.paths import results_dir
-from servingbench.report.intervals import estimate
+from servingbench.report.intervals import estimate, mean_interval
 from servingbench.runs.layout import POINT_FILE, RECORDS_FILE, RunLayout, find_run, latest_run
 from servingbench.runs.meta import RunMeta
-from servingbench.runs.point import PointResult, ProcessUsage
+from servingbench.runs.point import PointResult, ProcessUsage, SliceResult
 from servingbench.runs.records import RequestRecords
 from servingbench.runs.slo import parse_slo
-from servingbench.runs.stats import LatencySummary, summarize, windows
+from servingbench.runs.stats import LatencySummary, quantile_upper_bound, summarize, windows
 from servingbench.servers import backends
 
 __all__ = [
@@ -45,9 +46,10 @@ LINE = ["series", "model", "rows_per_request"]
 """What one line of a table or plot shares: a series on one model and batch size."""
 GROUP = [*LINE, "load", "level"]
 """What the repeats of one point share (the key without `repeat`), as table columns."""
-ESTIMATED = ("rps", "p50_ms", "p99_ms", "avg_ms", "p999_ms")
-"""Figures the aggregate gives as a geometric mean with a 95 % interval across repeats; the
-others are medians."""
+ESTIMATED = ("rps", "p50_ms", "p99_ms", "avg_ms", "server_us_per_request")
+"""Figures the aggregate gives as a geometric mean with a 95 % interval across its samples
+(repeats, or an interleaved point's slices); the others are medians, and p99.9 is pooled over
+each point's requests (a slice holds too few of them)."""
 
 _NAN_SUMMARY = {name: float("nan") for name in LatencySummary.model_fields} | {
     "requests": 0,
@@ -83,19 +85,36 @@ def _goodput(records: RequestRecords | None, bound_ms: float | None) -> float:
     return int(good.sum()) / records.duration_s
 
 
-def _point_row(
+def _point_rows(
     point: PointResult, records: RequestRecords | None, slo_bound_ms: float | None
-) -> dict[str, Any]:
-    figures = summarize(records).model_dump() if records is not None else dict(_NAN_SUMMARY)
-    wins = windows(records, point.plan.window_s) if records is not None else []
-    generator, server = _usage(point, "generator"), _usage(point, "server")
+) -> list[dict[str, Any]]:
+    """The point's samples: one row per slice of an interleaved point (its block as the
+    repeat: slices of one block pair across series), else the point itself."""
+    common = _common(point, records)
+    if point.method != "interleaved" or records is None:
+        return [common | _figures(point, records, slo_bound_ms, None)]
+    wrk = {r.block: r for r in point.references if r.client == "wrk"}
+    rows = []
+    for index, piece in enumerate(point.slices):
+        row = common | _figures(point, records.slice(index), slo_bound_ms, piece)
+        row["repeat"] = piece.block
+        reference = wrk.get(piece.block)
+        if reference is not None:
+            row["wrk_p50_ms"] = reference.p50_ms
+            row["wrk_rps"] = reference.rps
+            row["instrument_p50_ms"] = row["p50_ms"] - reference.p50_ms
+        rows.append(row)
+    return rows
+
+
+def _common(point: PointResult, records: RequestRecords | None) -> dict[str, Any]:
+    """What every sample of a point shares: its key, status, flags and pooled tails."""
     key = point.key
     flags = list(point.flags)
-    ok_rows = figures["ok"] * key.rows_per_request
-    server_cpu_s = _sum(server, "cpu_percent") / 100 * figures["duration_s"]
-    interference = point.interference
+    tails = _tails(records)
     return {
         "point_id": point.point_id,
+        "method": point.method,
         "series": key.series,
         "line": key.line,
         "scenario": key.scenario,
@@ -114,26 +133,76 @@ def _point_row(
         "flags": ",".join(flags),
         "flagged": bool(flags),
         "has_records": records is not None,
-        **figures,
         "converged": point.converged,
-        "windows": len(wins),
-        "generator_cpu_pct": _sum(generator, "cpu_percent"),
-        "generator_busiest_pct": max(
-            (u.busiest_process_percent for u in generator), default=float("nan")
-        ),
-        "server_cpu_pct": _sum(server, "cpu_percent"),
-        "server_pss_mb": _sum(server, "pss_bytes", 1e6),
-        "server_rss_mb": _sum(server, "rss_bytes", 1e6),
-        "preds_per_server_cpu_s": ok_rows / server_cpu_s if server_cpu_s > 0 else float("nan"),
-        "server_other_pct": _opt(interference.server_other_percent if interference else None),
-        "generator_other_pct": _opt(interference.generator_other_percent if interference else None),
-        "idle_servers_pct": _opt(interference.idle_servers_percent if interference else None),
         "instrument_added_ms": _opt(point.instrument_added_ms),
         "server_ms": _stage(point, "server"),
         "model_ms": _stage(point, "model"),
         "queue_ms": _stage(point, "queue"),
         "header_ms": _opt(point.server_timing.header_mean_ms if point.server_timing else None),
+        **tails,
+    }
+
+
+def _tails(records: RequestRecords | None) -> dict[str, Any]:
+    """The point's tail percentiles over all its samples, each with its 99 % upper bound (NaN:
+    too few samples to bound it, see `runs.stats.quantile_upper_bound`)."""
+    if records is None:
+        return {"pooled_ok": 0} | {f"{name}_bound_ms": float("nan") for name in _TAILS}
+    measured = records.measured()
+    ok = measured.response_ns[measured.ok] / 1e6
+    out: dict[str, Any] = {"pooled_ok": int(ok.size)}
+    for name, q in _TAILS.items():
+        out[f"pooled_{name}_ms"] = float(np.percentile(ok, 100 * q)) if ok.size else float("nan")
+        out[f"{name}_bound_ms"] = quantile_upper_bound(ok, q)
+    return out
+
+
+_TAILS = {"p99": 0.99, "p999": 0.999}
+
+
+def _figures(
+    point: PointResult,
+    records: RequestRecords | None,
+    slo_bound_ms: float | None,
+    piece: SliceResult | None,
+) -> dict[str, Any]:
+    """One sample's figures: latency and throughput from its records, CPU from its usage."""
+    figures = summarize(records).model_dump() if records is not None else dict(_NAN_SUMMARY)
+    wins = windows(records, point.plan.window_s) if records is not None and point.plan else []
+    generator, server = _usage(point, "generator"), _usage(point, "server")
+    ok_rows = figures["ok"] * point.key.rows_per_request
+    if piece is not None:
+        server_cpu_s = piece.server_cpu_s if piece.server_cpu_s is not None else float("nan")
+        generator_busiest = _opt(piece.generator_busiest_percent)
+        server_other, generator_other = piece.server_other_percent, piece.generator_other_percent
+    else:
+        server_cpu_s = _sum(server, "cpu_percent") / 100 * figures["duration_s"]
+        generator_busiest = max(
+            (u.busiest_process_percent for u in generator), default=float("nan")
+        )
+        interference = point.interference
+        server_other = interference.server_other_percent if interference else None
+        generator_other = interference.generator_other_percent if interference else None
+    completed = figures["rps"] * figures["duration_s"]
+    return {
+        **figures,
+        "windows": len(wins),
+        "generator_cpu_pct": _sum(generator, "cpu_percent"),
+        "generator_busiest_pct": generator_busiest,
+        "server_cpu_pct": _sum(server, "cpu_percent"),
+        "server_pss_mb": _sum(server, "pss_bytes", 1e6),
+        "server_rss_mb": _sum(server, "rss_bytes", 1e6),
+        "server_us_per_request": 1e6 * server_cpu_s / completed if completed > 0 else math.nan,
+        "preds_per_server_cpu_s": ok_rows / server_cpu_s if server_cpu_s > 0 else float("nan"),
+        "server_other_pct": _opt(server_other),
+        "generator_other_pct": _opt(generator_other),
+        "idle_servers_pct": _opt(
+            point.interference.idle_servers_percent if point.interference else None
+        ),
         "goodput": _goodput(records, slo_bound_ms),
+        "wrk_p50_ms": math.nan,
+        "wrk_rps": math.nan,
+        "instrument_p50_ms": math.nan,
     }
 
 
@@ -195,6 +264,19 @@ def aggregate(points: pd.DataFrame) -> pd.DataFrame:
             row[column] = est.centre
             row[f"{column}_lo"] = est.low
             row[f"{column}_hi"] = est.high
+        added = mean_interval(measured["instrument_p50_ms"].tolist())
+        row["instrument_p50_ms"] = added.centre
+        row["instrument_p50_ms_lo"], row["instrument_p50_ms_hi"] = added.low, added.high
+        row["instrument_pairs"] = added.n
+        per_point = measured.drop_duplicates("point_id")
+        for column in ("pooled_p99_ms", "pooled_p999_ms", "p99_bound_ms", "p999_bound_ms"):
+            pooled = per_point[column].to_numpy(dtype=float)
+            row[column] = float(np.nanmedian(pooled)) if np.isfinite(pooled).any() else np.nan
+        row["p999_ms"] = row["pooled_p999_ms"]
+        row["pooled_ok"] = int(per_point["pooled_ok"].sum())
+        for name in ("p99", "p999"):  # bounded only if every point's tail is
+            bounds = per_point[f"{name}_bound_ms"].to_numpy(dtype=float)
+            row[f"{name}_bounded"] = bool(bounds.size) and bool(np.isfinite(bounds).all())
         for column in ("error_rate", "effective_concurrency", "server_cpu_pct",
                        "generator_cpu_pct", "server_pss_mb", "instrument_added_ms",
                        "service_p50_ms", "service_p99_ms", "lateness_p99_ms", "server_ms",
@@ -333,7 +415,7 @@ def load_run(run: str | Path | RunLayout | None = None) -> RunData:
         records = RequestRecords.load(npz) if npz.is_file() else None
         results[point.point_id] = point
         folders[point.point_id] = folder
-        rows.append(_point_row(point, records, bound))
+        rows.extend(_point_rows(point, records, bound))
     frame = _short_lines(_sort(pd.DataFrame(rows)))
     if not frame.empty:
         costs = {(c.model, c.rows_per_request): c.mean_ms for c in meta.model_costs}

@@ -19,11 +19,14 @@ __all__ = [
     "FLAGS",
     "Flag",
     "GeneratorReport",
+    "InterleavePlan",
     "Interference",
     "LoadMode",
     "PointKey",
     "PointResult",
     "ProcessUsage",
+    "ReferenceSlice",
+    "SliceResult",
     "WorkerReport",
     "line_label",
     "series_label",
@@ -179,6 +182,45 @@ class GeneratorReport(Record):
     )
 
 
+class InterleavePlan(Record):
+    """How an interleaved session measures: slices of `slice_s`, the first `settle_s` of each
+    left out (the series had been idle), `gap_s` between slices, `blocks` measured blocks
+    (each series once at each level per block, in a shuffled order) after one warm-up block."""
+
+    slice_s: float = Field(gt=0)
+    settle_s: float = Field(ge=0)
+    gap_s: float = Field(ge=0)
+    blocks: int = Field(ge=1)
+    seed: int
+
+
+class SliceResult(Record):
+    """One measured slice of an interleaved point; times in ns since the point's t0."""
+
+    block: int = Field(description="the measured block it belongs to (pairs slices across series)")
+    from_ns: int
+    to_ns: int
+    server_cpu_s: float | None = Field(
+        default=None, description="CPU of the server's process tree inside the slice"
+    )
+    generator_busiest_percent: float | None = Field(
+        default=None, description="the series' Locust process, % of a core inside the slice"
+    )
+    server_other_percent: float | None = None
+    generator_other_percent: float | None = None
+
+
+class ReferenceSlice(Record):
+    """An external client's figures in one slice of the same session (wrk at one connection),
+    beside the harness's own in the same block: what the instrument adds, on the real server."""
+
+    block: int
+    client: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
 class PointResult(Versioned):
     point_id: str
     key: PointKey
@@ -192,7 +234,19 @@ class PointResult(Versioned):
     failure_reason: str | None = None
     flags: list[Flag] = Field(default_factory=list)
     flag_reasons: dict[str, str] = Field(default_factory=dict)
-    plan: MeasurePlan = Field(description="warm-up, windows, stability rule and cap")
+    method: Literal["points", "interleaved"] = Field(
+        default="points",
+        description="points: one interval measured until stable, repeated; interleaved: many "
+        "short slices alternating with the other series (`slices`)",
+    )
+    plan: MeasurePlan | None = Field(
+        default=None, description="points: warm-up, windows, stability rule and cap"
+    )
+    interleave: InterleavePlan | None = Field(
+        default=None, description="interleaved: slice length, settle, gap, blocks"
+    )
+    slices: list[SliceResult] = Field(default_factory=list)
+    references: list[ReferenceSlice] = Field(default_factory=list)
     timeout_s: float = Field(description="per-request timeout (shorter than the measured time)")
     measured_s: float | None = Field(
         default=None, description="the measured interval's length (end of warm-up to stop)"

@@ -7,6 +7,8 @@ the error counts and the stability test).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from pydantic import Field
 
@@ -15,6 +17,9 @@ from servingbench.runs.schema import Record
 
 __all__ = [
     "PERCENTILES",
+    "TAIL_CONFIDENCE",
+    "quantile_upper_bound",
+    "samples_to_bound",
     "LatencySummary",
     "MeasurePlan",
     "Stability",
@@ -27,6 +32,46 @@ __all__ = [
 ]
 
 PERCENTILES = (25, 50, 90, 95, 99, 99.9)
+TAIL_CONFIDENCE = 0.99
+"""Confidence of the upper bound a tail percentile needs to count (MLPerf LoadGen's 99 %)."""
+
+
+def quantile_upper_bound(
+    values: np.ndarray, q: float, confidence: float = TAIL_CONFIDENCE
+) -> float:
+    """An upper bound on the true q-quantile at `confidence`, from the order statistics of
+    `values`; NaN when there are too few to bound it (a figure such as p99 then rests on too
+    few samples past it to be read as more than a guess).
+
+    The number Z of samples above the true quantile is Binomial(n, 1 - q). The largest order
+    statistic index whose value is at least the quantile with probability `confidence` is
+    n - m + 1 for the largest m with P(Z >= m) >= confidence; no such m >= 1 exists while
+    1 - q^n < confidence (for p99 at 99 %: fewer than 459 samples).
+    """
+    n = int(values.size)
+    p = 1.0 - q
+    if n == 0 or p <= 0:
+        return float("nan")
+    below = 0.0  # P(Z <= m - 1), summed term by term while it leaves >= confidence above
+    m = 0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    while m < n:
+        term = math.exp(
+            math.lgamma(n + 1) - math.lgamma(m + 1) - math.lgamma(n - m + 1)
+            + m * log_p + (n - m) * log_q
+        )  # fmt: skip
+        if 1.0 - (below + term) < confidence:
+            break
+        below += term
+        m += 1
+    if m == 0:
+        return float("nan")
+    return float(np.partition(values, n - m)[n - m])
+
+
+def samples_to_bound(q: float, confidence: float = TAIL_CONFIDENCE) -> int:
+    """The fewest samples that can bound the q-quantile at all: 1 - q^n >= confidence."""
+    return math.ceil(math.log(1.0 - confidence) / math.log(q))
 
 
 def _name(p: float) -> str:

@@ -53,7 +53,8 @@ class LocustJob:
     host: str
     out_dir: Path
     records_dir: Path
-    plan: MeasurePlan
+    plan: MeasurePlan | None
+    """The point's stopping rule; None: the load runs until `-t` or its schedule ends."""
     timeout_s: float
     stop_grace_s: float
     user_class: str
@@ -77,6 +78,7 @@ class LocustJob:
         wait = 60.0 if self.remote_workers else 0.0  # remote workers may take a while to join
         planned = self.run_for_s
         if planned is None:
+            assert self.plan is not None, "a job runs for its plan or for run_for_s"
             planned = self.plan.warmup_s + self.plan.max_duration_s
         return planned + SAFETY_MARGIN_S + wait
 
@@ -130,14 +132,18 @@ def locust_argv(job: LocustJob) -> list[str]:
 
 
 def locust_env(job: LocustJob) -> dict[str, str]:
-    return {
+    env = {
         **os.environ,
         **SINGLE_THREAD_ENV,
         **job.env,
         "SERVINGBENCH_LOAD_RECORDS_DIR": str(job.records_dir),
-        "SERVINGBENCH_LOAD_MEASURE": job.plan.model_dump_json(),
         "SERVINGBENCH_LOAD_TIMEOUT_S": f"{job.timeout_s:g}",
     }
+    if job.plan is not None:
+        env["SERVINGBENCH_LOAD_MEASURE"] = job.plan.model_dump_json()
+    else:
+        env.pop("SERVINGBENCH_LOAD_MEASURE", None)
+    return env
 
 
 @dataclass

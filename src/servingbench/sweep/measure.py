@@ -31,7 +31,7 @@ from servingbench.sweep.locust import LocustJob, read_locust_rps, run_locust
 from servingbench.sweep.server_timing import stages_of
 from servingbench.sweep.usage import Tracked, UsageSampler
 
-__all__ = ["Health", "PointPlan", "failed_point", "measure_point"]
+__all__ = ["Health", "PointPlan", "failed_point", "measure_point", "read_generator"]
 
 Health = Callable[[], str | None]
 """Returns why the point's server is unusable (dead, with its log tail), or None."""
@@ -176,7 +176,8 @@ def _server_timing(
 Generated = tuple[GeneratorReport, RequestRecords, dict[str, str]]
 
 
-def _read_generator(records_dir: Path) -> Generated | None:
+def read_generator(records_dir: Path) -> Generated | None:
+    """What a Locust run left in its records folder (None when it wrote nothing)."""
     report_path, records_path = records_dir / REPORT, records_dir / RECORDS
     if not (report_path.is_file() and records_path.is_file()):
         return None
@@ -214,7 +215,7 @@ def measure_point(
         job = _job(plan, point_dir, Path(tmp))
         with UsageSampler(tracked) as sampler:
             outcome = run_locust(job, on_start=lambda pid: generator.append(psutil.Process(pid)))
-        read = _read_generator(Path(tmp))
+        read = read_generator(Path(tmp))
     if (reason := health()) is not None:
         return failed_point(plan, point_dir, reason, started_at)
     if read is None:

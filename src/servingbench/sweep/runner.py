@@ -25,7 +25,7 @@ import psutil
 from servingbench.runs.calibration import CalibrationRecord, load_latest_calibration
 from servingbench.runs.layout import RECORDS_FILE, RunLayout, create_run
 from servingbench.runs.meta import CapacityRecord, ModelCost, RunMeta
-from servingbench.runs.point import PointKey, PointResult
+from servingbench.runs.point import InterleavePlan, PointKey, PointResult
 from servingbench.runs.records import RequestRecords
 from servingbench.runs.slo import Slo
 from servingbench.servers import ServerConfig, get_backend, get_scenario
@@ -34,7 +34,8 @@ from servingbench.sweep.capacity import Search, judge
 from servingbench.sweep.measure import measure_point
 from servingbench.sweep.meta import environments_meta, initial_meta, now, servers_meta
 from servingbench.sweep.parity_step import run_parity
-from servingbench.sweep.plan import Series, closed_keys, open_keys, point_plan, series_of
+from servingbench.sweep.interleave import SessionSeries, run_session, wrk_target
+from servingbench.sweep.plan import Series, closed_keys, key_of, open_keys, point_plan, series_of
 from servingbench.sweep.servers import BenchServers, start_servers
 from servingbench.sweep.settings import BenchSettings
 from servingbench.sweep.summary import progress_line
@@ -198,6 +199,49 @@ def _search(
     return searches
 
 
+def _interleaved(measure: _Measurer, series: list[Series]) -> None:
+    """Every closed-loop point of the run in one interleaved session (`sweep.interleave`)."""
+    settings = measure.settings
+    levels = sorted(settings.concurrency)
+    members = []
+    for one in series:
+        plans = {
+            users: point_plan(
+                key_of(one, concurrency=users, repeat=1), one, settings, measure.servers,
+                measure.calibration,
+            )
+            for users in levels
+        }  # fmt: skip
+        top = plans[levels[-1]]
+        member = SessionSeries(
+            plans=plans,
+            label=one.label,
+            health=functools.partial(measure.servers.health, one.config.key, one.scenario),
+        )
+        if (target := wrk_target(top)) is not None:
+            member.wrk_url, member.wrk_body = target
+        members.append(member)
+    plan = InterleavePlan(
+        slice_s=settings.slice_s,
+        settle_s=settings.settle_s,
+        gap_s=settings.gap_s,
+        blocks=settings.blocks,
+        seed=settings.seed,
+    )
+    points = run_session(
+        members,
+        levels,
+        plan,
+        measure.result.layout,
+        measure.servers.tracked(),
+        measure.harness,
+        measure.progress,
+    )
+    for point in points:
+        measure.result.points.append(point)
+        measure.progress(progress_line(point))
+
+
 def _model_costs(settings: BenchSettings, progress: Callable[[str], None]) -> list[ModelCost]:
     """Each model and batch size's in-process cost, pinned to the server's core."""
     costs = []
@@ -250,6 +294,9 @@ def _drive(
 ) -> None:
     """Every point of the plan: closed levels, or open rates (fixed, from the closed peaks, or
     searched for the SLO's capacity)."""
+    if settings.interleaved():
+        _interleaved(measure, series)
+        return
     if settings.load == "closed":
         for key, one in closed_keys(series, settings.concurrency, settings.repeats, settings.seed):
             measure(key, one)

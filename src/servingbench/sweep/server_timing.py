@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -32,6 +32,7 @@ __all__ = [
     "parse_scrape",
     "stage_figures",
     "stages_of",
+    "stages_over",
 ]
 
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -104,12 +105,23 @@ def stage_figures(
     before: Series, after: Series, metric: StageMetric, model: str
 ) -> StageFigures | None:
     """One stage over the interval, or None when the server counted nothing for it."""
+    return _figures([(before, after)], metric, model)
+
+
+def _figures(
+    pairs: Sequence[tuple[Series, Series]], metric: StageMetric, model: str
+) -> StageFigures | None:
+    """One stage over several intervals (each framed by a pair of scrapes), added up."""
     labels = {k: v.replace("{model}", model) for k, v in metric.labels.items()}
-    count = _delta(before, after, f"{metric.family}_count", labels)
-    total = _delta(before, after, f"{metric.family}_sum", labels)
+    count = sum(_delta(b, a, f"{metric.family}_count", labels) for b, a in pairs)
+    total = sum(_delta(b, a, f"{metric.family}_sum", labels) for b, a in pairs)
     if count <= 0:
         return None
-    buckets = _buckets(before, after, metric.family, labels)
+    summed: dict[float, float] = defaultdict(float)
+    for b, a in pairs:
+        for bound, n in _buckets(b, a, metric.family, labels):
+            summed[bound] += n
+    buckets = sorted(summed.items())
     p50, ok50 = bucket_quantile(0.50, buckets)
     p99, ok99 = bucket_quantile(0.99, buckets)
     has = bool(buckets)
@@ -129,11 +141,19 @@ def stages_of(
     before_text: str, after_text: str, metrics: tuple[StageMetric, ...], wire: str, model: str
 ) -> dict[str, StageFigures]:
     """Every stage the backend declares for this wire format, from two scrapes."""
-    before, after = parse_scrape(before_text), parse_scrape(after_text)
+    return stages_over([(before_text, after_text)], metrics, wire, model)
+
+
+def stages_over(
+    pairs: Sequence[tuple[str, str]], metrics: tuple[StageMetric, ...], wire: str, model: str
+) -> dict[str, StageFigures]:
+    """The same over several intervals, each framed by a (before, after) pair of scrapes: an
+    interleaved point's slices, between which the server served other series or nothing."""
+    parsed = [(parse_scrape(b), parse_scrape(a)) for b, a in pairs]
     out: dict[str, StageFigures] = {}
     for metric in metrics:
         if metric.applies(wire) and metric.stage not in out:
-            figures = stage_figures(before, after, metric, model)
+            figures = _figures(parsed, metric, model)
             if figures is not None:
                 out[metric.stage] = figures
     return out

@@ -133,6 +133,31 @@ class BenchSettings(BaseSettings):
         description="after the stop, how long requests in flight may finish before they are "
         "recorded as incomplete",
     )
+    method: Literal["interleaved", "points"] = Field(
+        default="interleaved",
+        description="closed loop: `interleaved` runs every series of a comparison in short "
+        "slices taking turns (many pairs a few seconds apart, intervals from the pairs); "
+        "`points` measures each point until its windows agree, repeated `--repeats` times",
+    )
+    slice_s: float = Field(
+        default=1.2, gt=0, description="interleaved: length of one slice (settle included)"
+    )
+    settle_s: float = Field(
+        default=0.2,
+        ge=0,
+        description="interleaved: the start of each slice left out (the series had been idle)",
+    )
+    gap_s: float = Field(
+        default=0.15,
+        ge=0,
+        description="interleaved: time between slices (the servers' metrics are scraped there)",
+    )
+    blocks: int = Field(
+        default=10,
+        ge=2,
+        description="interleaved: measured blocks; each gives every series one slice at each "
+        "user count, and a pair of series one ratio",
+    )
     load: Literal["closed", "open"] = Field(
         default="closed",
         description="closed: N users that each wait for their answer; open: arrivals at a "
@@ -347,6 +372,24 @@ class BenchSettings(BaseSettings):
             if set(self.scenarios) != set(self.targets):
                 self.scenarios = list(self.targets)
         return self
+
+    @model_validator(mode="after")
+    def _measured_slices(self) -> BenchSettings:
+        if self.slice_s - self.settle_s < 0.5:
+            raise ValueError(
+                f"--slice {self.slice_s:g} s leaves less than 0.5 s measured after the "
+                f"{self.settle_s:g} s settle: lengthen the slice or shorten --settle"
+            )
+        return self
+
+    def interleaved(self) -> bool:
+        """Whether closed-loop points run as an interleaved session: the default, with the
+        load generated here by one process per series (workers need the points method)."""
+        return (
+            self.load == "closed"
+            and self.method == "interleaved"
+            and not (self.generator_workers or self.remote_workers)
+        )
 
     @model_validator(mode="after")
     def _consistent_times(self) -> BenchSettings:

@@ -35,9 +35,10 @@ def _level(point: PointResult) -> str:
 def progress_line(point: PointResult) -> str:
     s = point.summary
     key = point.key
+    parts = f"{len(point.slices)} slices" if point.slices else f"{len(point.windows)} windows"
     figures = (
         f"{_num(s.rps, 1):>8} req/s  p50 {_num(s.p50_ms, 2):>7} ms  p99 {_num(s.p99_ms, 2):>7} ms"
-        f"  {len(point.windows)} windows"
+        f"  {parts}"
         if s
         else "no figures"
     )

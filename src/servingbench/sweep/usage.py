@@ -121,7 +121,7 @@ def busy_seconds(times: Sequence[object]) -> list[float]:
     return out
 
 
-def _sample(series: _Series, with_memory: bool) -> _Sample:
+def _sample(series: _Series, with_memory: bool, t_ns: int) -> _Sample:
     cpu: dict[int, float] = {}
     rss = 0
     alive = []
@@ -130,7 +130,7 @@ def _sample(series: _Series, with_memory: bool) -> _Sample:
             times = proc.cpu_times()
             cpu[pid] = times.user + times.system
             alive.append(proc)
-    sample = _Sample(time.perf_counter_ns(), cpu, rss)
+    sample = _Sample(t_ns, cpu, rss)
     if with_memory and alive:
         memory = memory_of(alive)
         sample.rss, sample.pss, sample.uss = memory.rss, memory.pss, memory.uss
@@ -174,16 +174,22 @@ class UsageSampler:
             return True
         return any(tuple(p.pid for p in s.tracked.roots()) != s.roots for s in self._series)
 
-    def _take(self, tick: int) -> None:
+    def take(self, with_memory: bool = False) -> int:
+        """One sample of every tree and every core now; returns its stamp. A caller that
+        takes its own samples (no thread) gets a tree's usage between two of them exactly:
+        `usage(a, b)` with the two stamps."""
         if self._stale():
             self._refresh()
-        with_memory = tick % self._memory_every == 0
+        t_ns = time.perf_counter_ns()  # one stamp for the whole sample
         for series in self._series:
-            sample = _sample(series, with_memory and series.tracked.memory)
+            sample = _sample(series, with_memory and series.tracked.memory, t_ns)
             if sample.cpu:
                 series.samples.append(sample)
-        busy = busy_seconds(psutil.cpu_times(percpu=True))
-        self._cores.append(_CoreSample(time.perf_counter_ns(), busy))
+        self._cores.append(_CoreSample(t_ns, busy_seconds(psutil.cpu_times(percpu=True))))
+        return t_ns
+
+    def _take(self, tick: int) -> None:
+        self.take(with_memory=tick % self._memory_every == 0)
 
     def _loop(self) -> None:
         tick = 0
