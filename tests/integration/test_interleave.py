@@ -9,7 +9,6 @@ the REST series at one user get wrk slices in the same blocks.
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest

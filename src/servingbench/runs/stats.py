@@ -18,15 +18,15 @@ from servingbench.runs.schema import Record
 __all__ = [
     "PERCENTILES",
     "TAIL_CONFIDENCE",
-    "quantile_upper_bound",
-    "samples_to_bound",
     "LatencySummary",
     "MeasurePlan",
     "Stability",
     "Window",
     "is_stable",
     "outcome_counts",
+    "quantile_upper_bound",
     "relative_spread",
+    "samples_to_bound",
     "summarize",
     "windows",
 ]

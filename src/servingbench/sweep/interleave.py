@@ -50,8 +50,8 @@ from servingbench.runs.calibration import CalibrationRecord
 from servingbench.runs.layout import POINT_FILE, RECORDS_FILE, RunLayout
 from servingbench.runs.point import (
     GeneratorReport,
-    InterleavePlan,
     Interference,
+    InterleavePlan,
     PointResult,
     ProcessUsage,
     ReferenceSlice,

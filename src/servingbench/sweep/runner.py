@@ -31,10 +31,10 @@ from servingbench.runs.slo import Slo
 from servingbench.servers import ServerConfig, get_backend, get_scenario
 from servingbench.stack.processes import pin_argv
 from servingbench.sweep.capacity import Search, judge
+from servingbench.sweep.interleave import SessionSeries, run_session, wrk_target
 from servingbench.sweep.measure import measure_point
 from servingbench.sweep.meta import environments_meta, initial_meta, now, servers_meta
 from servingbench.sweep.parity_step import run_parity
-from servingbench.sweep.interleave import SessionSeries, run_session, wrk_target
 from servingbench.sweep.plan import Series, closed_keys, key_of, open_keys, point_plan, series_of
 from servingbench.sweep.servers import BenchServers, start_servers
 from servingbench.sweep.settings import BenchSettings
