@@ -27,9 +27,10 @@ from typing import Any
 import pytest
 
 from servingbench.cli import COMMANDS, _build_parser
-from servingbench.commands import bench, calibrate
+from servingbench.commands import bench
 from servingbench.commands.stack_options import settings_from_args
 from servingbench.paths import project_root
+from servingbench.sweep.settings import BenchSettings, load_settings
 
 ROOT = project_root()
 PLACEHOLDER = "placeholder"
@@ -42,17 +43,13 @@ KNOWN_DOC_ERRORS: dict[str, str] = {
 text is fixed, the entry must go, see `test_known_doc_errors_are_still_in_the_docs`)."""
 
 
-def _validate_bench(args: argparse.Namespace) -> None:
-    bench.load_settings(args.config, bench.cli_overrides(args), quick=args.quick)
-
-
-def _validate_calibrate(args: argparse.Namespace) -> None:
-    calibrate.load_settings(args.config, calibrate.cli_overrides(args), args.quick)
+def _sweep_settings(args: argparse.Namespace) -> BenchSettings:
+    return load_settings(args.config, bench.cli_overrides(args), quick=args.quick)
 
 
 VALIDATE: dict[str, Callable[[argparse.Namespace], Any]] = {
-    "bench": _validate_bench,
-    "calibrate": _validate_calibrate,
+    "bench": _sweep_settings,
+    "calibrate": _sweep_settings,  # calibrate takes the sweep's settings and flags
     "serve-all": settings_from_args,
 }
 """The settings each command builds before it starts anything (what its `run` does first)."""
@@ -128,7 +125,8 @@ def _tokens(text: str) -> list[list[str]]:
         words = shlex.split(text, comments=True)
     except ValueError:
         return []
-    out, current = [], []
+    out: list[list[str]] = []
+    current: list[str] = []
     for word in words:
         if word in ("&&", "||", ";", "|"):
             out.append(current)
