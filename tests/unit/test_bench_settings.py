@@ -295,6 +295,48 @@ def test_targets_compose_is_every_default_port() -> None:
     assert set(settings.scenarios) == set(scenarios())
 
 
+def test_scenarios_pick_among_the_compose_targets() -> None:
+    """`--target compose --scenarios a,b` measures a and b only, in that order, and checks
+    only their targets."""
+    settings = _load("--target", "compose", "--scenarios", "mlserver-grpc,fastapi-rest")
+    assert settings.scenarios == ["mlserver-grpc", "fastapi-rest"]
+    everything = compose_targets()
+    assert settings.targets == {s: everything[s] for s in ("mlserver-grpc", "fastapi-rest")}
+
+
+def test_scenarios_pick_among_explicit_targets() -> None:
+    settings = _load(
+        "--target",
+        "mlserver-grpc=10.0.0.5:8081",
+        "--target",
+        "mlserver-rest=http://10.0.0.5:8080",
+        "--scenarios",
+        "mlserver-rest",
+    )
+    assert settings.scenarios == ["mlserver-rest"]
+    assert settings.targets == {"mlserver-rest": "http://10.0.0.5:8080"}
+
+
+def test_scenarios_from_the_environment_pick_among_targets_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A scenario list from env or a config file is as deliberate as the flag."""
+    monkeypatch.setenv("SERVINGBENCH_BENCH_SCENARIOS", "kserve-rest")
+    settings = _load("--target", "compose")
+    assert settings.scenarios == ["kserve-rest"]
+    assert list(settings.targets) == ["kserve-rest"]
+
+
+def test_a_scenario_that_no_target_gives_is_refused() -> None:
+    with pytest.raises(ValueError, match="no target gives") as caught:
+        _load("--target", "mlserver-rest=http://10.0.0.5:8080", "--scenarios", "kserve-rest")
+    assert (
+        "scenarios (--scenarios, config file or env) name kserve-rest, which no target gives "
+        "(targets: mlserver-rest); add --target kserve-rest=ADDRESS, or leave it out of the "
+        "scenarios"
+    ) in str(caught.value)
+
+
 @pytest.mark.parametrize("value", ["mlserver-rest", "=http://h:1", "mlserver-rest="])
 def test_target_flag_needs_scenario_and_address(value: str) -> None:
     """`--target` takes SCENARIO=ADDRESS; the message quotes what was given."""
@@ -319,6 +361,7 @@ def _run(command: Any, argv: list[str]) -> int:
         ["--concurrency", "x"],
         ["--quick", "--window", "2"],
         ["--target", "nonsense"],
+        ["--target", "mlserver-rest=http://127.0.0.1:8080", "--scenarios", "kserve-rest"],
         ["--rates", "-1"],
     ],
 )

@@ -2,13 +2,16 @@
 
 One parametrised Dockerfile (build arg BACKEND) builds every backend's image from that
 backend's own locked environment; compose has one service per registered backend, publishing
-the ports the backend declares, on loopback only.
+the ports the backend declares, on loopback only, and passes the base images through from the
+environment. The Dockerfile builds with the classic builder as well as BuildKit, and no uv
+download cache stays in an image.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -211,6 +214,32 @@ def test_base_images_are_build_args_with_python_311_and_uv_defaults() -> None:
         assert match.group(1) in {"PYTHON_IMAGE", "UV_IMAGE"}
 
 
+def _base_image_args() -> dict[str, str]:
+    """The global ARGs that FROM lines use (the base images), with the Dockerfile's defaults."""
+    used = {
+        match.group(1)
+        for kw, rest in _instructions()
+        if kw == "FROM"
+        for match in [re.fullmatch(r"\$\{?(\w+)\}?", rest.split()[0])]
+        if match
+    }
+    return {name: default for name, default in _global_args().items() if name in used}
+
+
+def test_compose_passes_the_base_images_from_the_environment(
+    service: tuple[str, dict[str, Any]],
+) -> None:
+    """A registry mirror works through compose: `${NAME:-default}`, the Dockerfile's default."""
+    name, _ = service
+    base_images = _base_image_args()
+    assert set(base_images) == {"PYTHON_IMAGE", "UV_IMAGE"}
+    args = _build_args(name)
+    for arg, default in base_images.items():
+        assert args.get(arg) == f"${{{arg}:-{default}}}", (
+            f"service {name}: pass build arg {arg}: ${{{arg}:-{default}}}"
+        )
+
+
 def test_backend_is_a_build_arg_of_the_final_stage() -> None:
     """An ARG before FROM is not visible inside a stage: BACKEND must be declared in it."""
     stage = _final_stage()
@@ -240,6 +269,32 @@ def test_copy_sources_exist_and_pass_dockerignore(backend: str) -> None:
                 assert _in_context(rel), f"{rel} is excluded by .dockerignore"
 
 
+def _dockerignore_lines() -> list[str]:
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+@pytest.mark.parametrize(
+    "project",
+    sorted(p.parent.name for p in (ROOT / "backends").glob("*/pyproject.toml")),
+)
+def test_dockerignore_reincludes_every_backend_project_by_its_own_line(project: str) -> None:
+    """Every folder of backends/ with a project, registered or not, found on disk."""
+    lines = _dockerignore_lines()
+    for name in ("pyproject.toml", "uv.lock"):
+        line = f"!backends/{project}/{name}"
+        assert line in lines, f"add the line `{line}` to .dockerignore"
+
+
+def test_dockerignore_reincludes_are_literal_paths() -> None:
+    """The classic builder does not look inside an excluded folder for a wildcard re-include:
+    `!backends/*/uv.lock` passes BuildKit but fails `docker build` where buildx is absent."""
+    wildcards = [
+        line for line in _dockerignore_lines() if line.startswith("!") and re.search(r"[*?[]", line)
+    ]
+    assert not wildcards, f"write one literal line per path instead of {wildcards}"
+
+
 def test_dockerignore_keeps_artifacts_and_local_environments_out() -> None:
     """No model is baked in (compose mounts it), and no host venv or test reaches the image."""
     for path in (
@@ -265,6 +320,43 @@ def test_the_backends_locked_environment_is_what_installs() -> None:
     everything = " ".join(runs)
     assert "pip install" not in everything
     assert "uv pip" not in everything
+
+
+BUILDKIT_ONLY = {
+    "RUN": {"mount", "network", "security"},
+    "COPY": {"link", "chmod", "parents", "exclude"},
+    "ADD": {"link", "chmod", "checksum", "keep-git-dir", "exclude"},
+}
+"""Instruction flags the classic builder refuses (`the --mount option requires BuildKit`)."""
+
+
+def _leading_flags(rest: str) -> set[str]:
+    """`--mount=type=cache,... uv sync --link-mode` -> {"mount"}: flags before the command."""
+    flags = set()
+    for token in rest.split():
+        if not token.startswith("--"):
+            break
+        flags.add(token[2:].partition("=")[0])
+    return flags
+
+
+def test_every_instruction_builds_with_the_classic_builder() -> None:
+    text = DOCKERFILE.read_text()
+    assert not re.search(r"^#\s*syntax=", text, re.MULTILINE), "no BuildKit frontend"
+    assert "<<" not in text, "no heredocs (BuildKit only)"
+    for keyword, rest in _instructions():
+        refused = _leading_flags(rest) & BUILDKIT_ONLY.get(keyword, set())
+        assert not refused, f"{keyword} {rest}: --{', --'.join(refused)} needs BuildKit"
+
+
+def test_uv_leaves_no_download_cache_in_the_image() -> None:
+    """Without it, uv's cache (about the environment's size again) stays in the sync layer."""
+    no_cache = _env().get("UV_NO_CACHE") == "1"
+    runs = [args for kw, args in _instructions() if kw == "RUN"]
+    syncs = [cmd.strip() for run in runs for cmd in run.split("&&") if "uv sync" in cmd]
+    assert syncs
+    for cmd in syncs:
+        assert no_cache or "--no-cache" in cmd.split(), f"{cmd}: set UV_NO_CACHE=1 or --no-cache"
 
 
 def _requirement_names(requirements: list[str]) -> set[str]:
@@ -339,6 +431,22 @@ def test_docker_compose_config_accepts_the_file() -> None:
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
+    defaults = _base_image_args()
+    mirror = {name: f"mirror.invalid/{name.lower()}:1" for name in defaults}
+    for env, expected in (({}, defaults), (mirror, mirror)):
+        base = {k: v for k, v in os.environ.items() if k not in defaults}
+        resolved = subprocess.run(
+            [docker, "compose", "-f", str(COMPOSE), "config", "--format", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            env={**base, **env},
+        )
+        for name, svc in json.loads(resolved.stdout)["services"].items():
+            args = svc["build"]["args"]
+            assert {k: args[k] for k in expected} == expected, name
+            assert args["BACKEND"] == name
 
 
 def test_hadolint_accepts_the_dockerfile() -> None:

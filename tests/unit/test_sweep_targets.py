@@ -108,7 +108,7 @@ def test_target_without_a_port_is_refused_with_how_to_write_it(
 
 
 def test_compose_names_every_scenario_at_its_default_port() -> None:
-    """`--targets compose` is the docker compose stack: each backend's default ports."""
+    """`--target compose` is the docker compose stack: each backend's default ports."""
     found = compose_targets("10.1.2.3")
     assert set(found) == set(scenarios())
     assert found["mlserver-rest"] == f"http://10.1.2.3:{get_backend('mlserver').ports['http']}"

@@ -22,7 +22,11 @@ __all__ = ["add_arguments", "cli_overrides", "existing_run", "run"]
 
 # flag -> (settings field, type, help)
 _FLAGS: dict[str, tuple[str, Any, str]] = {
-    "--scenarios": ("scenarios", str, "comma list of scenarios (default: every backend's)"),
+    "--scenarios": (
+        "scenarios",
+        str,
+        "comma list of scenarios (default: every backend's, or every --target's)",
+    ),
     "--configs": (
         "server_configs",
         str,
@@ -77,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SCENARIO=ADDRESS",
         help="measure a deployed server instead of starting one, e.g. "
         "mlserver-rest=http://10.0.0.5:8080 (repeatable); --target compose: every scenario at "
-        "its default local port (the docker compose stack)",
+        "its default local port (the docker compose stack); --scenarios picks among targets",
     )
     parser.add_argument(
         "--metrics-url",

@@ -1,7 +1,8 @@
 """Per-process load-generator state and the Locust event hooks that manage it.
 
 Importing this module (the users do) registers the hooks once per process:
-- `init_command_line_parser`: `--model`, `--rows-per-request`, `--arrival-rate`, ... (web UI too);
+- `init_command_line_parser`: `--model`, `--rows-per-request`, `--arrival-rate`, ... (web UI too),
+  and the web UI on loopback only unless `--web-host` says otherwise;
 - `init`: the messages registered on the runner (records, drain, clock);
 - `test_start`: settings re-read (the web UI may change them between tests); processes that run
   users start shipping records (and, in open loop, their arrival schedule); the collecting
@@ -49,12 +50,17 @@ from servingbench.runs.point import GeneratorReport
 from servingbench.runs.records import Outcome
 from servingbench.wire import WireName
 
-__all__ = ["RECORDS_FILE", "REPORT_FILE", "LoadContext", "context_for", "listen"]
+__all__ = ["RECORDS_FILE", "REPORT_FILE", "WEB_HOST", "LoadContext", "context_for", "listen"]
 
 log = logging.getLogger(__name__)
 
 RECORDS_FILE = "records.npz"
 REPORT_FILE = "generator.json"
+WEB_HOST = "127.0.0.1"
+"""The interface Locust's web UI binds unless told otherwise. From another machine, an SSH tunnel
+keeps it private (`ssh -L 8089:127.0.0.1:8089 HOST`); `--web-host 0.0.0.0` opens it to the
+network, where whoever reaches the port can send load anywhere. Locust's `--web-login` alone only
+locks the UI: the locustfile must supply the login (Locust's authentication docs); ours do not."""
 DONE_MARGIN_S = 10.0
 """How long, beyond the stop's grace period, the master waits for a worker's last records."""
 _WORKER_STRIDE = 100_003  # keeps user indexes of different worker processes apart
@@ -305,6 +311,10 @@ def context_for(environment: Any) -> LoadContext:
 
 def _add_options(parser: Any, **_kwargs: Any) -> None:
     add_locust_options(parser)
+    # Locust's web UI listens on every interface by default, without a login, and its form
+    # points load at any host. A default here holds wherever `locust -f` runs; `--web-host`,
+    # LOCUST_WEB_HOST, locust.conf and [tool.locust] still override it.
+    parser.set_defaults(web_host=WEB_HOST)
 
 
 def _on_init(environment: Any, **_kwargs: Any) -> None:

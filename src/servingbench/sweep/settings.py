@@ -246,7 +246,8 @@ class BenchSettings(BaseSettings):
         default_factory=dict,
         description="deployed servers to measure instead of starting any: scenario -> address, "
         'e.g. {"mlserver-rest": "http://10.0.0.5:8080", "mlserver-grpc": "10.0.0.5:8081"}; '
-        "`compose` names every scenario at its default local port (the docker compose stack)",
+        "`compose` names every scenario at its default local port (the docker compose stack); "
+        "`scenarios`, when given, picks among the targets",
     )
     metrics_urls: dict[str, str] = Field(
         default_factory=dict,
@@ -365,12 +366,24 @@ class BenchSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _target_scenarios(self) -> BenchSettings:
-        if self.targets:
-            from servingbench.sweep.targets import parse_targets
+        """Only targets are measured: scenarios given (flag, file or env) pick among them, in
+        their order; none given, every target is measured."""
+        if not self.targets:
+            return self
+        from servingbench.sweep.targets import parse_targets
 
-            parse_targets(self.targets, self.metrics_urls)  # TargetError names what is wrong
-            if set(self.scenarios) != set(self.targets):
-                self.scenarios = list(self.targets)
+        parse_targets(self.targets, self.metrics_urls)  # TargetError names what is wrong
+        if "scenarios" not in self.model_fields_set:
+            self.scenarios = list(self.targets)
+            return self
+        missing = [s for s in self.scenarios if s not in self.targets]
+        if missing:
+            raise ValueError(
+                f"scenarios (--scenarios, config file or env) name {', '.join(missing)}, which "
+                f"no target gives (targets: {', '.join(self.targets)}); add --target "
+                f"{missing[0]}=ADDRESS, or leave it out of the scenarios"
+            )
+        self.targets = {s: self.targets[s] for s in self.scenarios}
         return self
 
     @model_validator(mode="after")

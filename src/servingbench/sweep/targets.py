@@ -5,8 +5,9 @@ for REST, `host:port` or `grpc(s)://host:port` for gRPC. Before any load is sent
 checked: reachable, speaking the expected protocol (TLS or not), ready, serving the model with
 the artifact's feature count, and giving the artifact's answers (parity). What the server says
 about itself (`/v2`, model metadata) is recorded. Everything wrong is reported at once, with
-what to fix. `--targets compose` names every scenario at its backend's default port on this
-machine: the `docker compose` stack (`make compose-up`), or `make serve-all`'s servers.
+what to fix. `--target compose` names every scenario at its backend's default port on this
+machine: the `docker compose` stack (`make compose-up`), or `make serve-all`'s servers;
+`--scenarios` picks among them.
 """
 
 from __future__ import annotations
