@@ -36,9 +36,7 @@ ROOT = project_root()
 PLACEHOLDER = "placeholder"
 SHELL_BLOCKS = ("bash", "sh", "shell", "console", "zsh", "shell-session")
 
-KNOWN_DOC_ERRORS: dict[str, str] = {
-    "--targets compose": "the README writes `--targets compose`; the flag is `--target compose`",
-}
+KNOWN_DOC_ERRORS: dict[str, str] = {}
 """Documented commands known to be wrong until the doc text is fixed (a strict xfail: when the
 text is fixed, the entry must go, see `test_known_doc_errors_are_still_in_the_docs`)."""
 
