@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from servingbench.report.intervals import (
     MIN_EFFECT,
     Ratio,
     estimate,
+    mean_interval,
     paired_ratio,
     unpaired_ratio,
     verdict,
@@ -129,3 +131,60 @@ def test_verdict_minimum_effect_is_a_setting() -> None:
     """With no minimum effect, a 4 % change whose interval excludes 1 is a difference."""
     r = Ratio(1.04, 1.03, 1.05, 3)
     assert verdict(r, higher_is_better=True, min_effect=0.0) == "better"
+
+
+# --- the statistics on data with a known truth --------------------------------------------
+
+
+def _paired_comparisons(
+    truth: float, blocks: int, count: int, seed: int
+) -> list[tuple[float, float, float]]:
+    """`count` comparisons of two series measured in `blocks` interleaved blocks: both share
+    each block's machine speed (a random walk, as a drifting machine), each slice adds its own
+    noise; b's true value is 1, a's `truth`. (ratio, low, high) of each."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        drift = np.cumsum(rng.normal(0.0, 0.08, blocks))  # seconds-to-minutes drift
+        a = np.exp(math.log(truth) + drift + rng.normal(0.0, 0.04, blocks))
+        b = np.exp(drift + rng.normal(0.0, 0.04, blocks))
+        r = paired_ratio(a.tolist(), b.tolist())
+        out.append((r.ratio, r.low, r.high))
+    return out
+
+
+def test_an_a_a_comparison_is_called_different_at_most_5_percent_of_the_time() -> None:
+    """Two identical configurations, 2,000 times over: the interval alone (no minimum effect)
+    calls 'better' or 'worse' in about 5 % of them, as a 95 % interval must; with the 5 %
+    minimum effect the reports use, almost never."""
+    runs = _paired_comparisons(1.0, 10, 2000, seed=3)
+    ratios = [Ratio(r, lo, hi, 10) for r, lo, hi in runs]
+    strict = [verdict(r, True, 0.0) for r in ratios]
+    false_calls = sum(v in ("better", "worse") for v in strict) / len(strict)
+    assert 0.03 <= false_calls <= 0.065
+    usual = [verdict(r, True, 0.05) for r in ratios]
+    assert sum(v in ("better", "worse") for v in usual) / len(usual) <= 0.01
+
+
+@pytest.mark.parametrize("truth", [1.0, 1.1, 0.5])
+def test_the_paired_interval_covers_the_true_ratio_95_percent_of_the_time(truth: float) -> None:
+    runs = _paired_comparisons(truth, 10, 2000, seed=4)
+    covered = sum(lo <= truth <= hi for _, lo, hi in runs) / len(runs)
+    assert 0.935 <= covered <= 0.965
+
+
+def test_a_real_ten_percent_difference_is_found() -> None:
+    """With the same noise, a 1.1x series is called better nearly every time."""
+    runs = _paired_comparisons(1.1, 10, 500, seed=5)
+    calls = [verdict(Ratio(r, lo, hi, 10), True, 0.05) for r, lo, hi in runs]
+    assert calls.count("better") / len(calls) >= 0.95
+
+
+def test_mean_interval_is_a_t_interval_for_differences() -> None:
+    """Differences may be negative (no logarithm): an arithmetic mean and its t-interval."""
+    est = mean_interval([-0.1, 0.1, 0.3])
+    half = T_2 * 0.2 / math.sqrt(3)
+    assert est.centre == pytest.approx(0.1)
+    assert (est.low, est.high) == pytest.approx((0.1 - half, 0.1 + half))
+    assert mean_interval([0.2]).has_interval is False
+    assert mean_interval([float("nan")]).n == 0

@@ -17,7 +17,9 @@ from servingbench.runs.stats import (
     Window,
     is_stable,
     outcome_counts,
+    quantile_upper_bound,
     relative_spread,
+    samples_to_bound,
     summarize,
     windows,
 )
@@ -307,3 +309,23 @@ def test_a_handful_of_requests_never_settles_a_point() -> None:
     assert not is_stable([two, two, two])  # 450 < 459 for the point
     assert "450 successful requests" in str(Stability().too_few([two, two, two]))
     assert is_stable([two, two, two], Stability(min_point_ok=450))
+
+
+def test_a_tail_percentile_needs_enough_samples_to_be_bounded() -> None:
+    """0.99^459 <= 0.01: with 458 samples nothing bounds the p99 at 99 % confidence, with 459
+    the largest one does; p99.9 needs 4,603."""
+    assert samples_to_bound(0.99) == 459
+    assert samples_to_bound(0.999) == 4603
+    assert math.isnan(quantile_upper_bound(np.arange(1.0, 459.0), 0.99))
+    assert quantile_upper_bound(np.arange(1.0, 460.0), 0.99) == 459.0
+    assert math.isnan(quantile_upper_bound(np.arange(1.0, 4603.0), 0.999))
+
+
+def test_the_tail_bound_lies_above_the_percentile_by_the_binomial_margin() -> None:
+    """10,000 samples 1..10,000: about 100 lie above the true p99, give or take 10; the 99 %
+    bound is the order statistic 2.3 standard deviations further up."""
+    values = np.arange(1.0, 10_001.0)
+    bound = quantile_upper_bound(values, 0.99)
+    assert np.percentile(values, 99) < bound
+    assert 9_915 <= bound <= 9_930
+    assert quantile_upper_bound(values[::-1].copy(), 0.99) == bound  # order does not matter
