@@ -56,6 +56,7 @@ from servingbench.runs.records import NO_REASON, UNKNOWN_NS, Outcome, RequestRec
 from servingbench.runs.stats import MeasurePlan, outcome_counts, summarize, windows
 from servingbench.runs.timing import ServerTiming, StageFigures
 from servingbench.servers import scenarios
+from servingbench.sweep.meta import backends_meta
 from servingbench.sweep.settings import BenchSettings
 
 __all__ = [
@@ -534,6 +535,7 @@ def _meta(
             packages={"locust": "2.0.0", "numpy": "2.0.0", "grpcio": "1.0.0"},
         ),
         sweep=settings.model_dump(mode="json"),
+        backends=backends_meta(),
         pinning=Pinning(server=[0], generator=[1], harness=[0]),
         order="repeat-major, then load level (synthetic)",
         artifacts={},

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import servingbench.servers as servers_module
 from servingbench.report import ReportSettings, RunData, load_run
 from servingbench.report.load import RUN_ENV, SAMPLE_RUN, default_run
-from servingbench.report.tables import build_tables, capacity, write_tables
+from servingbench.report.tables import build_tables, capacity, series_title, write_tables
 from servingbench.runs.layout import POINT_FILE, RECORDS_FILE, RunLayout
 from servingbench.runs.point import PointResult
 from servingbench.runs.records import Outcome, RequestRecords
@@ -244,3 +245,25 @@ def test_window_length_comes_from_point_json(tmp_path: Path) -> None:
     assert (
         row["windows"] == len(windows(records, WINDOW_S / 2)) == 2 * len(windows(records, WINDOW_S))
     )
+
+
+def test_a_run_reads_the_same_after_the_registry_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Titles, which series is ours and the series order come from the run's meta.json: with
+    a backend gone from the checkout (and our service renamed), the tables are the same."""
+    layout = make_run(tmp_path, run_id="recorded")
+    before = build_tables(load_run(layout), ReportSettings())
+    titles = [series_title(load_run(layout), line) for line in load_run(layout).lines]
+    monkeypatch.setattr(servers_module, "_registry", {}, raising=True)
+    monkeypatch.setattr(servers_module, "_discover", lambda: None)
+    assert servers_module.backends() == {}
+    data = load_run(layout)
+    after = build_tables(data, ReportSettings())
+    assert [series_title(data, line) for line in data.lines] == titles
+    assert after.baseline == before.baseline
+    pd.testing.assert_frame_equal(after.summary, before.summary)
+    pd.testing.assert_frame_equal(after.rps, before.rps)
+    assert after.rps_ratio is not None
+    assert before.rps_ratio is not None
+    pd.testing.assert_frame_equal(after.rps_ratio, before.rps_ratio)

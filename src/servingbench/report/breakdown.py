@@ -23,7 +23,6 @@ from matplotlib.figure import Figure
 
 from servingbench.report.load import RunData
 from servingbench.report.plots import colors, new_figure
-from servingbench.servers import backends
 
 __all__ = [
     "MATTERS_BELOW",
@@ -98,7 +97,7 @@ def decision_table(data: RunData) -> pd.DataFrame:
     if closed.empty:
         return pd.DataFrame()
     lowest = closed.loc[closed.groupby(["series", "model", "rows_per_request"])["level"].idxmin()]
-    ours = {name for name, b in backends().items() if b.ours}
+    ours = data.ours
     rows = []
     for r in lowest.itertuples():
         same = lowest[
@@ -152,7 +151,7 @@ def crossovers(data: RunData) -> list[str]:
     table = decision_table(data)
     if table.empty:
         return []
-    ours = {name for name, b in backends().items() if b.ours}
+    ours = data.ours
     out = []
     for series, group in table.groupby("series", sort=False):
         part = group.sort_values("model_cost_ms")

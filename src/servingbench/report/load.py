@@ -28,7 +28,6 @@ from servingbench.runs.point import PointResult, ProcessUsage, SliceResult
 from servingbench.runs.records import RequestRecords
 from servingbench.runs.slo import parse_slo
 from servingbench.runs.stats import LatencySummary, quantile_upper_bound, summarize, windows
-from servingbench.servers import backends
 
 __all__ = [
     "ESTIMATED",
@@ -210,9 +209,9 @@ def _opt(value: float | None) -> float:
     return float("nan") if value is None else float(value)
 
 
-def _series_rank() -> dict[tuple[str, str], int]:
-    """(backend, scenario) -> display rank, from the registry."""
-    order = [(b.name, e.scenario) for b in backends().values() for e in b.endpoints]
+def _series_rank(meta: RunMeta) -> dict[tuple[str, str], int]:
+    """(backend, scenario) -> display rank, as the run recorded the registry."""
+    order = [(name, s) for name, b in meta.backends.items() for s in b.scenarios]
     return {pair: i for i, pair in enumerate(order)}
 
 
@@ -223,10 +222,10 @@ def _short_lines(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(line=frame["series"])
 
 
-def _sort(frame: pd.DataFrame) -> pd.DataFrame:
+def _sort(frame: pd.DataFrame, meta: RunMeta) -> pd.DataFrame:
     if frame.empty:
         return frame
-    rank = _series_rank()
+    rank = _series_rank(meta)
     keys = frame.assign(
         _rank=[
             rank.get((b, s), len(rank))
@@ -330,6 +329,16 @@ class RunData:
         label alone when the run has one model and batch size)."""
         return list(dict.fromkeys(self.points["line"])) if len(self.points) else []
 
+    @property
+    def ours(self) -> set[str]:
+        """The backends that are this project's own service (as the run recorded them)."""
+        return {name for name, b in self.meta.backends.items() if b.ours}
+
+    def title(self, backend: str) -> str:
+        """How the run named `backend` (its name, when the run did not record it)."""
+        record = self.meta.backends.get(backend)
+        return record.title if record is not None else backend
+
     def line_of(self, series: str, model: str, rows_per_request: int) -> str | None:
         """The line of `series` on that model and batch size, if the run measured it."""
         points = self.points
@@ -416,7 +425,7 @@ def load_run(run: str | Path | RunLayout | None = None) -> RunData:
         results[point.point_id] = point
         folders[point.point_id] = folder
         rows.extend(_point_rows(point, records, bound))
-    frame = _short_lines(_sort(pd.DataFrame(rows)))
+    frame = _short_lines(_sort(pd.DataFrame(rows), meta))
     if not frame.empty:
         costs = {(c.model, c.rows_per_request): c.mean_ms for c in meta.model_costs}
         frame["model_cost_ms"] = [

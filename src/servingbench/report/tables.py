@@ -21,7 +21,6 @@ from servingbench.atomic import atomic_write_text
 from servingbench.report.intervals import Ratio, paired_ratio, verdict
 from servingbench.report.load import RunData
 from servingbench.report.settings import ReportSettings
-from servingbench.servers import backends
 
 __all__ = [
     "FLAG_MARK",
@@ -52,10 +51,8 @@ SUMMARY_COLUMNS = [
 ]  # fmt: skip
 
 
-def describe_series(scenario: str, server_config: str, backend: str, wire: str) -> str:
+def describe_series(title: str, server_config: str, wire: str) -> str:
     """A series in words: `MLServer v2-grpc`, `our FastAPI service predict-json (batching)`."""
-    known = backends()
-    title = known[backend].title if backend in known else backend
     suffix = "" if server_config in ("", "default") else f" ({server_config})"
     return f"{title} {wire}{suffix}"
 
@@ -126,8 +123,7 @@ def default_baseline(data: RunData) -> str | None:
     """The series with the highest peak req/s among the stock servers (backends that
     are not `ours`), else among all: what a user compares their own service against."""
     agg = data.closed[(data.closed["repeats"] > 0) & data.closed["rps"].notna()]
-    known = backends()
-    stock = agg[[not (b in known and known[b].ours) for b in agg["backend"]]]
+    stock = agg[~agg["backend"].isin(data.ours)]
     for candidates in (stock, agg):
         if not candidates.empty:
             return str(candidates.sort_values("rps", ascending=False)["series"].iloc[0])
@@ -258,7 +254,7 @@ def series_title(data: RunData, line: str, with_work: bool = True) -> str:
     """`describe_series` for a line of this run; its model and batch size added when the run
     has several (unless the sentence names them already: `with_work=False`)."""
     row = data.aggregate[data.aggregate["line"] == line].iloc[0]
-    title = describe_series(row["scenario"], row["server_config"], row["backend"], row["wire"])
+    title = describe_series(data.title(row["backend"]), row["server_config"], row["wire"])
     if with_work and line != row["series"]:
         title += f" on {row['model']}, {int(row['rows_per_request'])} row(s) per request"
     return title

@@ -16,6 +16,7 @@ from servingbench.runs.schema import Record, Versioned
 
 __all__ = [
     "ArtifactSummary",
+    "BackendRecord",
     "CapacityRecord",
     "ModelCost",
     "ParityCheck",
@@ -53,6 +54,17 @@ class ArtifactSummary(Record):
     n_features: int
     held_out_rows: int
     library_versions: dict[str, str]
+
+
+class BackendRecord(Record):
+    """What the report needs to know of a backend, recorded so that a run reads the same
+    whatever backends the checkout that reads it has."""
+
+    title: str = Field(description="how reports name it, e.g. `MLServer`")
+    ours: bool = Field(default=False, description="this project's own service")
+    scenarios: list[str] = Field(
+        default_factory=list, description="its scenarios, in the order reports list them"
+    )
 
 
 class ServerRecord(Record):
@@ -150,6 +162,11 @@ class RunMeta(Versioned):
         description="each backend environment's versions of the packages that matter",
     )
     sweep: dict[str, Any] = Field(description="the sweep's settings, verbatim")
+    backends: dict[str, BackendRecord] = Field(
+        default_factory=dict,
+        description="every registered backend when the run started, in the order reports list "
+        "them: titles, which one is ours, their scenarios",
+    )
     pinning: Pinning
     order: str
     artifacts: dict[str, ArtifactSummary]

@@ -12,13 +12,20 @@ from servingbench.environment import SERVER_LIBRARIES, git_commit, hardware_info
 from servingbench.models.artifacts import load_metadata, model_version
 from servingbench.paths import project_root
 from servingbench.runs.calibration import CalibrationRecord
-from servingbench.runs.meta import ArtifactSummary, Pinning, RunMeta, ServerRecord
+from servingbench.runs.meta import ArtifactSummary, BackendRecord, Pinning, RunMeta, ServerRecord
 from servingbench.servers import backends
 from servingbench.stack.environments import environment_versions
 from servingbench.sweep.servers import BenchServers
 from servingbench.sweep.settings import BenchSettings
 
-__all__ = ["NOTES", "artifact_summary", "environments_meta", "initial_meta", "servers_meta"]
+__all__ = [
+    "NOTES",
+    "artifact_summary",
+    "backends_meta",
+    "environments_meta",
+    "initial_meta",
+    "servers_meta",
+]
 
 NOTES = [
     "Latency percentiles come from per-request records (requests.npz), never from Locust's "
@@ -114,6 +121,16 @@ def environments_meta(servers: BenchServers) -> dict[str, dict[str, str]]:
     }
 
 
+def backends_meta() -> dict[str, BackendRecord]:
+    """The registry as the report needs it, recorded with the run."""
+    return {
+        name: BackendRecord(
+            title=backend.title, ours=backend.ours, scenarios=[s.name for s in backend.scenarios()]
+        )
+        for name, backend in backends().items()
+    }
+
+
 def initial_meta(
     run_id: str,
     settings: BenchSettings,
@@ -131,6 +148,7 @@ def initial_meta(
         hardware=hardware_info(),
         software=software_info(),
         sweep=sweep,
+        backends=backends_meta(),
         pinning=Pinning(
             server=server_cpus,
             generator=generator_cpus,
