@@ -80,7 +80,7 @@ def test_capacity_row_from_a_flagged_level_is_marked(report: Report) -> None:
     text = (_root(report) / "report.md").read_text()
     capacity = text.split("## Capacity")[1].split("\n## ")[0]
     rows = {line.split(" | ")[0]: line for line in capacity.splitlines() if line.startswith("| ")}
-    assert rows[f"| fastapi-rest {FLAG_MARK}"].endswith("at N=16 |")
+    assert rows[f"| fastapi-rest {FLAG_MARK}"].endswith("at 16 users |")
     assert "| fastapi-rest@batching" in rows  # a clean best level: unmarked
 
 

@@ -188,7 +188,7 @@ def test_capacity_says_what_would_give_an_answer(data: RunData, tmp_path: Path) 
     """No level within the bound: the lowest level's p99 and the option to change; every level
     erroring: fix the errors first."""
     for result in capacity(data, 0.01)["result"]:
-        assert result.startswith("none: p99 at the lowest level (N=1) was ")
+        assert result.startswith("none: p99 at the lowest level (1 user) was ")
         assert "--p99-bound-ms" in result
     shape = constant(lambda _s, _k: 2.0, error_every=10, flags=("errors",))
     erroring = _tiny(tmp_path, levels=(1, 2), repeats=2, shape=shape)

@@ -42,7 +42,7 @@ def _edit(path: Path, **changes: object) -> None:
 
 def test_files_carry_the_current_schema_version(layout: RunLayout) -> None:
     """Every JSON file says which contract wrote it, so a reader can refuse another one."""
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4
     assert json.loads(layout.meta.read_text())["schema_version"] == SCHEMA_VERSION
     assert json.loads(_point_path(layout).read_text())["schema_version"] == SCHEMA_VERSION
 

@@ -180,14 +180,14 @@ def test_sampler_sees_this_process_and_attributes_idle_servers() -> None:
     """A real sampler on the test's own process: its pid, its CPU while it spins, its memory;
     and interference adds up the idle servers that are not the one measured."""
     me = psutil.Process()
-    with UsageSampler([Tracked("harness", "pytest", lambda: [me], [0])], interval_s=0.02) as s:
-        start = time.perf_counter_ns()
-        # spin for CPU time, not wall time: on a busy machine 0.2 s of wall time may hold
-        # almost none of it, and no sample may fall inside
-        spent = time.process_time()
-        while time.process_time() - spent < 0.1 or time.perf_counter_ns() - start < 0.2 * S:
-            pass
-        end = time.perf_counter_ns()
+    # samples taken by the caller (as an interleaved session does), not by the thread: a
+    # thread would compete with the spin below for the GIL and might not sample inside it
+    s = UsageSampler([Tracked("harness", "pytest", lambda: [me], [0])])
+    start = s.take(with_memory=True)
+    spent = time.process_time()  # CPU time, not wall time: a busy machine gives less of it
+    while time.process_time() - spent < 0.1:
+        pass
+    end = s.take(with_memory=True)
     (usage,) = s.usage(start, end)
     assert os.getpid() in usage.pids  # with its children (the session's servers, if any)
     assert usage.cpu_seconds > 0.0

@@ -69,7 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: 1 and 10 users, one repeat, 1 s windows, points of at most 4 s",
+        help="smoke run: 1 and 10 users, 3 interleaved blocks (or one repeat of points of at "
+        "most 4 s)",
     )
     parser.add_argument(
         "--skip-parity", action="store_true", default=None, help="skip the parity check"

@@ -32,6 +32,7 @@ __all__ = [
     "crossovers",
     "decision_figure",
     "decision_table",
+    "varies_cost",
 ]
 
 MATTERS_BELOW = 0.10
@@ -145,32 +146,58 @@ def decision_figure(data: RunData) -> Figure:
     return fig
 
 
-def crossovers(data: RunData) -> list[str]:
-    """Plain sentences: per series, the smallest model cost where its overhead share is under
-    10 %, and (stock servers) where its latency comes within 10 % of ours."""
+def varies_cost(data: RunData) -> bool:
+    """Whether the run varied the model's cost (several models or rows per request): the only
+    runs a decision chart, and its sentences, say anything about."""
     table = decision_table(data)
-    if table.empty:
+    return not table.empty and table["model_cost_ms"].nunique() > 1
+
+
+def _work(row: pd.Series) -> str:
+    rows = int(row["rows"])
+    return f"{row['model_name']}, {rows} row{'s' if rows != 1 else ''}"
+
+
+def crossovers(data: RunData) -> list[str]:
+    """Plain sentences for a run that varied the model's cost: per series, from which model
+    cost its overhead falls under 10 % of the latency (or that it never did), and for a stock
+    server, from which cost it comes within 10 % of our service (or how far it stayed)."""
+    if not varies_cost(data):
         return []
+    table = decision_table(data)
     ours = data.ours
     out = []
     for series, group in table.groupby("series", sort=False):
         part = group.sort_values("model_cost_ms")
         low = part[part["overhead_share"] < MATTERS_BELOW]
-        text = f"{series}: overhead under 10 % "
-        text += (
-            f"from a model cost of {low['model_cost_ms'].iloc[0]:.2f} ms "
-            f"({low['model_name'].iloc[0]}, {low['rows'].iloc[0]} rows)"
-            if not low.empty
-            else f"at no measured cost (at most {part['model_cost_ms'].max():.2f} ms; share "
-            f"{100 * part['overhead_share'].min():.0f} % at best)"
-        )
+        top = part["model_cost_ms"].max()
+        if low.empty:
+            text = (
+                f"{series}: at every measured model cost, up to {top:.2f} ms, its overhead "
+                f"was at least {100 * part['overhead_share'].min():.0f} % of the latency, so "
+                "the server it runs on mattered throughout"
+            )
+        else:
+            first = low.iloc[0]
+            text = (
+                f"{series}: its overhead fell under 10 % of the latency from a model cost of "
+                f"{first['model_cost_ms']:.2f} ms ({_work(first)}); from there the server "
+                "hardly matters"
+            )
         if part["backend"].iloc[0] not in ours and part["vs_ours"].notna().any():
             close = part[part["vs_ours"] <= 1 + WITHIN]
-            text += "; within 10 % of our service " + (
-                f"from {close['model_cost_ms'].iloc[0]:.2f} ms ({close['model_name'].iloc[0]}, "
-                f"{close['rows'].iloc[0]} rows)"
-                if not close.empty
-                else f"at no measured cost ({part['vs_ours'].min():.2f}x at best)"
-            )
+            if not close.empty:
+                first = close.iloc[0]
+                how = (
+                    f"was faster than our service ({first['vs_ours']:.2f}x its latency)"
+                    if first["vs_ours"] < 1 - WITHIN
+                    else "came within 10 % of our service's latency"
+                )
+                text += f"; it {how} from {first['model_cost_ms']:.2f} ms ({_work(first)})"
+            else:
+                text += (
+                    f"; it stayed at least {part['vs_ours'].min():.2f}x our service's latency "
+                    "at every measured cost"
+                )
         out.append(text + ".")
     return out

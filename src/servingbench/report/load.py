@@ -146,7 +146,10 @@ def _tails(records: RequestRecords | None) -> dict[str, Any]:
     """The point's tail percentiles over all its samples, each with its 99 % upper bound (NaN:
     too few samples to bound it, see `runs.stats.quantile_upper_bound`)."""
     if records is None:
-        return {"pooled_ok": 0} | {f"{name}_bound_ms": float("nan") for name in _TAILS}
+        nan = float("nan")
+        return {"pooled_ok": 0} | {
+            column: nan for name in _TAILS for column in (f"pooled_{name}_ms", f"{name}_bound_ms")
+        }
     measured = records.measured()
     ok = measured.response_ns[measured.ok] / 1e6
     out: dict[str, Any] = {"pooled_ok": int(ok.size)}

@@ -180,7 +180,8 @@ def capacity(data: RunData, bound_ms: float) -> pd.DataFrame:
 def _level(row: pd.Series) -> str:
     if row.get("load") == "open":
         return f"{row['level']:.0f} req/s offered"
-    return f"N={int(row['level'])}"
+    users = int(row["level"])
+    return f"{users} user{'s' if users != 1 else ''}"
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,16 @@
 """The report's opening: what the run found, in plain words, each number with its interval.
 
-Sentences are built from the same tables as the rest of the report: paired ratios between the
-fastest series and the best of each other backend at the highest load every series reached,
-latency at one user beside what the instrument itself adds there, the capacity headline, and
-how many points settled or were flagged.
+Sentences are built from the same tables as the rest of the report, one short function per
+finding, each printing only what its run measured:
+- throughput: the fastest series at the highest load every series reached, and the paired
+  ratio to the best series of every other backend;
+- one user: each series' median latency, and what the instrument itself adds there (measured
+  beside the harness with wrk on the real servers, or calibrated on no-op servers, or unknown,
+  and how to learn it);
+- cost: the server's CPU per request, a figure the machine's drift barely moves;
+- capacity (closed loop, and open loop under an SLO), the tails that too few requests bound,
+  the decision chart's crossovers (only when the run varied the model's cost), deployed
+  targets, and how many points were measured and flagged.
 """
 
 from __future__ import annotations
@@ -14,9 +21,10 @@ from collections import Counter
 import pandas as pd
 
 from servingbench.report import breakdown, openloop
-from servingbench.report.intervals import Estimate, verdict
+from servingbench.report.intervals import Estimate, Ratio, verdict
 from servingbench.report.load import RunData
 from servingbench.report.tables import ReportTables, paired, series_title
+from servingbench.runs.stats import samples_to_bound
 
 __all__ = ["verdict_sentences"]
 
@@ -51,6 +59,20 @@ def _common_top_level(agg: pd.DataFrame) -> float | None:
     return max(common) if common else None
 
 
+def _samples(data: RunData) -> str:
+    """What the intervals are across: repeats, or an interleaved session's blocks."""
+    methods = set(data.points["method"]) if "method" in data.points else {"points"}
+    return "blocks" if methods == {"interleaved"} else "repeats"
+
+
+def _ratio_text(r: Ratio) -> str:
+    if r.has_interval:
+        return f"{r.ratio:.2f}x ({r.low:.2f} to {r.high:.2f}x)"
+    if math.isfinite(r.ratio):
+        return f"{r.ratio:.2f}x (one sample: no interval)"
+    return "n/a"
+
+
 def _throughput(data: RunData, tables: ReportTables) -> list[str]:
     agg, work = _headline_work(data.closed)
     level = _common_top_level(agg)
@@ -60,7 +82,7 @@ def _throughput(data: RunData, tables: ReportTables) -> list[str]:
     best = at.sort_values("rps", ascending=False).iloc[0]
     fastest = series_title(data, best["line"], False)
     out = [
-        f"At {_users(level)}{work} the fastest series was {fastest}: "
+        f"At {_users(level)}{work} the most req/s came from {fastest}: "
         f"{_estimate(best, 'rps').text(0)} req/s, p99 {_estimate(best, 'p99_ms').text(2)} ms."
     ]
     for backend, group in at.groupby("backend", sort=False):
@@ -70,16 +92,53 @@ def _throughput(data: RunData, tables: ReportTables) -> list[str]:
         rps = paired(data, best["line"], other["line"], level, "rps")
         p99 = paired(data, best["line"], other["line"], level, "p99_ms")
         them = series_title(data, other["line"], False)
-        if verdict(rps, True, tables.min_effect) in ("better", "worse"):
+        call = verdict(rps, True, tables.min_effect)
+        if call in ("better", "worse"):
             out.append(
-                f"It served {rps.text()} the req/s of {them}, the best of its backend, at "
-                f"{p99.text()} its p99."
+                f"It served {_ratio_text(rps)} the req/s of {them} (the best of its backend), "
+                f"with {_ratio_text(p99)} its p99."
             )
-        elif rps.has_interval:
-            out.append(f"Against {them}: no significant difference in req/s ({rps.text()}).")
+        elif call == "no significant difference":
+            out.append(f"Against {them}: no significant difference in req/s ({_ratio_text(rps)}).")
         else:
-            out.append(f"Against {them}: {rps.text()} the req/s (one repeat: no interval).")
+            out.append(f"Against {them}: {_ratio_text(rps)} the req/s.")
     return out
+
+
+def _instrument(data: RunData, at: pd.DataFrame) -> str:
+    """What the harness itself adds at one user, from the best evidence the run has."""
+    wrk = at[at["instrument_pairs"] > 0] if "instrument_pairs" in at else at.iloc[0:0]
+    if not wrk.empty:
+        parts = [
+            f"{series_title(data, r['line'], False)} "
+            f"{Estimate(r['instrument_p50_ms'], r['instrument_p50_ms_lo'], r['instrument_p50_ms_hi'], int(r['instrument_pairs'])).text(3, ' ms')}"  # noqa: E501
+            for _, r in wrk.iterrows()
+        ]
+        text = (
+            "Measured on the same servers in the same blocks, the harness's median latency "
+            "minus wrk's (one connection) was: " + "; ".join(parts) + "."
+        )
+        missing = at[~at["line"].isin(wrk["line"])]
+        if not missing.empty:
+            text += (
+                " wrk speaks no gRPC, so for "
+                + ", ".join(series_title(data, line, False) for line in missing["line"])
+                + " the instrument's share comes from calibration only."
+            )
+        return text
+    added = at["instrument_added_ms"].dropna()
+    if not added.empty:
+        low, high = added.min(), added.max()
+        spread = f"{low:.3f}" if round(low, 3) == round(high, 3) else f"{low:.3f} to {high:.3f}"
+        return (
+            f"The harness itself adds about {spread} ms at that load, calibrated against no-op "
+            "servers only (`make calibrate`); with wrk installed the run would measure it on "
+            "the real servers."
+        )
+    return (
+        "What the harness itself adds to these figures was not measured: install wrk (apt "
+        "install wrk) to measure it beside each REST series, or run `make calibrate`."
+    )
 
 
 def _one_user(data: RunData) -> list[str]:
@@ -93,18 +152,27 @@ def _one_user(data: RunData) -> list[str]:
         for _, r in ordered.iterrows()
     ]
     text = f"At 1 user{work} the median latency was: " + "; ".join(parts) + "."
-    added = ordered["instrument_added_ms"].dropna()
-    if not added.empty:
-        spread = (
-            f"{added.min():.3f}"
-            if round(added.min(), 3) == round(added.max(), 3)
-            else f"{added.min():.3f} to {added.max():.3f}"
-        )
-        text += (
-            f" Locust itself adds {spread} ms at that load (calibration), included in these "
-            "figures."
-        )
-    return [text]
+    return [text, _instrument(data, ordered)]
+
+
+def _cost(data: RunData) -> list[str]:
+    """Server CPU per request at the highest common load: the cost the drift barely moves."""
+    agg, work = _headline_work(data.closed)
+    level = _common_top_level(agg)
+    if level is None:
+        return []
+    at = agg[(agg["level"] == level) & agg["server_us_per_request"].notna()]
+    if at.empty:
+        return []
+    parts = [
+        f"{series_title(data, r['line'], False)} {_estimate(r, 'server_us_per_request').text(0)}"
+        for _, r in at.sort_values("server_us_per_request").iterrows()
+    ]
+    return [
+        f"Server CPU per request at {_users(level)}{work}, in µs of its process tree: "
+        + "; ".join(parts)
+        + "."
+    ]
 
 
 def _capacity(tables: ReportTables, data: RunData) -> list[str]:
@@ -121,18 +189,46 @@ def _capacity(tables: ReportTables, data: RunData) -> list[str]:
     return [f"Most req/s with p99 ≤ {tables.bound_ms:g} ms: " + "; ".join(parts) + "."]
 
 
+def _tails(data: RunData) -> list[str]:
+    """Which p99 and p99.9 figures rest on too few requests to be bounded."""
+    agg = data.aggregate
+    if agg.empty or "p99_bounded" not in agg:
+        return []
+    out = []
+    for name, label, q in (("p99", "p99", 0.99), ("p999", "p99.9", 0.999)):
+        thin = agg[(agg["repeats"] > 0) & ~agg[f"{name}_bounded"].astype(bool)]
+        if thin.empty:
+            continue
+        where = ", ".join(f"{r['line']} at {r['level']:g}" for _, r in thin.iterrows())
+        out.append(
+            f"The {label} of {where} rests on too few requests to bound it (a point needs "
+            f"{samples_to_bound(q):,} successful requests to bound its {label} at 99 % "
+            "confidence): read it as an estimate, not a guarantee."
+        )
+    return out
+
+
 def _settled(data: RunData) -> list[str]:
-    points = data.points
+    points = data.points.drop_duplicates("point_id")
     if points.empty:
         return []
     measured = points[points["has_records"]]
-    converged = int((measured["converged"] == True).sum())  # noqa: E712 (a nullable column)
     counts = Counter(f for text in points["flags"] for f in text.split(",") if f)
     flagged = int(points["flagged"].sum())
-    text = (
-        f"{len(measured)} of {len(points)} points measured; {converged} settled before the cap; "
-        f"{flagged} flagged"
-    )
+    interleaved = measured[measured["method"] == "interleaved"]
+    parts = []
+    if not interleaved.empty:
+        blocks = int(data.points[data.points["method"] == "interleaved"]["repeat"].max())
+        parts.append(f"{len(interleaved)} measured in {blocks} interleaved blocks")
+    by_points = measured[measured["method"] != "interleaved"]
+    if not by_points.empty:
+        converged = int((by_points["converged"] == True).sum())  # noqa: E712 (nullable column)
+        parts.append(f"{len(by_points)} measured until stable, {converged} settled before the cap")
+    failed = len(points) - len(measured)
+    text = f"{len(points)} points: " + "; ".join(parts)
+    if failed:
+        text += f"; {failed} could not run"
+    text += f"; {flagged} flagged"
     if counts:
         text += " (" + ", ".join(f"{f} {n}" for f, n in counts.most_common()) + ")"
     return [text + "."]
@@ -143,8 +239,20 @@ def _open_capacity(data: RunData) -> list[str]:
     if slo is None or not openloop.has_open(data):
         return []
     table = openloop.capacity_table(data, slo)
-    parts = [f"{series_title(data, str(r.line))}: {r.result}" for r in table.itertuples()]
+    parts = [
+        f"{series_title(data, str(r.line))}: {r.result}{' (flagged)' if r.flags else ''}"
+        for r in table.itertuples()
+    ]
     return [f"Highest arrival rate meeting {slo.text} (open loop): " + "; ".join(parts) + "."]
+
+
+def _targets(data: RunData) -> list[str]:
+    if not data.meta.targets:
+        return []
+    return [
+        "These servers were deployed targets, not started by the run: their CPU and memory "
+        "were not measured, and what else ran beside them is unknown."
+    ]
 
 
 def verdict_sentences(data: RunData, tables: ReportTables) -> list[str]:
@@ -154,7 +262,10 @@ def verdict_sentences(data: RunData, tables: ReportTables) -> list[str]:
         *_open_capacity(data),
         *(_throughput(data, tables) if closed else []),
         *(_one_user(data) if closed else []),
+        *(_cost(data) if closed else []),
         *(_capacity(tables, data) if closed else []),
+        *_tails(data),
         *breakdown.crossovers(data),
+        *_targets(data),
         *_settled(data),
     ]

@@ -200,14 +200,16 @@ def _safe(label: str) -> str:
     return "".join(c if c.isalnum() or c in "-_.@=" else "_" for c in label)
 
 
-def _job(one: SessionSeries, folder: Path, schedule: Path, run_for_s: float) -> LocustJob:
+def _job(
+    one: SessionSeries, folder: Path, records: Path, schedule: Path, run_for_s: float
+) -> LocustJob:
     plan = one.top
     key = plan.key
     return LocustJob(
         users=key.concurrency,
         host=plan.host,
         out_dir=folder,
-        records_dir=folder / "records",
+        records_dir=records,
         plan=None,
         timeout_s=plan.timeout_s,
         stop_grace_s=plan.stop_grace_s,
@@ -326,8 +328,9 @@ def run_session(
         schedules = [Path(tmp) / f"schedule-{i}.json" for i in range(len(series))]
         for i, one in enumerate(series):
             if one.failure is None:
-                folder = layout.root / "sessions" / _safe(one.label)
-                job = _job(one, folder, schedules[i], READY_TIMEOUT_S + length_s)
+                folder = layout.root / "sessions" / _safe(one.label)  # its log and stats
+                records = Path(tmp) / f"records-{i}"  # split into the points' own files
+                job = _job(one, folder, records, schedules[i], READY_TIMEOUT_S + length_s)
                 one.running = start_locust(job)
         try:
             _wait_ready(series, schedules)

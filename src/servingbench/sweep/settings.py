@@ -30,6 +30,7 @@ __all__ = ["QUICK_PRESET", "BenchSettings", "load_settings", "parse_int_list"]
 QUICK_PRESET: dict[str, Any] = {
     "concurrency": [1, 10],
     "repeats": 1,
+    "blocks": 3,
     "warmup_s": 0.5,
     "window_s": 1.0,
     "max_duration_s": 4.0,
