@@ -11,7 +11,8 @@ import pytest
 
 from servingbench.cli import main
 from servingbench.report import Report, ReportSettings, build_report, load_run
-from servingbench.report.document import FLAG_MARK
+from servingbench.report.document import FLAG_MARK, Image
+from servingbench.report.html import render_html
 from servingbench.runs.layout import RECORDS_FILE, RunLayout
 from servingbench.runs.meta import RunMeta
 from tests.synthetic_run import REPEATS, Series, make_run
@@ -88,6 +89,8 @@ class _Collector(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.images: list[str] = []
+        self.charts: list[str] = []
+        self.script_sources: list[str] = []
         self.flagged = 0
         self.open: list[str] = []
 
@@ -96,6 +99,10 @@ class _Collector(HTMLParser):
         if tag == "img":
             self.images.append(values.get("src") or "")
             return
+        if values.get("class") == "plotly-graph-div":
+            self.charts.append(values.get("id") or "")
+        if tag == "script" and values.get("src"):
+            self.script_sources.append(values.get("src") or "")
         if values.get("class") == "flagged":
             self.flagged += 1
         if tag not in ("meta",):
@@ -108,16 +115,33 @@ class _Collector(HTMLParser):
 
 
 def test_html_is_standalone_and_marks_flags(report: Report) -> None:
+    """Each PNG of report.md is an interactive chart in report.html, and plotly.js is in the
+    page once (nothing fetched: it opens offline)."""
+    text = (_root(report) / "report.html").read_text()
     parser = _Collector()
-    parser.feed((_root(report) / "report.html").read_text())
+    parser.feed(text)
     parser.close()
     assert parser.open == []
-    assert len(parser.images) == len([p for p in report.files if p.suffix == ".png"])
-    for src in parser.images:
-        prefix = "data:image/png;base64,"
-        assert src.startswith(prefix)
-        assert base64.b64decode(src[len(prefix) :]).startswith(b"\x89PNG")
+    pngs = [p.stem for p in report.files if p.suffix == ".png"]
+    assert parser.charts == [f"figure-{stem}" for stem in pngs]
+    assert parser.images == []
+    assert parser.script_sources == []
+    assert text.count("* plotly.js v") == 1
     assert parser.flagged >= 4
+
+
+def test_html_without_descriptions_embeds_pngs(report: Report) -> None:
+    """An image the document does not describe is embedded as PNG, and then no plotly.js."""
+    root = _root(report)
+    png = next(p for p in report.files if p.suffix == ".png")
+    parser = _Collector()
+    parser.feed(render_html([Image(png.name, "a plot")], root, "t"))
+    parser.close()
+    prefix = "data:image/png;base64,"
+    assert len(parser.images) == 1
+    assert parser.images[0].startswith(prefix)
+    assert base64.b64decode(parser.images[0][len(prefix) :]).startswith(b"\x89PNG")
+    assert parser.charts == []
 
 
 def test_run_without_records_still_reports(tmp_path: Path) -> None:

@@ -4,7 +4,10 @@ Breakdown, per closed-loop point (means, medians over repeats):
   client latency = server time + outside (network, client, and queueing in front of the server)
   server time    = model + queue + framework (protocol, validation, the event loop, encoding)
 Server time, model and queue come from the server's own metrics (`sweep.server_timing`); a
-backend that counts no model stage is given the model's in-process cost instead (marked).
+backend that counts no model stage is given the model's in-process cost instead (marked). A
+backend that reports no request duration (KServe counts only its model call) cannot say how the
+rest of the client latency splits into framework and outside: that rest is "not attributed".
+Every bar stacks to its series' client latency, so a server that says less never looks faster.
 
 Decision chart: for each series, the overhead share (client latency minus the model's own
 in-process cost, divided by client latency) against that cost, across models and rows per
@@ -19,19 +22,29 @@ import math
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
+from servingbench.report.figure import (
+    PALETTE,
+    Axis,
+    FigureSpec,
+    RefLine,
+    Segment,
+    Trace,
+    floats,
+)
 from servingbench.report.load import RunData
-from servingbench.report.plots import colors, new_figure
 
 __all__ = [
     "MATTERS_BELOW",
+    "SEGMENTS",
     "WITHIN",
+    "bar_segments",
     "breakdown_figure",
     "breakdown_table",
     "crossovers",
     "decision_figure",
     "decision_table",
+    "has_breakdown",
     "varies_cost",
 ]
 
@@ -40,15 +53,41 @@ MATTERS_BELOW = 0.10
 WITHIN = 0.10
 """How close (relative latency) a server must come to ours to count as "as fast"."""
 
+SEGMENTS: dict[str, tuple[str, str, bool]] = {
+    "model_metric": ("model (the server's own metric)", "#2ca02c", False),
+    "model_in_process": ("model (its in-process cost: the server reports none)", "#98df8a", True),
+    "queue": ("queue (batch or thread)", "#9467bd", False),
+    "framework": ("framework (server minus model and queue)", "#ff7f0e", False),
+    "outside": ("outside the server (network, client, queue before it)", "#7f7f7f", False),
+    "not_attributed": (
+        "not attributed (the server reports no request duration)",
+        "#d9d9d9",
+        True,
+    ),
+}
+"""The bars' parts, from the axis up: (legend name, colour, hatched)."""
+CLIENT = "client latency (mean, 95 % interval)"
+
+
+def _closed(data: RunData) -> pd.DataFrame:
+    agg = data.aggregate
+    if agg.empty:
+        return agg
+    return agg[(agg["load"] == "closed") & (agg["repeats"] > 0)].reset_index(drop=True)
+
 
 def breakdown_table(data: RunData) -> pd.DataFrame:
-    agg = data.aggregate
-    closed = agg[(agg["load"] == "closed") & (agg["repeats"] > 0)].copy()
+    """One row per closed-loop point: client latency and the parts the server reports.
+
+    `not_attributed_ms` (where the server reports no request duration) is the client latency
+    less the model and queue time the server did report.
+    """
+    closed = _closed(data)
     if closed.empty:
         return pd.DataFrame()
     model = closed["model_ms"].where(closed["model_ms"].notna(), closed["model_cost_ms"])
     queue = closed["queue_ms"].fillna(0.0)
-    out = pd.DataFrame(
+    return pd.DataFrame(
         {
             "series": closed["series"],
             "model_name": closed["model"],
@@ -61,33 +100,97 @@ def breakdown_table(data: RunData) -> pd.DataFrame:
             "model_source": np.where(closed["model_ms"].notna(), "metrics", "in-process"),
             "queue_ms": closed["queue_ms"],
             "framework_ms": closed["server_ms"] - model - queue,
+            "not_attributed_ms": (closed["avg_ms"] - model.fillna(0.0) - queue).where(
+                closed["server_ms"].isna()
+            ),
             "header_ms": closed["header_ms"],
         }
     )
-    return out.reset_index(drop=True)
 
 
-def breakdown_figure(data: RunData, level: float) -> Figure:
-    """Stacked bars at one level: model, queue, framework, outside (network and client)."""
+def has_breakdown(table: pd.DataFrame) -> bool:
+    """Whether any server reported a stage of its own: else there is nothing to break down."""
+    if table.empty:
+        return False
+    return bool(
+        table["server_ms"].notna().any()
+        or table["queue_ms"].notna().any()
+        or (table["model_source"] == "metrics").any()
+    )
+
+
+def bar_segments(table: pd.DataFrame) -> pd.DataFrame:
+    """The bars' parts (ms, one column per `SEGMENTS` key), each row summing to its client latency.
+
+    The server's parts are taken from the axis up, each cut to what is left of the client
+    latency (noise can make a difference of means slightly negative, or the server's parts
+    slightly exceed the client's mean); the rest is "outside" where the server reports its
+    request duration, else "not attributed". The table keeps the uncut figures.
+    """
+    left = np.maximum(np.nan_to_num(table["client_ms"].to_numpy(dtype=float)), 0.0)
+    known = table["server_ms"].notna().to_numpy()
+    parts: dict[str, np.ndarray] = {}
+
+    def take(name: str, values: pd.Series, where: np.ndarray) -> None:
+        nonlocal left
+        wanted = np.where(where, np.maximum(np.nan_to_num(values.to_numpy(dtype=float)), 0.0), 0)
+        parts[name] = np.minimum(wanted, left)
+        left = left - parts[name]
+
+    metric = (table["model_source"] == "metrics").to_numpy()
+    take("model_metric", table["model_ms"], metric)
+    take("model_in_process", table["model_ms"], ~metric)
+    take("queue", table["queue_ms"], np.ones(len(table), dtype=bool))
+    take("framework", table["framework_ms"], known)
+    parts["outside"] = np.where(known, left, 0.0)
+    parts["not_attributed"] = np.where(known, 0.0, left)
+    return pd.DataFrame(parts, index=table.index)
+
+
+def breakdown_figure(data: RunData, level: float) -> FigureSpec:
+    """Stacked bars at one level, each up to its series' client latency (marked with its
+    interval): model, queue, framework, outside, or what the server did not attribute."""
     table = breakdown_table(data)
-    fig = new_figure(f"Where a request's time goes at {level:g} (mean ms)", (9, 5))
-    ax = fig.add_subplot()
-    part = table[table["level"] == level] if not table.empty else table
-    labels = [f"{r.series}\n{r.model_name} x{r.rows}" for r in part.itertuples()]
-    bottom = np.zeros(len(part))
-    for column, name, color in (
-        ("model_ms", "model", "C2"),
-        ("queue_ms", "queue (batch or thread)", "C4"),
-        ("framework_ms", "framework (server minus model and queue)", "C1"),
-        ("outside_ms", "outside the server (network, client, queue before it)", "C7"),
-    ):
-        values = part[column].fillna(0.0).clip(lower=0).to_numpy() if len(part) else bottom
-        ax.bar(labels, values, bottom=bottom, label=name, color=color)
-        bottom = bottom + values
-    ax.set_ylabel("ms per request")
-    ax.tick_params(axis="x", labelrotation=30, labelsize="small")
-    ax.legend(fontsize="small")
-    return fig
+    closed = _closed(data)
+    chosen = (table["level"] == level).to_numpy() if not table.empty else np.zeros(0, dtype=bool)
+    part, client = (table[chosen], closed[chosen]) if chosen.size else (table, closed)
+    categories = tuple(f"{r.series}\n{r.model_name} x{r.rows}" for r in part.itertuples())
+    values = bar_segments(part) if len(part) else pd.DataFrame(columns=list(SEGMENTS))
+    segments = tuple(  # a part no bar has stays out of the legend
+        Segment(name, color, floats(values[key]), hatched)
+        for key, (name, color, hatched) in SEGMENTS.items()
+        if (values[key] > 0).any()
+    )
+    marker = Trace(
+        name="client latency",
+        group=CLIENT,
+        color="#000000",
+        x=categories,
+        y=floats(part["client_ms"]) if len(part) else (),
+        y_low=floats(client["avg_ms_lo"]) if len(part) else (),
+        y_high=floats(client["avg_ms_hi"]) if len(part) else (),
+        line="none",
+        marker="diamond",
+    )
+    unexplained = (
+        '; "not attributed" is the part a server that reports no request duration leaves '
+        "unexplained (its framework and everything outside it)"
+        if (values["not_attributed"] > 0).any()
+        else ""
+    )
+    users = f"{level:g} user{'' if level == 1 else 's'}"
+    return FigureSpec(
+        name=f"breakdown_{level:g}",
+        title=f"Where a request's time goes at {users} (mean ms)",
+        caption=f"where the time goes at {users} (means): each bar stacks to its series' client "
+        f"latency (the diamond, with its 95 % interval){unexplained}",
+        x=Axis(""),
+        y=Axis("ms per request", low=0.0),
+        traces=(marker,),
+        categories=categories,
+        segments=segments,
+        size=(11.0, 5.5),
+    )
 
 
 def decision_table(data: RunData) -> pd.DataFrame:
@@ -125,25 +228,35 @@ def decision_table(data: RunData) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["series", "model_cost_ms"]).reset_index(drop=True)
 
 
-def decision_figure(data: RunData) -> Figure:
+def decision_figure(data: RunData) -> FigureSpec:
+    """Overhead share against the model's in-process cost, one line per series."""
     table = decision_table(data)
-    fig = new_figure("Overhead share against the model's own cost (lowest load)")
-    ax = fig.add_subplot()
-    palette = colors(data)
+    palette = {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(data.series)}
+    traces = []
     for series, group in table.groupby("series", sort=False) if not table.empty else []:
         part = group.sort_values("model_cost_ms")
-        ax.plot(part["model_cost_ms"], 100 * part["overhead_share"], marker="o",
-                color=palette.get(str(series), "grey"), label=str(series))  # fmt: skip
-    ax.axhline(
-        100 * MATTERS_BELOW, color="grey", linestyle=":", label="10 %: the server stops mattering"
+        traces.append(
+            Trace(
+                name=str(series),
+                group=str(series),
+                color=palette.get(str(series), "#7f7f7f"),
+                x=floats(part["model_cost_ms"]),
+                y=floats(100 * part["overhead_share"]),
+            )
+        )
+    return FigureSpec(
+        name="decision",
+        title="Overhead share against the model's own cost (lowest load)",
+        caption="overhead share against the model's own cost: where the server stops mattering",
+        x=Axis("model cost per request, in-process (ms)", "log"),
+        y=Axis("overhead: share of client latency (%)", low=0.0, high=100.0),
+        traces=tuple(traces),
+        lines=(
+            RefLine(
+                "y", 100 * MATTERS_BELOW, "#7f7f7f", "dotted", "10 %: the server stops mattering"
+            ),
+        ),
     )
-    ax.set_xscale("log")
-    ax.set_xlabel("model cost per request, in-process (ms)")
-    ax.set_ylabel("overhead: share of client latency (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
-    return fig
 
 
 def varies_cost(data: RunData) -> bool:

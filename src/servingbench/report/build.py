@@ -10,10 +10,11 @@ from pathlib import Path
 
 from servingbench.report.compare import write_comparison
 from servingbench.report.document import build_document
+from servingbench.report.gallery import write_plots
 from servingbench.report.html import write_html
 from servingbench.report.load import RunData
 from servingbench.report.markdown import write_markdown
-from servingbench.report.plots import check_cdf_level, write_plots
+from servingbench.report.plots import check_cdf_level
 from servingbench.report.settings import ReportSettings
 from servingbench.report.tables import ReportTables, build_tables, write_tables
 from servingbench.report.verdict import verdict_sentences

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from servingbench.report import breakdown, openloop
+from servingbench.report.figure import FigureSpec
 from servingbench.report.load import RunData
 from servingbench.report.tables import FLAG_MARK, ReportTables
 from servingbench.report.verdict import verdict_sentences
@@ -66,10 +67,12 @@ class Table:
 
 @dataclass(frozen=True)
 class Image:
-    """A PNG inside the run folder, referenced by file name."""
+    """A PNG inside the run folder, referenced by file name; `figure` is what it draws, for a
+    format that can show it interactively."""
 
     file: str
     caption: str
+    figure: FigureSpec | None = None
 
 
 Block = Heading | Paragraph | Bullets | Table | Image
@@ -383,7 +386,7 @@ def _open_blocks(data: RunData) -> Iterable[Block]:
 
 def _breakdown_blocks(data: RunData) -> Iterable[Block]:
     table = breakdown.breakdown_table(data)
-    if table.empty or not table["server_ms"].notna().any():
+    if not breakdown.has_breakdown(table):
         return
     yield Heading("Where the time goes (closed loop, mean ms)")
     yield Paragraph(
@@ -391,11 +394,13 @@ def _breakdown_blocks(data: RunData) -> Iterable[Block]:
         "model + queue + framework. Server, model and queue are the server's own metrics, "
         "differenced over the measured interval; model falls back to the in-process cost "
         "(model_source) where a backend counts no model stage. header = the mean of our "
-        "service's Server-Timing `app` as the client recorded it."
+        "service's Server-Timing `app` as the client recorded it. not_attributed = client minus "
+        "model and queue, where the server reports no request duration (so its framework and "
+        "outside cannot be told apart)."
     )
     yield frame_table(table, {c: (lambda v: fmt(v, 3)) for c in table.columns if c.endswith("_ms")})
-    decision = breakdown.decision_table(data)
-    if not decision.empty and decision["model_cost_ms"].nunique() > 1:
+    if breakdown.varies_cost(data):
+        decision = breakdown.decision_table(data)
         yield Heading("When the choice of server matters")
         yield Paragraph(
             "At the lowest load: overhead = client latency minus the model's own in-process "
@@ -417,7 +422,7 @@ def _breakdown_blocks(data: RunData) -> Iterable[Block]:
 
 
 def build_document(
-    data: RunData, tables: ReportTables, plots: Sequence[tuple[Path, str]]
+    data: RunData, tables: ReportTables, plots: Sequence[tuple[Path, FigureSpec]]
 ) -> list[Block]:
     """The whole report: the verdict, capacity, plots, comparisons, the breakdown, per-series
     tables, flags, then metadata."""
@@ -427,7 +432,7 @@ def build_document(
     if not data.closed.empty:
         blocks += _capacity_blocks(tables)
     blocks.append(Heading("Plots"))
-    blocks += [Image(path.name, caption) for path, caption in plots]
+    blocks += [Image(path.name, spec.caption, spec) for path, spec in plots]
     if not data.closed.empty:
         blocks += _comparison_blocks(data, tables)
     blocks += _breakdown_blocks(data)

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from servingbench.report.plots import measured_latency_ms, new_figure
+from servingbench.report.plots import measured_latency_ms
+from servingbench.report.png import new_figure
 from servingbench.runs.records import RequestRecords
 from servingbench.runs.stats import outcome_counts
 

@@ -1,7 +1,10 @@
-"""`report.html`: the report's blocks as one standalone page, plots embedded as base64 PNG.
+"""`report.html`: the report's blocks as one standalone page with interactive charts.
 
-Embedding keeps the file readable when it is mailed or opened outside the run folder.
-Flagged cells get a coloured background, a tooltip and the same mark as in report.md.
+A figure the document describes (`Image.figure`) is drawn by `interactive` (Plotly): hover
+for a value and its interval, click the legend to hide a series, drag to zoom. plotly.js is
+embedded once, in the page's head, so the page opens offline, mailed or outside the run folder;
+an image without a description is embedded as base64 PNG. Flagged cells get a coloured
+background, a tooltip and the same mark as in report.md.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from servingbench.report.document import (
     Paragraph,
     Table,
 )
+from servingbench.report.interactive import figure_div, plotly_js
 
 __all__ = ["render_html", "write_html"]
 
@@ -52,10 +56,13 @@ def _table(table: Table) -> str:
 
 
 def _image(root: Path, image: Image) -> str:
+    caption = f"<figcaption>{escape(image.caption)} ({escape(image.file)})</figcaption>"
+    if image.figure is not None:
+        return f"<figure>{figure_div(image.figure)}{caption}</figure>"
     data = base64.b64encode((root / image.file).read_bytes()).decode("ascii")
     return (
         f'<figure><img alt="{escape(image.caption)}" src="data:image/png;base64,{data}">'
-        f"<figcaption>{escape(image.caption)} ({escape(image.file)})</figcaption></figure>"
+        f"{caption}</figure>"
     )
 
 
@@ -77,9 +84,11 @@ def _block(root: Path, block: Block) -> str:
 def render_html(blocks: Sequence[Block], root: Path, title: str) -> str:
     """A complete HTML page; `root` is where the blocks' image files are."""
     body = "\n".join(_block(root, b) for b in blocks)
+    charts = any(isinstance(b, Image) and b.figure is not None for b in blocks)
+    script = f'<script type="text/javascript">{plotly_js()}</script>' if charts else ""
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>\n"
+        f"<title>{escape(title)}</title><style>{_STYLE}</style>{script}</head>\n"
         f"<body>\n{body}\n</body></html>\n"
     )
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-from matplotlib.figure import Figure
 
+from servingbench.report.figure import Axis, FigureSpec, Key, RefLine, Trace, floats
 from servingbench.report.load import RunData
-from servingbench.report.plots import colors, draw, new_figure
+from servingbench.report.plots import FLAGGED_KEY, INTERVAL_KEY, colors, points_trace
 from servingbench.runs.point import line_label
 from servingbench.runs.slo import Slo, parse_slo
 
@@ -108,46 +108,99 @@ def capacity_table(data: RunData, slo: Slo) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def rate_latency_figure(data: RunData, slo: Slo | None) -> Figure:
+def rate_latency_figure(data: RunData, slo: Slo | None) -> FigureSpec:
     """p99 (and p50) of response time and service time against the offered rate."""
-    fig = new_figure("Latency against offered rate (open loop)")
-    ax = fig.add_subplot()
     palette = colors(data)
     frame = _open(data)
-    for series, part in frame.groupby("line", sort=False):
-        color = palette.get(str(series), "grey")
-        draw(ax, part, "level", "p99_ms", color, "-")
-        ax.plot(part["level"], part["service_p99_ms"], linestyle="--", color=color)
-        ax.plot(part["level"], part["p50_ms"], linestyle=":", color=color, label=str(series))
+    traces: list[Trace] = []
+    for line, part in frame.groupby("line", sort=False):
+        color = palette.get(str(line), "#7f7f7f")
+        traces += [
+            points_trace(
+                part, "level", "p99_ms", name=f"{line} p99 response", group=str(line), color=color
+            ),
+            points_trace(
+                part,
+                "level",
+                "service_p99_ms",
+                name=f"{line} p99 service",
+                group=str(line),
+                color=color,
+                line="dashed",
+            ),
+            points_trace(
+                part,
+                "level",
+                "p50_ms",
+                name=f"{line} p50 response",
+                group=str(line),
+                color=color,
+                line="dotted",
+            ),
+        ]
+    lines: list[RefLine] = []
     bound = slo.latency_ms.get("p99_ms") if slo else None
-    if bound:
-        ax.axhline(bound, color="red", linewidth=1, label=f"SLO p99 {bound:g} ms")
-        for _, row in capacity_table(data, slo).iterrows() if slo else []:
-            if math.isfinite(row["capacity_rps"]):
-                ax.axvline(row["capacity_rps"], color=palette.get(row["line"], "grey"),
-                           linestyle="-.", linewidth=0.8)  # fmt: skip
-    ax.set_xlabel("offered rate (req/s)")
-    ax.set_ylabel("latency (ms): p99 response (solid), p99 service (dashed), p50 (dotted)")
-    if not frame.empty:
-        ax.set_yscale("log")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
-    return fig
+    if slo is not None and bound:
+        lines.append(RefLine("y", bound, "#d62728", "solid", f"SLO p99 {bound:g} ms"))
+        lines += [
+            RefLine(
+                "x", float(row["capacity_rps"]), palette.get(str(row["line"]), "#7f7f7f"), "dashdot"
+            )
+            for _, row in capacity_table(data, slo).iterrows()
+            if math.isfinite(row["capacity_rps"])
+        ]
+    return FigureSpec(
+        name="latency_vs_rate",
+        title="Latency against offered rate (open loop)",
+        caption=(
+            "open loop: response time (from the intended start) and service time against the "
+            "offered rate; the SLO and each series' knee marked"
+        ),
+        x=Axis("offered rate (req/s)"),
+        y=Axis("latency (ms)", "log"),
+        traces=tuple(traces),
+        lines=tuple(lines),
+        keys=(
+            Key("p99 response time (from the intended start)", "solid"),
+            Key("p99 service time (from the send)", "dashed"),
+            Key("p50 response time", "dotted"),
+            Key("knee: the highest rate meeting the SLO", "dashdot"),
+            FLAGGED_KEY,
+            INTERVAL_KEY,
+        ),
+    )
 
 
-def goodput_figure(data: RunData, slo: Slo) -> Figure:
+def goodput_figure(data: RunData, slo: Slo) -> FigureSpec:
     """Requests answered within the SLO's latency bound per second, against the offered rate."""
-    fig = new_figure(f"Goodput: requests within {slo.latency_bound_ms:g} ms per second")
-    ax = fig.add_subplot()
     palette = colors(data)
-    for series, group in _open(data).groupby("line", sort=False):
-        part = group.sort_values("level")
-        ax.plot(part["level"], part["goodput"], marker="o", color=palette.get(str(series), "grey"),
-                label=str(series))  # fmt: skip
-    top = float(_open(data)["level"].max()) if not _open(data).empty else 1.0
-    ax.plot([0, top], [0, top], color="grey", linestyle=":", label="everything on time")
-    ax.set_xlabel("offered rate (req/s)")
-    ax.set_ylabel("goodput (req/s)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
-    return fig
+    frame = _open(data)
+    traces = [
+        Trace(
+            name=str(line),
+            group=str(line),
+            color=palette.get(str(line), "#7f7f7f"),
+            x=floats(part["level"]),
+            y=floats(part["goodput"]),
+        )
+        for line, group in frame.groupby("line", sort=False)
+        for part in (group.sort_values("level"),)
+    ]
+    top = float(frame["level"].max()) if not frame.empty else 1.0
+    on_time = Trace(
+        name="everything on time",
+        group="everything on time",
+        color="#7f7f7f",
+        x=(0.0, top),
+        y=(0.0, top),
+        line="dotted",
+        marker="none",
+    )
+    return FigureSpec(
+        name="goodput",
+        title=f"Goodput: requests within {slo.latency_bound_ms:g} ms per second",
+        caption="requests answered within the SLO's bound, per second",
+        x=Axis("offered rate (req/s)"),
+        y=Axis("goodput (req/s)"),
+        traces=(*traces, on_time),
+    )

@@ -1,160 +1,183 @@
-"""The report's figures (matplotlib, Agg), each point drawn with its 95 % interval across repeats.
+"""The report's closed-loop figures, each point with its 95 % interval across repeats.
 
-Figures are built on `matplotlib.figure.Figure` objects, not pyplot's global state, so the
-notebook can show the very same figures. Error bars are the intervals of `report.intervals`
-(none with one repeat). Flagged points are drawn hollow; points without records are named
-under the plot: they stay visible but never pass for clean measurements.
+Each function returns a `FigureSpec` (drawn by `png` and `interactive`). Error bars are the
+intervals of `report.intervals` (none with one repeat). Flagged points are drawn hollow; points
+without records are named under the plot: they stay visible but never pass for clean
+measurements.
 """
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
-from typing import Literal
-
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 
-from servingbench.atomic import atomic_write_bytes
+from servingbench.report.figure import (
+    PALETTE,
+    Axis,
+    FigureSpec,
+    Key,
+    LineStyle,
+    Trace,
+    floats,
+)
 from servingbench.report.load import RunData
 from servingbench.runs.records import RequestRecords
 
 __all__ = [
-    "FLAGGED_NOTE",
+    "CDF_POINTS",
+    "FLAGGED_KEY",
+    "INTERVAL_KEY",
+    "cdf_steps",
     "check_cdf_level",
+    "colors",
     "common_level",
     "error_rate_figure",
+    "failed_notes",
     "latency_cdf_figure",
     "level_latency_figure",
     "measured_latency_ms",
-    "new_figure",
-    "save_figure",
+    "points_trace",
     "throughput_latency_figure",
-    "write_plots",
 ]
 
-FLAGGED_NOTE = "hollow marker = flagged point; bars = 95 % interval across repeats"
-Style = Literal["-", "--", ":"]
-_LATENCIES: tuple[tuple[str, Style, str], ...] = (("p50_ms", "-", "p50"), ("p99_ms", "--", "p99"))
-
-
-def new_figure(title: str, size: tuple[float, float] = (8, 5)) -> Figure:
-    """A figure with its own Agg canvas: no pyplot state, so safe in a report and a notebook."""
-    fig = Figure(figsize=size, layout="constrained")
-    FigureCanvasAgg(fig)
-    fig.suptitle(title)
-    return fig
+FLAGGED_KEY = Key("flagged point (hollow)", "none", "hollow")
+INTERVAL_KEY = Key("95 % interval across repeats", "none", "errorbar")
+_LATENCIES: tuple[tuple[str, LineStyle, str], ...] = (
+    ("p50_ms", "solid", "p50"),
+    ("p99_ms", "dashed", "p99"),
+)
+CDF_POINTS = 500
+"""Steps of a drawn CDF spread evenly over its share of requests (the tail gets as many more):
+a CDF of a million requests reads the same, and report.html stays small."""
 
 
 def colors(data: RunData) -> dict[str, str]:
-    return {line: f"C{i % 10}" for i, line in enumerate(data.lines)}
+    """Line -> colour, in display order: the same line has the same colour in every figure."""
+    return {line: PALETTE[i % len(PALETTE)] for i, line in enumerate(data.lines)}
 
 
-def _bars(points: pd.DataFrame, column: str) -> np.ndarray | None:
-    """Asymmetric error bars (2 x n) from `<column>_lo/_hi`; None when no interval exists."""
-    lo, hi = f"{column}_lo", f"{column}_hi"
-    if lo not in points or not points[lo].notna().any():
-        return None
-    centre = points[column].to_numpy(dtype=float)
-    low = np.nan_to_num(centre - points[lo].to_numpy(dtype=float), nan=0.0)
-    high = np.nan_to_num(points[hi].to_numpy(dtype=float) - centre, nan=0.0)
-    return np.vstack([np.maximum(low, 0), np.maximum(high, 0)])
+def _bounds(points: pd.DataFrame, column: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    low, high = f"{column}_lo", f"{column}_hi"
+    if low not in points:
+        return (), ()
+    return floats(points[low]), floats(points[high])
 
 
-def draw(ax: Axes, points: pd.DataFrame, x: str, y: str, color: str, style: Style) -> None:
-    """A line through the central values; error bars; filled markers for clean points, hollow for
-    flagged ones."""
+def points_trace(
+    points: pd.DataFrame,
+    x: str,
+    y: str,
+    *,
+    name: str,
+    group: str,
+    color: str,
+    line: LineStyle = "solid",
+) -> Trace:
+    """Aggregated points of one line (those measured, by x) with their intervals: the y
+    column's `_lo/_hi`, and the x column's when it has them (req/s); flagged points hollow."""
     points = points[points["repeats"] > 0].sort_values(x)
-    if points.empty:
-        return
-    ax.errorbar(
-        points[x],
-        points[y],
-        yerr=_bars(points, y),
-        xerr=_bars(points, x) if x == "rps" else None,
-        linestyle=style,
+    y_low, y_high = _bounds(points, y)
+    x_low, x_high = _bounds(points, x)
+    return Trace(
+        name=name,
+        group=group,
         color=color,
-        capsize=3,
-        elinewidth=0.8,
+        x=floats(points[x]),
+        y=floats(points[y]),
+        y_low=y_low,
+        y_high=y_high,
+        x_low=x_low,
+        x_high=x_high,
+        line=line,
+        hollow=tuple(bool(f) for f in points["flagged"]),
     )
-    for flagged, face in ((False, color), (True, "none")):
-        part = points[points["flagged"] == flagged]
-        ax.plot(part[x], part[y], linestyle="none", marker="o", markerfacecolor=face,
-                markeredgecolor=color, markersize=7)  # fmt: skip
 
 
-def legend(ax: Axes, data: RunData, styles: tuple[tuple[Style, str], ...]) -> None:
-    handles = [Line2D([], [], color=c, label=s) for s, c in colors(data).items()]
-    handles += [Line2D([], [], color="grey", linestyle=st, label=lab) for st, lab in styles]
-    handles.append(
-        Line2D(
-            [],
-            [],
-            linestyle="none",
-            marker="o",
-            markerfacecolor="none",
-            markeredgecolor="grey",
-            label=FLAGGED_NOTE,
-        )
-    )
-    ax.legend(handles=handles, fontsize="small")
-
-
-def _failed_note(fig: Figure, data: RunData) -> None:
+def failed_notes(data: RunData) -> tuple[str, ...]:
+    """Names the points that have no records (so no place in a figure)."""
     failed = data.points[~data.points["has_records"]]
-    if not failed.empty:
-        names = ", ".join(sorted({f"{r.line} at {r.level:g}" for r in failed.itertuples()}))
-        fig.text(0.01, 0.005, f"not plotted (no records): {names}", fontsize="small")
+    if failed.empty:
+        return ()
+    names = ", ".join(sorted({f"{r.line} at {r.level:g}" for r in failed.itertuples()}))
+    return (f"not plotted (no records): {names}",)
 
 
-def _latency_figure(data: RunData, x: str, xlabel: str, title: str, log_x: bool) -> Figure:
-    fig = new_figure(title)
-    ax = fig.add_subplot()
+def _levels(frame: pd.DataFrame) -> tuple[float, ...]:
+    return tuple(sorted(set(floats(frame.loc[frame["repeats"] > 0, "level"]))))
+
+
+def _latency_figure(
+    data: RunData, name: str, x: Axis, x_column: str, title: str, caption: str
+) -> FigureSpec:
     agg = data.closed
-    for line, color in colors(data).items():
-        points = agg[agg["line"] == line]
-        for column, style, _ in _LATENCIES:
-            draw(ax, points, x, column, color, style)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("latency (ms)")
-    if (agg["repeats"] > 0).any():  # log axes need at least one positive value
-        ax.set_yscale("log")
-        ax.set_xscale("log" if log_x else "linear")
-    ax.grid(True, which="both", alpha=0.3)
-    legend(ax, data, tuple((st, lab) for _, st, lab in _LATENCIES))
-    _failed_note(fig, data)
-    return fig
+    traces = [
+        points_trace(
+            agg[agg["line"] == line],
+            x_column,
+            column,
+            name=f"{line} {label}",
+            group=line,
+            color=color,
+            line=style,
+        )
+        for line, color in colors(data).items()
+        for column, style, label in _LATENCIES
+    ]
+    return FigureSpec(
+        name=name,
+        title=title,
+        caption=caption,
+        x=x,
+        y=Axis("latency (ms)", "log"),
+        traces=tuple(traces),
+        keys=(*(Key(label, style) for _, style, label in _LATENCIES), FLAGGED_KEY, INTERVAL_KEY),
+        notes=failed_notes(data),
+    )
 
 
-def throughput_latency_figure(data: RunData) -> Figure:
+def throughput_latency_figure(data: RunData) -> FigureSpec:
     """p50 and p99 against achieved req/s, one colour per series: the latency/throughput trade."""
-    return _latency_figure(data, "rps", "throughput (req/s)", "Latency vs throughput", False)
+    return _latency_figure(
+        data,
+        "latency_vs_throughput",
+        Axis("throughput (req/s)"),
+        "rps",
+        "Latency vs throughput",
+        "p50 (solid) and p99 (dashed) latency against achieved throughput",
+    )
 
 
-def level_latency_figure(data: RunData) -> Figure:
+def level_latency_figure(data: RunData) -> FigureSpec:
     """p50 and p99 against the load level (concurrent users)."""
-    return _latency_figure(data, "level", "concurrent users (N)", "Latency vs load", True)
+    return _latency_figure(
+        data,
+        "latency_vs_load",
+        Axis("concurrent users (N)", "log", ticks=_levels(data.closed)),
+        "level",
+        "Latency vs load",
+        "p50 (solid) and p99 (dashed) latency against the load level",
+    )
 
 
-def error_rate_figure(data: RunData) -> Figure:
+def error_rate_figure(data: RunData) -> FigureSpec:
     """Error percentage (median over repeats) against the load level, per series."""
-    fig = new_figure("Error rate vs load")
-    ax = fig.add_subplot()
     frame = data.closed.assign(error_pct=data.closed["error_rate"] * 100)
-    for line, color in colors(data).items():
-        draw(ax, frame[frame["line"] == line], "level", "error_pct", color, "-")
-    ax.set_xlabel("load level")
-    ax.set_ylabel("errors (% of requests)")
-    ax.set_xscale("log" if (frame["repeats"] > 0).any() else "linear")
-    ax.set_ylim(bottom=0)
-    ax.grid(True, alpha=0.3)
-    legend(ax, data, ())
-    _failed_note(fig, data)
-    return fig
+    traces = [
+        points_trace(
+            frame[frame["line"] == line], "level", "error_pct", name=line, group=line, color=color
+        )
+        for line, color in colors(data).items()
+    ]
+    return FigureSpec(
+        name="error_rate",
+        title="Error rate vs load",
+        caption="errors as a percentage of measured requests",
+        x=Axis("load level", "log", ticks=_levels(frame)),
+        y=Axis("errors (% of requests)", low=0.0),
+        traces=tuple(traces),
+        keys=(FLAGGED_KEY, INTERVAL_KEY),
+        notes=failed_notes(data),
+    )
 
 
 def common_level(data: RunData) -> float | None:
@@ -185,16 +208,27 @@ def measured_latency_ms(records: RequestRecords) -> np.ndarray:
     return latency
 
 
-def latency_cdf_figure(data: RunData, level: float) -> Figure:
+def cdf_steps(count: int) -> np.ndarray:
+    """Indices (into `count` sorted values) of the CDF steps drawn: `CDF_POINTS` spread over
+    the share of requests, as many again over the tail (1 - share from 10 % down to one
+    request), the first and the last; every request when there are fewer."""
+    if count <= 2 * CDF_POINTS:
+        return np.arange(count)
+    share = np.concatenate(
+        (np.linspace(0, 1, CDF_POINTS), 1 - np.geomspace(0.1, 1 / count, CDF_POINTS))
+    )
+    return np.unique(np.clip(np.ceil(share * count).astype(int) - 1, 0, count - 1))
+
+
+def latency_cdf_figure(data: RunData, level: float) -> FigureSpec:
     """Empirical CDF of every measured request at one level, each series' repeats pooled."""
-    fig = new_figure(f"Per-request latency CDF at {level:g}")
-    ax = fig.add_subplot()
     palette = colors(data)
     at = data.points[
         (data.points["level"] == level)
         & data.points["has_records"]
         & (data.points["load"] == "closed")
     ]
+    traces = []
     for line, group in at.groupby("line", sort=False):
         pooled = np.sort(
             np.concatenate([measured_latency_ms(data.records(str(p))) for p in group["point_id"]])
@@ -202,91 +236,25 @@ def latency_cdf_figure(data: RunData, level: float) -> Figure:
         if pooled.size == 0:
             continue
         flagged = bool(group["flagged"].any())
-        share = np.arange(1, pooled.size + 1) / pooled.size
+        steps = cdf_steps(pooled.size)
         label = f"{line} ({len(group)} repeats{', flagged' if flagged else ''})"
-        ax.plot(pooled, share, linestyle=":" if flagged else "-", color=palette[str(line)],
-                label=label)  # fmt: skip
-    ax.set_xscale("log")
-    ax.set_xlabel("latency (ms)")
-    ax.set_ylabel("fraction of requests")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small", title="dotted = a repeat was flagged")
-    return fig
-
-
-def save_figure(fig: Figure, path: Path) -> Path:
-    """PNG written atomically (rendered to memory first)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
-
-
-def write_plots(data: RunData, cdf_level: float | None) -> list[tuple[Path, str]]:
-    """Every figure as a PNG in the run folder; returns (path, caption) pairs."""
-    from servingbench.report import breakdown, openloop
-
-    root = data.root
-    plots: list[tuple[Path, str]] = []
-    if openloop.has_open(data):
-        slo = openloop.slo_of(data)
-        plots.append(
-            (
-                save_figure(openloop.rate_latency_figure(data, slo), root / "latency_vs_rate.png"),
-                "open loop: response time (from the intended start) and service time against "
-                "the offered rate; the SLO and each series' knee marked",
+        traces.append(
+            Trace(
+                name=label,
+                group=label,
+                color=palette[str(line)],
+                x=floats(pooled[steps]),
+                y=floats((steps + 1) / pooled.size),
+                line="dotted" if flagged else "solid",
+                marker="none",
             )
         )
-        if slo is not None and slo.latency_bound_ms is not None:
-            plots.append(
-                (
-                    save_figure(openloop.goodput_figure(data, slo), root / "goodput.png"),
-                    "requests answered within the SLO's bound, per second",
-                )
-            )
-    if data.closed.empty:
-        return plots
-    table = breakdown.breakdown_table(data)
-    if not table.empty and table["server_ms"].notna().any():
-        for level in sorted(set(table["level"]))[:2]:
-            plots.append(
-                (
-                    save_figure(
-                        breakdown.breakdown_figure(data, level), root / f"breakdown_{level:g}.png"
-                    ),
-                    f"where the time goes at {level:g} users (means)",
-                )
-            )
-    decision = breakdown.decision_table(data)
-    if not decision.empty and decision["model_cost_ms"].nunique() > 1:
-        plots.append(
-            (
-                save_figure(breakdown.decision_figure(data), root / "decision.png"),
-                "overhead share against the model's own cost: where the server stops mattering",
-            )
-        )
-    plots += [
-        (
-            save_figure(throughput_latency_figure(data), root / "latency_vs_throughput.png"),
-            "p50 (solid) and p99 (dashed) latency against achieved throughput",
-        ),
-        (
-            save_figure(level_latency_figure(data), root / "latency_vs_load.png"),
-            "p50 (solid) and p99 (dashed) latency against the load level",
-        ),
-        (
-            save_figure(error_rate_figure(data), root / "error_rate.png"),
-            "errors as a percentage of measured requests",
-        ),
-    ]
-    check_cdf_level(data, cdf_level)
-    level = cdf_level or common_level(data)
-    if level is not None:
-        path = root / f"latency_cdf_{level:g}.png"
-        plots.append(
-            (
-                save_figure(latency_cdf_figure(data, level), path),
-                f"distribution of per-request latency at {level:g}",
-            )
-        )
-    return plots
+    return FigureSpec(
+        name=f"latency_cdf_{level:g}",
+        title=f"Per-request latency CDF at {level:g}",
+        caption=f"distribution of per-request latency at {level:g}",
+        x=Axis("latency (ms)", "log"),
+        y=Axis("fraction of requests"),
+        traces=tuple(traces),
+        keys=(Key("dotted = a repeat was flagged", "dotted"),),
+    )
