@@ -34,14 +34,19 @@ def _parse(*argv: str) -> argparse.Namespace:
 def test_defaults_are_the_documented_ports() -> None:
     settings = StackSettings()
     assert settings.all_ports() == {
+        f"{b.name}.{port}": default
+        for b in backends().values()
+        for port, default in b.ports.items()
+    }
+    assert {
         "fastapi.http": 8000,
         "kserve.http": 8090,
         "kserve.grpc": 8091,
         "mlserver.http": 8080,
         "mlserver.grpc": 8081,
         "mlserver.metrics": 8082,
-    }
-    assert settings.backend_names() == list(backends()) == ["fastapi", "kserve", "mlserver"]
+    }.items() <= settings.all_ports().items()
+    assert settings.backend_names() == list(backends())
     assert settings.host == "127.0.0.1"
     assert all(field.description for field in StackSettings.model_fields.values())
 
@@ -145,7 +150,9 @@ def test_one_configuration_per_backend() -> None:
 
 def test_specs_render_mlserver_repository_under_the_state_dir(tmp_path: Path) -> None:
     settings = StackSettings(
-        state_dir=tmp_path, ports={"mlserver.http": 9080, "fastapi.http": 9000}
+        state_dir=tmp_path,
+        ports={"mlserver.http": 9080, "fastapi.http": 9000},
+        backends=["fastapi", "kserve", "mlserver"],
     )
     api, kserve, mlserver = stack_specs(settings)
     assert (api.name, kserve.name, mlserver.name) == (
