@@ -71,7 +71,7 @@ def test_overridden_ports_keep_the_other_defaults() -> None:
 def test_unknown_ports_and_backends_are_refused_with_the_known_ones() -> None:
     with pytest.raises(ValidationError, match=r"unknown port\(s\) \['mlserver.admin'\]"):
         StackSettings(ports={"mlserver.admin": 1})
-    with pytest.raises(ValidationError, match=r"known: fastapi\.http"):
+    with pytest.raises(ValidationError, match=r"known: .*fastapi\.http"):
         StackSettings(ports={"api": 1})
     with pytest.raises(ValidationError, match="unknown backend 'triton'"):
         StackSettings(backends=["triton"])

@@ -22,7 +22,11 @@ __all__ = ["add_arguments", "cli_overrides", "existing_run", "run"]
 
 # flag -> (settings field, type, help)
 _FLAGS: dict[str, tuple[str, Any, str]] = {
-    "--scenarios": ("scenarios", str, "comma list of scenarios (default: every backend's)"),
+    "--scenarios": (
+        "scenarios",
+        str,
+        "comma list of scenarios, or all (default: each backend's fastest path)",
+    ),
     "--configs": (
         "server_configs",
         str,

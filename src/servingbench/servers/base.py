@@ -64,6 +64,10 @@ class Endpoint:
     port: str
     """The name of the backend port it listens on (a key of `Backend.ports`)."""
     parity_clients: tuple[ClientLibrary, ...] = ("urllib",)
+    default_bench: bool = True
+    """In `make bench`'s default scenario set: one path per backend, the one its users pick
+    for speed, so the default run stays within its time budget; `--scenarios all` runs every
+    endpoint."""
 
 
 Stage = Literal["server", "model", "queue"]

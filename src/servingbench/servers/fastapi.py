@@ -37,7 +37,7 @@ class FastapiBackend(Backend):
     ports: ClassVar[Mapping[str, int]] = {"http": 8000}
     endpoints = (
         Endpoint("fastapi-rest", "predict-json", "http"),
-        Endpoint("fastapi-v2-rest", "v2-json", "http"),
+        Endpoint("fastapi-v2-rest", "v2-json", "http", default_bench=False),
     )
     options = ApiOptions
     ours = True

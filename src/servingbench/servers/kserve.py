@@ -83,7 +83,7 @@ class KserveBackend(Backend):
     ports: ClassVar[Mapping[str, int]] = {"http": 8090, "grpc": 8091}
     endpoints = (
         # tritonclient.http sends JSON without a Content-Type, which KServe 0.16 reads as binary
-        Endpoint("kserve-rest", "v2-json", "http", ("urllib",)),
+        Endpoint("kserve-rest", "v2-json", "http", ("urllib",), default_bench=False),
         Endpoint("kserve-grpc", "v2-grpc", "grpc", ("tritonclient",)),
     )
     options = KserveOptions

@@ -95,7 +95,9 @@ class MlserverBackend(Backend):
     title = "MLServer"
     ports: ClassVar[Mapping[str, int]] = {"http": 8080, "grpc": 8081, "metrics": 8082}
     endpoints = (
-        Endpoint("mlserver-rest", "v2-json", "http", ("urllib", "tritonclient")),
+        Endpoint(
+            "mlserver-rest", "v2-json", "http", ("urllib", "tritonclient"), default_bench=False
+        ),
         Endpoint("mlserver-grpc", "v2-grpc", "grpc", ("tritonclient",)),
     )
     options = MlserverOptions
