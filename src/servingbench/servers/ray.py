@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -195,9 +196,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--temp-dir", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    temp_dir = args.temp_dir
-    if temp_dir is None or len(str(temp_dir)) > 60:  # Ray's socket paths must fit 107 bytes
-        temp_dir = Path(tempfile.mkdtemp(prefix="sb-ray-"))
+    temp_dir, scratch = args.temp_dir, None
+    # Ray's sockets live in <temp>/session_<date>_<time>_<us>_<pid>/sockets/<name> (about 70
+    # bytes below <temp>), and a Unix socket path must fit 107 bytes
+    if temp_dir is None or len(str(temp_dir.resolve())) + 70 > 107:
+        temp_dir = scratch = Path(tempfile.mkdtemp(prefix="sb-ray-"))
     ray.init(
         num_cpus=1,
         include_dashboard=False,
@@ -216,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     finally:
         serve.shutdown()
         ray.shutdown()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
