@@ -53,9 +53,10 @@ class BentomlOptions(BaseModel):
         default=1, ge=1, description="> 1: adaptive batching of the model call, up to this size"
     )
     max_latency_ms: int = Field(
-        default=10,
+        default=60000,
         ge=1,
-        description="adaptive batching's latency budget (BentoML's max_latency_ms)",
+        description="adaptive batching's latency budget in ms: BentoML refuses (503) a request "
+        "it expects to exceed it",
     )
 
 
