@@ -45,7 +45,7 @@ setup: $(VENV)/.synced $(BACKEND_ENVS) ## build the harness's and every backend'
 train: $(VENV)/.synced ## train the models into model-settings/ (skipped when up to date; TRAIN_ARGS=--force)
 	$(SB) train $(TRAIN_ARGS)
 
-serve-all: train $(BACKEND_ENVS) ## start every backend's server: ours (8000), MLServer (8080/8081), KServe (8090/8091)
+serve-all: train $(BACKEND_ENVS) ## start every registered backend's server on its default ports (ARGS=--help lists them)
 ifeq ($(DOCKER),1)
 	docker compose up -d --build --wait
 else

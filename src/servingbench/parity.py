@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from servingbench.clients import EndpointError, EndpointUnreachableError, make_client
 from servingbench.models.expected import ExpectedAnswers
 from servingbench.servers import get_backend
-from servingbench.servers.base import ClientLibrary
+from servingbench.servers.base import ClientLibrary, endpoint_address
 from servingbench.wire import DEFAULT_ATOL, Score, WireError, WireName, score
 
 __all__ = [
@@ -66,7 +66,7 @@ def backend_endpoints(
             f"{server} {e.wire} via {library}",
             e.wire,
             library,
-            spec.endpoint_address(e, host, ports),
+            endpoint_address(e, host, ports),
         )
         for e in spec.endpoints
         for library in e.parity_clients

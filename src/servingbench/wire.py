@@ -310,6 +310,10 @@ class WireFormat:
     decode: Callable[[bytes, int], Prediction]
     path_template: str
     """REST path (`{model}` filled in) or gRPC method."""
+    server_info: str | None = None
+    """Where an HTTP server of this format describes itself, if the format defines a page."""
+    model_info: str | None = None
+    """Where it describes one model (`{model}` filled in; V2 `inputs[0].shape[-1]` features)."""
 
     def path(self, model: str) -> str:
         return self.path_template.format(model=model)
@@ -325,6 +329,8 @@ WIRE_FORMATS: dict[WireName, WireFormat] = {
             lambda _model, rows: v2_json_body(rows),
             _v2_json_decode,
             "/v2/models/{model}/infer",
+            server_info="/v2",
+            model_info="/v2/models/{model}",
         ),
         WireFormat("v2-grpc", "grpc", _v2_grpc_encode, _v2_grpc_decode, GRPC_METHOD),
     )

@@ -23,12 +23,14 @@ def request(
     body: bytes | Iterable[bytes] | None = None,
     headers: dict[str, str] | None = None,
     json: Any = None,
+    port: str = "http",
 ) -> tuple[int, Any]:
-    """One request on a fresh connection; the body is decoded as JSON when there is one."""
+    """One request on a fresh connection to the server's `port`; the body is decoded as JSON
+    when there is one."""
     if json is not None:
         body = orjson.dumps(json)
         headers = {"Content-Type": "application/json", **(headers or {})}
-    conn = http.client.HTTPConnection(server.spec.host, server.spec.ports["http"], timeout=30)
+    conn = http.client.HTTPConnection(server.spec.host, server.spec.ports[port], timeout=30)
     try:
         chunked = body is not None and not isinstance(body, bytes)
         conn.request(method, path, body=body, headers=headers or {}, encode_chunked=chunked)

@@ -1,16 +1,25 @@
-"""Every kind of bad request gets its 4xx and `{"error": ...}`; the server keeps serving.
+"""Our service: every kind of bad request gets its 4xx and `{"error": ...}`; it keeps serving.
 
-KServe gets the same malformed V2 requests; what it answers is recorded (not prescribed) in
-`KSERVE_CASES`, so a change in its behaviour (or in our model class) shows up here.
+Every registered backend, ours included, also gets one battery of malformed requests for each
+HTTP wire format it speaks. What must hold for any server is asserted: an HTTP answer (not a
+dropped connection) and a correct answer to a good request afterwards. What each answered (a 4xx
+with a message, a 500, or a 200) is not prescribed: it is written to a table, printed at the end
+of the session and left in pytest's temporary folder as `bad-input-answers.md`.
 """
 
 from __future__ import annotations
 
+import http.client
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
 
+from servingbench.models.expected import ExpectedAnswers
+from servingbench.servers import Endpoint, backends
+from servingbench.wire import get_wire, mismatch
+from tests.conftest import BAD_INPUT_TABLE, ServerPool
 from tests.integration.api_http import ApiServer, request
 
 pytestmark = pytest.mark.integration
@@ -52,6 +61,7 @@ CASES: list[tuple[str, str, str, bytes, dict[str, str], int, str]] = [
     ("v2-shape", "POST", INFER, _v2(shape=[1, 3], data=[1, 2, 3]), JSON, 422, "expects 4"),
     ("v2-data-length", "POST", INFER, _v2(data=[1, 2, 3]), JSON, 422, "needs 4"),
     ("v2-datatype", "POST", INFER, _v2(datatype="BYTES"), JSON, 422, "not supported"),
+    ("v2-overflow", "POST", INFER, _v2(data=[1e39, 2, 3, 4]), JSON, 422, "row 0, column 0"),
     ("v2-output", "POST", INFER, WITH_OUTPUT, JSON, 422, "unknown output"),
     ("unknown-route", "GET", "/nowhere", b"", {}, 404, "no route /nowhere"),
     ("wrong-method", "GET", P, b"", {}, 405, "POST"),
@@ -92,71 +102,125 @@ def test_body_over_limit_is_refused_by_length_and_when_streamed(api_server: ApiS
 
 TWO_INPUTS = orjson.dumps({"inputs": [orjson.loads(_v2())["inputs"][0]] * 2})
 BYTES_STRINGS = _v2(datatype="BYTES", data=["a", "b", "c", "d"])
-VERSION_9 = "/v2/models/iris/versions/9/infer"
 
-# What KServe 0.16 (with our `servingbench.servers.kserve` model class) answers to the same
-# malformed V2 requests, as observed; a 200 is recorded too: it accepted the request.
-# id, method, path, body, headers, status, fragment of the response
-KSERVE_CASES: list[tuple[str, str, str, bytes, dict[str, str], int, str]] = [
-    ("invalid-json", "POST", INFER, b"{features", JSON, 422, "JSON decode error"),
-    ("empty-body", "POST", INFER, b"", JSON, 422, "Field required"),
-    # without application/json KServe reads the body as the binary-tensor extension
-    ("wrong-type", "POST", INFER, _v2(), TEXT, 400, "inference-header-content-length"),
-    ("no-type", "POST", INFER, _v2(), {}, 400, "inference-header-content-length"),
-    ("missing-inputs", "POST", INFER, b'{"rows": [[1,2,3,4]]}', JSON, 422, "Field required"),
-    ("extra-field", "POST", INFER, orjson.dumps({**orjson.loads(_v2()), "x": 1}), JSON, 200, ""),
-    ("v2-shape", "POST", INFER, _v2(shape=[1, 3], data=[1, 2, 3]), JSON, 400, "expected shape"),
-    ("v2-3d", "POST", INFER, _v2(shape=[1, 2, 2]), JSON, 400, "expected shape [N, 4]"),
-    ("v2-data-length", "POST", INFER, _v2(data=[1, 2, 3]), JSON, 400, "cannot reshape"),
-    ("string", "POST", INFER, _v2(data=[1, "x", 3, 4]), JSON, 400, "could not convert string"),
-    ("numeric-string", "POST", INFER, _v2(data=[1, "2", 3, 4]), JSON, 200, ""),  # coerced
-    ("bool", "POST", INFER, _v2(data=[1, True, 3, 4]), JSON, 200, ""),  # coerced to 1.0
-    ("null", "POST", INFER, _v2(data=[1, None, 3, 4]), JSON, 400, "contains NaN"),
-    ("nan-literal", "POST", INFER, _v2().replace(b"5.1", b"NaN"), JSON, 400, "contains NaN"),
-    ("inf-number", "POST", INFER, _v2().replace(b"5.1", b"1e999"), JSON, 400, "infinity"),
-    ("float32-overflow", "POST", INFER, _v2(data=[1e39, 2, 3, 4]), JSON, 400, "infinity"),
-    ("empty-input", "POST", INFER, _v2(shape=[0, 4], data=[]), JSON, 400, "0 sample(s)"),
-    ("many-rows", "POST", INFER, _v2(shape=[1025, 4], data=ROW * 1025), JSON, 200, ""),  # no cap
-    ("two-inputs", "POST", INFER, TWO_INPUTS, JSON, 400, "expected one input tensor"),
-    ("v2-unknown-model", "POST", "/v2/models/x/infer", _v2(), JSON, 404, "does not exist"),
-    ("v2-version", "POST", VERSION_9, _v2(), JSON, 501, "versioning not supported"),
-    ("v2-output", "POST", INFER, WITH_OUTPUT, JSON, 400, "unknown output"),
-    ("v2-datatype-bytes", "POST", INFER, _v2(datatype="BYTES"), JSON, 200, ""),
-    # our model class turns the float32 cast's ValueError into a 400 naming the input
-    ("v2-bytes-strings", "POST", INFER, BYTES_STRINGS, JSON, 400, "could not convert string"),
-    ("v2-datatype-unknown", "POST", INFER, _v2(datatype="FP99"), JSON, 400, "invalid datatype"),
-    ("v2-fp64", "POST", INFER, _v2(datatype="FP64"), JSON, 200, ""),
-    ("v2-int32", "POST", INFER, _v2(datatype="INT32", data=[5, 3, 1, 0]), JSON, 200, ""),
-    ("unknown-route", "GET", "/nowhere", b"", {}, 404, "Not Found"),
-    ("wrong-method", "GET", INFER, b"", {}, 405, "Method Not Allowed"),
-]  # fmt: skip
+
+def _predict(features: Any, **extra: Any) -> bytes:
+    return orjson.dumps({"features": features, "model": "iris", **extra})
+
+
+# The malformed requests every backend gets, by wire format: (id, method, body, headers); the
+# path is the wire format's (for the iris model). A wire format without a list here gets FALLBACK.
+BATTERY: dict[str, list[tuple[str, str, bytes, dict[str, str]]]] = {
+    "predict-json": [
+        ("invalid-json", "POST", b"{features", JSON),
+        ("empty-body", "POST", b"", JSON),
+        ("text-plain", "POST", _predict([ROW]), TEXT),
+        ("missing-field", "POST", b'{"rows": [[1,2,3,4]], "model": "iris"}', JSON),
+        ("extra-field", "POST", _predict([ROW], x=1), JSON),
+        ("feature-count", "POST", _predict([[1, 2, 3]]), JSON),
+        ("ragged", "POST", _predict([[1, 2, 3, 4], [1, 2]]), JSON),
+        ("string", "POST", _predict([[1, "x", 3, 4]]), JSON),
+        ("bool", "POST", _predict([[1, True, 3, 4]]), JSON),
+        ("null", "POST", _predict([[1, None, 3, 4]]), JSON),
+        ("nan-literal", "POST", b'{"features": [[NaN, 1, 2, 3]], "model": "iris"}', JSON),
+        ("float32-overflow", "POST", _predict([[1e39, 2, 3, 4]]), JSON),
+        ("empty-input", "POST", _predict([]), JSON),
+        ("unknown-model", "POST", orjson.dumps({"features": [ROW], "model": "x"}), JSON),
+        ("many-rows", "POST", _predict([ROW] * 1025), JSON),
+        ("wrong-method", "GET", b"", {}),
+    ],
+    "v2-json": [
+        ("invalid-json", "POST", b"{features", JSON),
+        ("empty-body", "POST", b"", JSON),
+        ("text-plain", "POST", _v2(), TEXT),
+        ("no-type", "POST", _v2(), {}),
+        ("missing-inputs", "POST", b'{"rows": [[1,2,3,4]]}', JSON),
+        ("extra-field", "POST", orjson.dumps({**orjson.loads(_v2()), "x": 1}), JSON),
+        ("v2-shape", "POST", _v2(shape=[1, 3], data=[1, 2, 3]), JSON),
+        ("v2-3d", "POST", _v2(shape=[1, 2, 2]), JSON),
+        ("v2-data-length", "POST", _v2(data=[1, 2, 3]), JSON),
+        ("string", "POST", _v2(data=[1, "x", 3, 4]), JSON),
+        ("bool", "POST", _v2(data=[1, True, 3, 4]), JSON),
+        ("null", "POST", _v2(data=[1, None, 3, 4]), JSON),
+        ("nan-literal", "POST", _v2().replace(b"5.1", b"NaN"), JSON),
+        ("float32-overflow", "POST", _v2(data=[1e39, 2, 3, 4]), JSON),
+        ("empty-input", "POST", _v2(shape=[0, 4], data=[]), JSON),
+        ("many-rows", "POST", _v2(shape=[1025, 4], data=ROW * 1025), JSON),
+        ("two-inputs", "POST", TWO_INPUTS, JSON),
+        ("v2-output", "POST", WITH_OUTPUT, JSON),
+        ("v2-datatype-bytes", "POST", BYTES_STRINGS, JSON),
+        ("v2-datatype-unknown", "POST", _v2(datatype="FP99"), JSON),
+        ("wrong-method", "GET", b"", {}),
+    ],
+}
+FALLBACK = [
+    ("invalid-json", "POST", b"{features", JSON),
+    ("empty-body", "POST", b"", JSON),
+    ("wrong-method", "GET", b"", {}),
+]
+
+HTTP_ENDPOINTS = [
+    (backend.name, endpoint)
+    for backend in backends().values()
+    for endpoint in backend.endpoints
+    if get_wire(endpoint.wire).transport == "http"
+]
 
 
 def _text(body: Any) -> str:
     return body.decode(errors="replace") if isinstance(body, bytes) else orjson.dumps(body).decode()
 
 
+def _first_words(body: Any, limit: int = 70) -> str:
+    words = " ".join(_text(body).split())
+    return words if len(words) <= limit else words[: limit - 3] + "..."
+
+
+@pytest.fixture(scope="module")
+def answer_table(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[tuple[str, ...]]]:
+    """Rows (backend, wire, case, status, first words), written out when the module ends."""
+    rows: list[tuple[str, ...]] = []
+    yield rows
+    if rows:
+        lines = ["| backend | wire | request | status | answer |", "|---|---|---|---|---|"]
+        lines += ["| " + " | ".join(r.replace("|", "/") for r in row) + " |" for row in rows]
+        text = "\n".join(lines) + "\n"
+        (tmp_path_factory.getbasetemp() / "bad-input-answers.md").write_text(text)
+        request.config.stash[BAD_INPUT_TABLE] = text
+
+
 @pytest.mark.parametrize(
-    ("method", "path", "body", "headers", "status", "fragment"),
-    [case[1:] for case in KSERVE_CASES],
-    ids=[case[0] for case in KSERVE_CASES],
+    ("backend", "endpoint"),
+    HTTP_ENDPOINTS,
+    ids=[f"{name}-{endpoint.wire}" for name, endpoint in HTTP_ENDPOINTS],
 )
-def test_kserve_answers_the_same_bad_requests_as_recorded(
-    kserve_server: ApiServer,
-    method: str,
-    path: str,
-    body: bytes,
-    headers: dict[str, str],
-    status: int,
-    fragment: str,
+def test_every_backend_answers_malformed_requests_and_keeps_serving(
+    server_pool: ServerPool,
+    answer_table: list[tuple[str, ...]],
+    backend: str,
+    endpoint: Endpoint,
 ) -> None:
-    got_status, got = request(kserve_server, method, path, body=body or None, headers=headers)
-    assert (got_status, fragment in _text(got)) == (status, True), _text(got)[:300]
-    if status == 200:  # accepted: a V2 answer for every row sent
-        rows = orjson.loads(body)["inputs"][0]["shape"][0]
-        [output] = got["outputs"]
-        assert (output["name"], output["shape"]) == ("predict", [rows, 1])
-    # ... and the server still answers a good request
-    good_status, good = request(kserve_server, "POST", INFER, body=_v2(), headers=JSON)
-    assert good_status == 200, good
-    assert good["outputs"][0]["data"] == [0]
+    server = server_pool.get(backend)
+    wire = get_wire(endpoint.wire)
+    path = wire.path("iris")
+    expected = ExpectedAnswers.for_model("iris")
+    good_rows = expected.rows[:2].tolist()
+    for case, method, body, headers in BATTERY.get(wire.name, FALLBACK):
+        try:
+            status, got = request(
+                server, method, path, body=body or None, headers=headers, port=endpoint.port
+            )
+        except (ConnectionError, http.client.HTTPException) as exc:
+            pytest.fail(f"{backend} {wire.name} {case}: no HTTP answer ({exc!r})")
+        assert 200 <= status <= 599, (case, status)
+        answer_table.append((backend, wire.name, case, str(status), _first_words(got)))
+        # ... and the server still answers a good request correctly
+        good_status, good = request(
+            server, "POST", path, body=wire.encode("iris", good_rows), headers=JSON,
+            port=endpoint.port,
+        )  # fmt: skip
+        assert good_status == 200, (case, _text(good)[:300])
+        raw = good if isinstance(good, bytes) else orjson.dumps(good)
+        assert mismatch(wire.decode(raw, 2), expected.expected_for(good_rows)) is None, case

@@ -34,11 +34,12 @@ from servingbench.paths import model_settings_dir, project_root
 from servingbench.runs.point import GeneratorReport
 from servingbench.runs.records import UNKNOWN_NS, Outcome, RequestRecords
 from servingbench.servers import ServerConfig, get_backend, get_scenario
-from servingbench.servers.base import LaunchSpec, address
+from servingbench.servers.base import LaunchSpec, address, check_options
 from servingbench.stack.launch import Launched, running
 from servingbench.stack.processes import free_port
 from servingbench.sweep.measure import RECORDS as RECORDS_FILE
 from servingbench.sweep.measure import REPORT as REPORT_FILE
+from tests.conftest import ServerPool
 
 pytestmark = pytest.mark.integration
 
@@ -148,19 +149,19 @@ def _host(scenario: str, server: Launched) -> str:
     return address(spec.wire, server.spec.host, server.spec.ports[spec.port])
 
 
-CASES = {  # scenario -> (fixture of its server, extra Locust options)
-    "fastapi-rest": ("api_server", ()),  # predict-json
-    "mlserver-rest": ("mlserver", ("--model", "iris", "--rows-per-request", "3")),  # v2-json
-    "mlserver-grpc": ("mlserver", ()),  # v2-grpc
+CASES = {  # one scenario per wire format -> extra Locust options
+    "fastapi-rest": (),  # predict-json
+    "mlserver-rest": ("--model", "iris", "--rows-per-request", "3"),  # v2-json
+    "mlserver-grpc": (),  # v2-grpc
 }
 
 
 @pytest.mark.parametrize("scenario", list(CASES))
 def test_locustfile_headless_run_records_every_request(
-    scenario: str, request: pytest.FixtureRequest, tmp_path: Path
+    scenario: str, server_pool: ServerPool, tmp_path: Path
 ) -> None:
-    fixture, options = CASES[scenario]
-    server: Launched = request.getfixturevalue(fixture)
+    options = CASES[scenario]
+    server = server_pool.get(get_scenario(scenario).backend)
     started = _start(scenario, _host(scenario, server), tmp_path / "run", *options)
     with _cleanup([started]):
         run = _finish(started)
@@ -242,7 +243,7 @@ def _impostor_root(tmp_path: Path) -> Path:
 
 def _impostor_spec(backend: str, root: Path, workdir: Path) -> LaunchSpec:
     spec = get_backend(backend)
-    config = ServerConfig(backend, "impostor", spec.check_options({}, backend))
+    config = ServerConfig(backend, "impostor", check_options(spec, {}, backend))
     ports = {port: free_port() for port in spec.ports}
     with pytest.MonkeyPatch.context() as patch:  # MLServer's repository is rendered from it
         patch.setenv("SERVINGBENCH_ROOT", str(root))

@@ -1,4 +1,4 @@
-"""Parity against the real servers (conftest's FastAPI, MLServer and KServe on free ports)."""
+"""Parity against the real servers: every registered backend's, on free ports."""
 
 from __future__ import annotations
 
@@ -15,18 +15,18 @@ from servingbench.parity import (
     run_parity,
 )
 from servingbench.servers import backends
-from servingbench.stack.launch import Launched
+from tests.conftest import ServerPool
 
 pytestmark = pytest.mark.integration
 
+DECLARED = [(b.name, e.wire) for b in backends().values() for e in b.endpoints if e.parity_clients]
+"""Every (backend, wire format) whose answers parity checks."""
+
 
 @pytest.fixture(scope="module")
-def endpoints(
-    api_server: Launched, mlserver: Launched, kserve_server: Launched
-) -> list[ParityEndpoint]:
+def endpoints(server_pool: ServerPool) -> list[ParityEndpoint]:
     """Every declared (wire, client library) of every backend, at its running server."""
-    servers = [api_server, mlserver, kserve_server]
-    assert sorted(s.spec.backend for s in servers) == sorted(backends())  # none left out
+    servers = server_pool.start(list(backends()))
     return [
         endpoint
         for server in servers
@@ -41,14 +41,7 @@ def _one(endpoints: list[ParityEndpoint], backend: str, wire: str) -> ParityEndp
 
 
 def test_every_endpoint_agrees_with_the_artifact(endpoints: list[ParityEndpoint]) -> None:
-    assert {(e.label.split("-")[0], e.wire) for e in endpoints} == {
-        ("fastapi", "predict-json"),
-        ("fastapi", "v2-json"),
-        ("mlserver", "v2-json"),
-        ("mlserver", "v2-grpc"),
-        ("kserve", "v2-json"),
-        ("kserve", "v2-grpc"),
-    }
+    assert {(e.label.split("-")[0], e.wire) for e in endpoints} == set(DECLARED)
     results = run_parity(endpoints, list(MODELS), batch_size=16, single_rows=3)
     assert len(results) == len(endpoints) * len(MODELS)
     failures = [(r.endpoint, r.model, r.error, r.score) for r in results if not r.passed]
@@ -57,17 +50,7 @@ def test_every_endpoint_agrees_with_the_artifact(endpoints: list[ParityEndpoint]
     assert all(r.score.rows == held_out[r.model] + 3 for r in results)
 
 
-@pytest.mark.parametrize(
-    ("backend", "wire"),
-    [
-        ("mlserver", "v2-json"),
-        ("mlserver", "v2-grpc"),
-        ("kserve", "v2-json"),
-        ("kserve", "v2-grpc"),
-        ("fastapi", "v2-json"),
-        ("fastapi", "predict-json"),
-    ],
-)
+@pytest.mark.parametrize(("backend", "wire"), DECLARED)
 def test_a_wrong_expectation_fails(
     endpoints: list[ParityEndpoint], backend: str, wire: str
 ) -> None:

@@ -149,7 +149,7 @@ def test_failed_start_stops_everything_and_shows_the_log_tail(
     (tmp_path / "root" / "pyproject.toml").write_text("")
     (tmp_path / "root" / "backends").symlink_to(project_root() / "backends")
     monkeypatch.setenv("SERVINGBENCH_ROOT", str(tmp_path / "root"))
-    settings = _settings(tmp_path / "state", ready_timeout_s=60)
+    settings = _settings(tmp_path / "state", ready_timeout_s=60, backends=["fastapi", "mlserver"])
 
     with pytest.raises(ServerStartError) as caught:
         start_stack(settings)

@@ -105,8 +105,8 @@ def test_a_sweep_of_targets_measures_the_running_stack(stack: Stack, tmp_path: P
     assert meta.status == "complete", meta
     assert meta.servers == {}
     assert {name: t.address for name, t in meta.targets.items()} == targets
-    # what each server said about itself: our model list, MLServer's V2 metadata
-    assert "breast-cancer" in meta.targets["fastapi-rest"].server["models"]
+    # what each server said about itself: MLServer's V2 metadata (`/predict` defines no page)
+    assert meta.targets["fastapi-rest"].server == {}
     for name in ("mlserver-rest", "mlserver-grpc"):
         assert meta.targets[name].server["name"] == "mlserver", meta.targets[name]
         assert meta.targets[name].models["breast-cancer"]["inputs"], meta.targets[name]
@@ -134,8 +134,8 @@ def test_a_sweep_of_targets_measures_the_running_stack(stack: Stack, tmp_path: P
 
 @pytest.mark.timeout(120)
 def test_bad_targets_are_refused_before_any_load(stack: Stack, tmp_path: Path) -> None:
-    """Every problem at once: nothing listening; our /predict scenario at MLServer (no model
-    list there); a REST scenario at a gRPC port; a gRPC scenario at an HTTP port."""
+    """Every problem at once: nothing listening; our /predict scenario at MLServer (no /predict
+    there); a REST scenario at a gRPC port; a gRPC scenario at an HTTP port."""
     nobody = free_port()
     bad = {
         "fastapi-v2-rest": f"http://127.0.0.1:{nobody}",

@@ -96,7 +96,8 @@ def test_endpoints_follow_the_settings() -> None:
             "mlserver.grpc": 9081,
             "kserve.http": 9090,
             "kserve.grpc": 9091,
-        }
+        },
+        backends=["fastapi", "mlserver", "kserve"],
     )
     assert _endpoints(settings) == {
         ("predict-json", "urllib", "http://127.0.0.1:9000"),

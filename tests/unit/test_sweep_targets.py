@@ -55,7 +55,7 @@ def test_targets_are_read_with_their_wire_and_transport() -> None:
 @pytest.mark.parametrize(
     ("targets", "message"),
     [
-        ({"nope": "http://h:1"}, "unknown scenario 'nope'; known: fastapi-rest"),
+        ({"nope": "http://h:1"}, "unknown scenario 'nope'; known: "),
         (
             {"mlserver-rest": "10.0.0.5:8080"},
             "mlserver-rest=10.0.0.5:8080: use http://host:port or https://host:port",

@@ -20,8 +20,14 @@ from servingbench.models.artifacts import (
 from servingbench.models.catalog import MODELS, get_spec
 from servingbench.models.training import is_up_to_date, train_all, train_model
 from servingbench.paths import model_settings_dir, project_root
-from servingbench.servers import backends, get_backend
-from servingbench.stack.environments import ARTIFACT_LIBRARIES, check_environment, version_drift
+from servingbench.servers import backends
+from servingbench.servers.mlserver import RUNTIMES
+from servingbench.stack.environments import (
+    ARTIFACT_LIBRARIES,
+    backend_environment,
+    check_environment,
+    version_drift,
+)
 
 
 @pytest.fixture
@@ -73,7 +79,7 @@ def test_model_settings_name_matches_folder_and_runtime() -> None:
     for name, spec in MODELS.items():
         settings = json.loads((model_settings_dir() / name / "model-settings.json").read_text())
         assert settings["name"] == name
-        assert settings["implementation"] == spec.runtime
+        assert settings["implementation"] == RUNTIMES[spec.framework]
         assert settings["parameters"]["uri"] == f"./{spec.artifact_file}"
 
 
@@ -107,7 +113,7 @@ def test_version_drift_names_library_and_model() -> None:
 @pytest.mark.usefixtures("trained_models")
 @pytest.mark.parametrize("backend", list(backends()))
 def test_each_backend_environment_reads_the_artifacts_with_their_libraries(backend: str) -> None:
-    environment = get_backend(backend).environment
+    environment = backend_environment(backend)
     assert environment is not None
     versions = check_environment(environment)  # BackendEnvironmentError on drift or no .venv
     for name in MODELS:

@@ -94,10 +94,13 @@ def _check_numbers(values: Sequence[Any], allowed: frozenset[type], where: str) 
             raise ApiError(422, f"{where}[{i}] is {_describe(value)}; expected {kind}")
 
 
-def _to_float32(rows: Any) -> np.ndarray:
-    """`catalog.as_features` (MLServer's FP32 decoding), refusing values float32 cannot hold."""
+def _to_float32(rows: Any, n_cols: int | None = None) -> np.ndarray:
+    """`catalog.as_features` (MLServer's FP32 decoding), refusing values float32 cannot hold;
+    flat values are shaped into rows of `n_cols` first, so the message names row and column."""
     with np.errstate(over="ignore"):
         x = as_features(rows)
+    if n_cols is not None:
+        x = x.reshape(-1, n_cols)
     if not np.isfinite(x).all():
         row, col = (int(i) for i in np.argwhere(~np.isfinite(x))[0])
         raise ApiError(
@@ -198,7 +201,7 @@ def _v2_matrix(tensor: dict[str, Any], n_features: int, max_rows: int) -> np.nda
             f"'data' has {len(data)} value(s); shape [{n_rows}, {n_cols}] needs {n_rows * n_cols}",
         )
     _check_numbers(data, allowed, "data")
-    return _to_float32(data).reshape(n_rows, n_cols)
+    return _to_float32(data, n_cols)
 
 
 def _v2_outputs(outputs: Any) -> tuple[str, ...]:

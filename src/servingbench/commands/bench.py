@@ -25,7 +25,8 @@ _FLAGS: dict[str, tuple[str, Any, str]] = {
     "--scenarios": (
         "scenarios",
         str,
-        "comma list of scenarios (default: every backend's, or every --target's)",
+        "comma list of scenarios, or all (default: each backend's fastest path, or every "
+        "--target's)",
     ),
     "--configs": (
         "server_configs",

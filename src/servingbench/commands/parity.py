@@ -1,7 +1,7 @@
 """Send the held-out rows to every endpoint of every backend for every model; fail on a mismatch.
 
-Endpoints: each backend's wire formats (our /predict and V2 REST, MLServer's and KServe's V2
-REST and gRPC), through raw JSON and through tritonclient where declared. Labels must equal,
+Endpoints: every registered backend's wire formats (`/predict` JSON, V2 REST, V2 gRPC), through
+raw bytes and through tritonclient where declared. Labels must equal,
 and probabilities be within --atol of, what the artifact gave in-process at train time. Needs
 the stack running (`make serve-all`); addresses are serve-all's (same flags).
 """

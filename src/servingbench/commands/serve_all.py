@@ -13,6 +13,7 @@ from servingbench.commands.stack_options import add_stack_arguments, settings_fr
 from servingbench.console import format_table, mib
 from servingbench.models.catalog import DEFAULT_MODEL
 from servingbench.servers import get_backend
+from servingbench.servers.base import endpoint_rows as backend_rows
 from servingbench.stack.lifecycle import (
     PortBusyError,
     RunningStack,
@@ -34,7 +35,7 @@ def endpoint_rows(stack: RunningStack, model: str = DEFAULT_MODEL) -> list[tuple
     return [
         row
         for spec in stack.specs
-        for row in get_backend(spec.backend).describe_endpoints(spec.host, spec.ports, model)
+        for row in backend_rows(get_backend(spec.backend), spec.host, spec.ports, model)
     ]
 
 

@@ -1,7 +1,7 @@
 """The models servingbench trains and serves, as a plain registry keyed by model name.
 
-A model's name is also its folder under `model-settings/` (MLServer falls back to the folder
-name), so one string identifies it everywhere: training, MLServer, our service, load tests.
+A model's name is also its folder under `model-settings/`, so one string identifies it
+everywhere: training, every backend, load tests.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["DEFAULT_MODEL", "MODELS", "ModelSpec", "as_features", "get_spec"]
+__all__ = ["DEFAULT_MODEL", "MODELS", "Framework", "ModelSpec", "as_features", "get_spec"]
 
 Framework = Literal["sklearn", "xgboost"]
 
@@ -28,14 +28,6 @@ class ModelSpec:
     make_estimator: Callable[[int], Any]
     description: str
     test_size: float = 0.25
-
-    @property
-    def runtime(self) -> str:
-        """The stock MLServer runtime that loads this artifact."""
-        return {
-            "sklearn": "mlserver_sklearn.SKLearnModel",
-            "xgboost": "mlserver_xgboost.XGBoostModel",
-        }[self.framework]
 
 
 # scikit-learn is imported only when data is loaded or a model built: it takes seconds to
@@ -112,5 +104,5 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def as_features(rows: Any) -> np.ndarray:
-    """Rows as the float32 matrix every backend predicts on (MLServer decodes FP32 the same way)."""
+    """Rows as the float32 matrix every backend predicts on (what a V2 FP32 tensor decodes to)."""
     return np.ascontiguousarray(np.asarray(rows, dtype=np.float32))

@@ -20,6 +20,7 @@ from servingbench.servers.base import (
     LaunchSpec,
     Scenario,
     ServerConfig,
+    backend_scenarios,
 )
 
 __all__ = [
@@ -78,7 +79,7 @@ def get_backend(name: str) -> Backend:
 
 def scenarios() -> dict[str, Scenario]:
     """Every load-test scenario of every backend, by name, in backend order."""
-    return {s.name: s for backend in backends().values() for s in backend.scenarios()}
+    return {s.name: s for backend in backends().values() for s in backend_scenarios(backend)}
 
 
 def get_scenario(name: str) -> Scenario:

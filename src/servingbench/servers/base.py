@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from servingbench.paths import project_root
 from servingbench.wire import WIRE_FORMATS, WireName
@@ -28,14 +28,21 @@ __all__ = [
     "ClientLibrary",
     "Endpoint",
     "LaunchSpec",
+    "NoOptions",
     "Scenario",
     "ServerConfig",
     "Stage",
     "StageMetric",
     "address",
+    "backend_scenarios",
+    "check_options",
+    "endpoint_address",
+    "endpoint_rows",
     "environment_bin",
     "environment_dir",
     "harness_bin",
+    "metrics_url",
+    "page_url",
 ]
 
 DEFAULT_CONFIG = "default"
@@ -57,6 +64,10 @@ class Endpoint:
     port: str
     """The name of the backend port it listens on (a key of `Backend.ports`)."""
     parity_clients: tuple[ClientLibrary, ...] = ("urllib",)
+    default_bench: bool = True
+    """In `make bench`'s default scenario set: one path per backend, the one its users pick
+    for speed, so the default run stays within its time budget; `--scenarios all` runs every
+    endpoint."""
 
 
 Stage = Literal["server", "model", "queue"]
@@ -164,8 +175,20 @@ def harness_bin(program: str) -> str:
     return str(Path(sys.executable).with_name(program))
 
 
+class NoOptions(BaseModel):
+    """A backend whose configurations set nothing but a description."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class Backend(ABC):
-    """A way of serving the models. Subclass it in one module and decorate it with `@register`."""
+    """A way of serving the models. Subclass it in one module and decorate it with `@register`.
+
+    It says only what cannot be derived: its names, ports, wire formats, options, where its
+    timings and pages are, and how to launch it. Its environment is `backends/<name>/` when that
+    folder has a pyproject.toml (`stack.environments`); its scenarios, addresses and `serve-all`
+    rows follow from the endpoints (the functions below).
+    """
 
     name: ClassVar[str]
     """Short id used in configuration keys, scenario names and reports (`mlserver`)."""
@@ -174,16 +197,15 @@ class Backend(ABC):
     ports: ClassVar[Mapping[str, int]]
     """Port name -> the default `serve-all` uses; the sweep picks free ports instead."""
     endpoints: ClassVar[tuple[Endpoint, ...]]
-    options: ClassVar[type[BaseModel]]
+    options: ClassVar[type[BaseModel]] = NoOptions
     """What a configuration table may set; unknown keys are refused (`extra="forbid"`)."""
     ours: ClassVar[bool] = False
     """This project's own service (reports compare it against the stock servers)."""
-    environment: ClassVar[str | None] = None
-    """Folder under `backends/` with its uv project; None runs it from the harness's own."""
-    packages: ClassVar[tuple[str, ...]] = ()
-    """Its own distributions, recorded (with the common server libraries) in meta.json."""
     stage_metrics: ClassVar[tuple[StageMetric, ...]] = ()
     """Where its server-side timings come from (scraped before and after each point)."""
+    pages: ClassVar[Mapping[str, tuple[str, str]]] = {}
+    """Pages a user may open, name -> (port name, path); `metrics` is the Prometheus endpoint
+    the sweep scrapes. `serve-all` lists them beside the endpoints."""
 
     @abstractmethod
     def launch(
@@ -192,43 +214,64 @@ class Backend(ABC):
         """The process serving every model of `model-settings/` under `config` on `ports`.
 
         `workdir` is this server's own folder (rendered files may go there); it is also the
-        process's working directory.
+        process's working directory. Its `ready_urls` must answer only once every model is
+        loaded.
         """
 
-    def metrics_url(self, host: str, ports: Mapping[str, int]) -> str | None:
-        """Its Prometheus endpoint on these ports, if it has one."""
+
+# --- what follows from a backend's declarations -------------------------------------------------
+
+
+def backend_scenarios(backend: Backend) -> list[Scenario]:
+    """One load-test scenario per endpoint, at the backend's default port."""
+    return [
+        Scenario(e.scenario, backend.name, e.wire, e.port, backend.ports[e.port])
+        for e in backend.endpoints
+    ]
+
+
+def endpoint_address(endpoint: Endpoint, host: str, ports: Mapping[str, int]) -> str:
+    """Where a client of `endpoint` connects: `http://host:port`, or `host:port` for gRPC."""
+    return address(endpoint.wire, host, ports[endpoint.port])
+
+
+def page_url(backend: Backend, page: str, host: str, ports: Mapping[str, int]) -> str | None:
+    """The URL of one of the backend's `pages` on these ports, None when it has no such page."""
+    if page not in backend.pages:
         return None
+    port, path = backend.pages[page]
+    return f"http://{host}:{ports[port]}{path}"
 
-    def scenarios(self) -> list[Scenario]:
-        return [
-            Scenario(e.scenario, self.name, e.wire, e.port, self.ports[e.port])
-            for e in self.endpoints
-        ]
 
-    def endpoint_address(self, endpoint: Endpoint, host: str, ports: Mapping[str, int]) -> str:
-        return address(endpoint.wire, host, ports[endpoint.port])
+def metrics_url(backend: Backend, host: str, ports: Mapping[str, int]) -> str | None:
+    """Its Prometheus endpoint on these ports, if it has one."""
+    return page_url(backend, "metrics", host, ports)
 
-    def describe_endpoints(
-        self, host: str, ports: Mapping[str, int], model: str
-    ) -> list[tuple[str, str]]:
-        """(what, address) rows for `serve-all`'s table; backends add their extra pages."""
-        rows = []
-        for e in self.endpoints:
-            wire = WIRE_FORMATS[e.wire]
-            where = self.endpoint_address(e, host, ports)
-            suffix = wire.path(model) if wire.transport == "http" else f" {wire.path(model)}"
-            rows.append((f"{self.title} {e.wire}", f"{where}{suffix}"))
-        return rows
 
-    def check_options(self, table: Mapping[str, Any], where: str) -> BaseModel:
-        """The table validated by `options`; a ValueError names the unknown or wrong keys."""
-        from pydantic import ValidationError
+def endpoint_rows(
+    backend: Backend, host: str, ports: Mapping[str, int], model: str
+) -> list[tuple[str, str]]:
+    """(what, address) rows for `serve-all`'s table: each endpoint, then each page."""
+    rows = []
+    for e in backend.endpoints:
+        wire = WIRE_FORMATS[e.wire]
+        where = endpoint_address(e, host, ports)
+        suffix = wire.path(model) if wire.transport == "http" else f" {wire.path(model)}"
+        rows.append((f"{backend.title} {e.wire}", f"{where}{suffix}"))
+    for page in backend.pages:
+        rows.append((f"{backend.title} {page}", page_url(backend, page, host, ports) or ""))
+    return rows
 
-        try:
-            return self.options.model_validate(dict(table))
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '(table)'}: {e['msg']}" for e in exc.errors()
-            )
-            known = ", ".join(self.options.model_fields)
-            raise ValueError(f"{where}: {problems} (known keys: description, {known})") from None
+
+def check_options(backend: Backend, table: Mapping[str, Any], where: str) -> BaseModel:
+    """The table validated by the backend's `options`; a ValueError names the wrong keys."""
+    from pydantic import ValidationError
+
+    try:
+        return backend.options.model_validate(dict(table))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '(table)'}: {e['msg']}" for e in exc.errors()
+        )
+        known = ", ".join(backend.options.model_fields)
+        raise ValueError(f"{where}: {problems} (known keys: description, {known})") from None

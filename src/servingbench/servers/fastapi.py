@@ -37,11 +37,15 @@ class FastapiBackend(Backend):
     ports: ClassVar[Mapping[str, int]] = {"http": 8000}
     endpoints = (
         Endpoint("fastapi-rest", "predict-json", "http"),
-        Endpoint("fastapi-v2-rest", "v2-json", "http"),
+        Endpoint("fastapi-v2-rest", "v2-json", "http", default_bench=False),
     )
     options = ApiOptions
-    environment = "fastapi"
     ours = True
+    pages: ClassVar[Mapping[str, tuple[str, str]]] = {
+        "docs": ("http", "/docs"),
+        "stats": ("http", "/stats"),
+        "metrics": ("http", "/metrics"),
+    }
     stage_metrics = (
         StageMetric(
             "server", "servingbench_api_request_duration_seconds", {"route": "/predict"},
@@ -76,26 +80,12 @@ class FastapiBackend(Backend):
         return LaunchSpec(
             name=config.server_name,
             backend=self.name,
-            argv=[environment_bin(self.environment, "servingbench"), "serve-api"],
+            argv=[environment_bin(self.name, "servingbench"), "serve-api"],
             env=env,
             ready_urls=[f"{base}/v2/health/ready"],
             ports=dict(ports),
             workdir=workdir,
             host=host,
-            environment=self.environment,
+            environment=self.name,
             config={"options": options.model_dump(mode="json")},
         )
-
-    def metrics_url(self, host: str, ports: Mapping[str, int]) -> str | None:
-        return f"http://{host}:{ports['http']}/metrics"
-
-    def describe_endpoints(
-        self, host: str, ports: Mapping[str, int], model: str
-    ) -> list[tuple[str, str]]:
-        base = f"http://{host}:{ports['http']}"
-        return [
-            *super().describe_endpoints(host, ports, model),
-            (f"{self.title} docs", f"{base}/docs"),
-            (f"{self.title} stats", f"{base}/stats"),
-            (f"{self.title} metrics", f"{base}/metrics"),
-        ]

@@ -83,12 +83,11 @@ class KserveBackend(Backend):
     ports: ClassVar[Mapping[str, int]] = {"http": 8090, "grpc": 8091}
     endpoints = (
         # tritonclient.http sends JSON without a Content-Type, which KServe 0.16 reads as binary
-        Endpoint("kserve-rest", "v2-json", "http", ("urllib",)),
+        Endpoint("kserve-rest", "v2-json", "http", ("urllib",), default_bench=False),
         Endpoint("kserve-grpc", "v2-grpc", "grpc", ("tritonclient",)),
     )
     options = KserveOptions
-    environment = "kserve"
-    packages = ("kserve",)
+    pages: ClassVar[Mapping[str, tuple[str, str]]] = {"metrics": ("http", "/metrics")}
     stage_metrics = (
         StageMetric(
             "model",
@@ -100,9 +99,6 @@ class KserveBackend(Backend):
         ),
     )
 
-    def metrics_url(self, host: str, ports: Mapping[str, int]) -> str | None:
-        return f"http://{host}:{ports['http']}/metrics"
-
     def launch(
         self, config: ServerConfig, ports: Mapping[str, int], host: str, workdir: Path
     ) -> LaunchSpec:
@@ -111,7 +107,7 @@ class KserveBackend(Backend):
         log_config = workdir / "logging.json"
         atomic_write_json(log_config, QUIET_LOGGING)
         argv = [
-            environment_bin(self.environment, "python"),
+            environment_bin(self.name, "python"),
             "-m",
             "servingbench.servers.kserve",
             "--host",
@@ -141,7 +137,7 @@ class KserveBackend(Backend):
             ports=dict(ports),
             workdir=workdir,
             host=host,
-            environment=self.environment,
+            environment=self.name,
             config={"options": options.model_dump(), "models": models},
         )
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from servingbench.atomic import atomic_write_json
+from servingbench.models.catalog import Framework
 from servingbench.paths import model_settings_dir
 from servingbench.servers import register
 from servingbench.servers.base import (
@@ -29,7 +30,14 @@ from servingbench.servers.base import (
     environment_bin,
 )
 
-__all__ = ["MlserverBackend", "MlserverOptions", "render_repository"]
+__all__ = ["RUNTIMES", "MlserverBackend", "MlserverOptions", "render_repository"]
+
+RUNTIMES: dict[Framework, str] = {
+    "sklearn": "mlserver_sklearn.SKLearnModel",
+    "xgboost": "mlserver_xgboost.XGBoostModel",
+}
+"""The stock MLServer runtime that loads each framework's artifact (model-settings.json's
+`implementation`)."""
 
 
 class MlserverOptions(BaseModel):
@@ -87,12 +95,13 @@ class MlserverBackend(Backend):
     title = "MLServer"
     ports: ClassVar[Mapping[str, int]] = {"http": 8080, "grpc": 8081, "metrics": 8082}
     endpoints = (
-        Endpoint("mlserver-rest", "v2-json", "http", ("urllib", "tritonclient")),
+        Endpoint(
+            "mlserver-rest", "v2-json", "http", ("urllib", "tritonclient"), default_bench=False
+        ),
         Endpoint("mlserver-grpc", "v2-grpc", "grpc", ("tritonclient",)),
     )
     options = MlserverOptions
-    environment = "mlserver"
-    packages = ("mlserver", "mlserver-sklearn", "mlserver-xgboost")
+    pages: ClassVar[Mapping[str, tuple[str, str]]] = {"metrics": ("metrics", "/metrics")}
     stage_metrics = (
         StageMetric(
             "server", "rest_server_request_duration_seconds",
@@ -126,7 +135,7 @@ class MlserverBackend(Backend):
         return LaunchSpec(
             name=config.server_name,
             backend=self.name,
-            argv=[environment_bin(self.environment, "mlserver"), "start", str(repository)],
+            argv=[environment_bin(self.name, "mlserver"), "start", str(repository)],
             env=dict(SINGLE_THREAD_ENV),
             ready_urls=[
                 f"{base}/v2/health/ready",
@@ -135,7 +144,7 @@ class MlserverBackend(Backend):
             ports=dict(ports),
             workdir=workdir,
             host=host,
-            environment=self.environment,
+            environment=self.name,
             config={
                 "settings": settings,
                 "model_overrides": options.model,
@@ -143,14 +152,3 @@ class MlserverBackend(Backend):
                 "models": models,
             },
         )
-
-    def metrics_url(self, host: str, ports: Mapping[str, int]) -> str | None:
-        return f"http://{host}:{ports['metrics']}/metrics"
-
-    def describe_endpoints(
-        self, host: str, ports: Mapping[str, int], model: str
-    ) -> list[tuple[str, str]]:
-        return [
-            *super().describe_endpoints(host, ports, model),
-            (f"{self.title} metrics", f"http://{host}:{ports['metrics']}/metrics"),
-        ]

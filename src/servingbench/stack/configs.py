@@ -7,18 +7,26 @@ so a misspelt key is an error, not a silently ignored one. Every backend has a `
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from servingbench.paths import project_root
 from servingbench.servers import DEFAULT_CONFIG, ServerConfig, backends, get_backend
+from servingbench.servers.base import check_options
 
-__all__ = ["configs_file", "load_server_configs", "resolve_configs"]
+__all__ = ["CONFIGS_ENV", "configs_file", "load_server_configs", "resolve_configs"]
+
+
+CONFIGS_ENV = "SERVINGBENCH_SERVER_CONFIGS"
 
 
 def configs_file() -> Path:
-    return project_root() / "backends" / "server-configs.toml"
+    """`backends/server-configs.toml`, or the file `$SERVINGBENCH_SERVER_CONFIGS` names (a site's
+    own configurations, or a test's)."""
+    override = os.environ.get(CONFIGS_ENV)
+    return Path(override) if override else project_root() / "backends" / "server-configs.toml"
 
 
 def _parse(backend_name: str, name: str, table: dict[str, Any]) -> ServerConfig:
@@ -28,7 +36,7 @@ def _parse(backend_name: str, name: str, table: dict[str, Any]) -> ServerConfig:
         raise ValueError(f"[{backend_name}.{name}] in server configs: {exc}") from None
     table = dict(table)
     description = str(table.pop("description", ""))
-    options = backend.check_options(table, f"[{backend_name}.{name}]")
+    options = check_options(backend, table, f"[{backend_name}.{name}]")
     return ServerConfig(backend_name, name, options, description)
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import subprocess
+import tomllib
 from collections.abc import Iterable
 
 from servingbench.models.artifacts import load_metadata
@@ -22,7 +24,9 @@ from servingbench.stack.processes import ServerStartError
 __all__ = [
     "ARTIFACT_LIBRARIES",
     "BackendEnvironmentError",
+    "backend_environment",
     "check_environment",
+    "environment_packages",
     "environment_versions",
     "version_drift",
 ]
@@ -41,6 +45,20 @@ _PROBE = (
     "        out[n] = 'not installed'\n"
     "print(json.dumps(out))\n"
 )
+
+
+def backend_environment(backend: str) -> str | None:
+    """The environment a backend runs from: `backends/<backend>/` when it holds a uv project,
+    None when it runs from the harness's own (a test's fake, the calibration servers)."""
+    return backend if (environment_dir(backend) / "pyproject.toml").is_file() else None
+
+
+def environment_packages(name: str) -> tuple[str, ...]:
+    """The distributions environment `name` asks for itself (its pyproject.toml's dependencies,
+    without servingbench): what meta.json records as the server's own software."""
+    project = tomllib.loads((environment_dir(name) / "pyproject.toml").read_text())["project"]
+    names = (re.split(r"[\s\[<>=!~;]", r, maxsplit=1)[0] for r in project["dependencies"])
+    return tuple(n for n in names if n != "servingbench")
 
 
 class BackendEnvironmentError(ServerStartError):

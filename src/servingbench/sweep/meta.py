@@ -14,7 +14,7 @@ from servingbench.paths import project_root
 from servingbench.runs.calibration import CalibrationRecord
 from servingbench.runs.meta import ArtifactSummary, BackendRecord, Pinning, RunMeta, ServerRecord
 from servingbench.servers import backends
-from servingbench.stack.environments import environment_versions
+from servingbench.stack.environments import environment_packages, environment_versions
 from servingbench.sweep.servers import BenchServers
 from servingbench.sweep.settings import BenchSettings
 
@@ -44,10 +44,10 @@ NOTES = [
     "same library versions (checked per environment, see `environments`) and is pinned to the "
     "same core(s); every load request asks only for `predict_proba` (one model call per request "
     "on every backend; our /predict derives labels as its argmax); logging is off and no "
-    "response is compressed. Metrics differ by design: MLServer (with its default "
-    "metrics_endpoint) runs a Prometheus middleware on REST and an interceptor on gRPC for "
-    "every request; our service counts plain integers and builds its metrics when scraped; "
-    "`mlserver:no-metrics` measures MLServer without them.",
+    "response is compressed. Metrics differ by design: each server keeps the metrics it "
+    "ships with (a Prometheus middleware or interceptor costs something per request; our "
+    "service counts plain integers and builds its metrics when scraped); a configuration "
+    "that turns them off measures a server without them (see `servers` for what each ran).",
 ]
 
 
@@ -114,9 +114,10 @@ def servers_meta(servers: BenchServers) -> dict[str, ServerRecord]:
 def environments_meta(servers: BenchServers) -> dict[str, dict[str, str]]:
     """Each backend environment's versions (only those whose servers started)."""
     names = {s.spec.environment for s in servers.running.values() if s.spec.environment}
-    own = {b.environment: b.packages for b in backends().values() if b.environment}
     return {
-        name: environment_versions(name, (*own.get(name, ()), *SERVER_LIBRARIES))
+        name: environment_versions(
+            name, tuple(dict.fromkeys((*environment_packages(name), *SERVER_LIBRARIES)))
+        )
         for name in sorted(names)
     }
 
@@ -125,7 +126,9 @@ def backends_meta() -> dict[str, BackendRecord]:
     """The registry as the report needs it, recorded with the run."""
     return {
         name: BackendRecord(
-            title=backend.title, ours=backend.ours, scenarios=[s.name for s in backend.scenarios()]
+            title=backend.title,
+            ours=backend.ours,
+            scenarios=[e.scenario for e in backend.endpoints],
         )
         for name, backend in backends().items()
     }

@@ -18,6 +18,8 @@ from servingbench.runs.calibration import CalibrationRecord
 from servingbench.runs.point import PointKey, line_label, series_label
 from servingbench.runs.stats import MeasurePlan
 from servingbench.servers import ServerConfig, get_backend, get_scenario
+from servingbench.servers.base import endpoint_address
+from servingbench.servers.base import metrics_url as backend_metrics_url
 from servingbench.sweep.flags import Thresholds
 from servingbench.sweep.measure import PointPlan
 from servingbench.sweep.servers import BenchServers
@@ -156,8 +158,8 @@ def point_plan(
         host = servers.targets[key.scenario]
         metrics_url = settings.metrics_urls.get(key.scenario)
     elif running:
-        host = backend.endpoint_address(endpoint, settings.host, running.spec.ports)
-        metrics_url = backend.metrics_url(settings.host, running.spec.ports)
+        host = endpoint_address(endpoint, settings.host, running.spec.ports)
+        metrics_url = backend_metrics_url(backend, settings.host, running.spec.ports)
     else:
         host = ""
     options: dict[str, str] = {}

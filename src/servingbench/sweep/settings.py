@@ -21,7 +21,7 @@ from servingbench.models.catalog import MODELS
 from servingbench.paths import results_dir
 from servingbench.runs.slo import Slo, parse_slo
 from servingbench.runs.stats import Stability
-from servingbench.servers import ServerConfig, scenarios
+from servingbench.servers import ServerConfig, backends, scenarios
 from servingbench.stack.configs import resolve_configs
 from servingbench.stack.settings import check_port_keys, default_pinning
 
@@ -71,6 +71,13 @@ def _all_scenarios() -> list[str]:
     return list(scenarios())
 
 
+def default_scenarios() -> list[str]:
+    """The scenarios of the endpoints marked `default_bench`: one path per backend."""
+    return [
+        e.scenario for backend in backends().values() for e in backend.endpoints if e.default_bench
+    ]
+
+
 class BenchSettings(BaseSettings):
     """One benchmark sweep's parameters (recorded verbatim in meta.json)."""
 
@@ -79,8 +86,9 @@ class BenchSettings(BaseSettings):
     )
 
     scenarios: StrList = Field(
-        default_factory=_all_scenarios,
-        description="load-test scenarios to run (default: every scenario of every backend)",
+        default_factory=default_scenarios,
+        description="load-test scenarios to run, or `all` (default: each backend's fastest path, "
+        "the endpoints marked default_bench)",
     )
     server_configs: StrList = Field(
         default_factory=list,
@@ -319,6 +327,8 @@ class BenchSettings(BaseSettings):
     @classmethod
     def _known_scenarios(cls, value: list[str]) -> list[str]:
         known = _all_scenarios()
+        if value == ["all"]:
+            return known
         unknown = [s for s in value if s not in known]
         if unknown:
             raise ValueError(f"unknown scenario(s) {unknown}; known: {', '.join(known)}")

@@ -26,9 +26,10 @@ from servingbench.models.artifacts import load_metadata
 from servingbench.parity import ParityEndpoint, run_parity
 from servingbench.runs.meta import ParityRecord, TargetRecord
 from servingbench.servers import get_backend, get_scenario, scenarios
+from servingbench.servers.base import address
 from servingbench.stack.processes import tcp_open
 from servingbench.sweep.parity_step import parity_checks
-from servingbench.wire import WIRE_FORMATS
+from servingbench.wire import WIRE_FORMATS, WireError, get_wire
 
 __all__ = ["COMPOSE", "Target", "TargetError", "check_targets", "compose_targets", "parse_targets"]
 
@@ -66,8 +67,7 @@ def compose_targets(host: str = "127.0.0.1") -> dict[str, str]:
     """Every registered scenario at its backend's default port on `host`."""
     out = {}
     for name, scenario in scenarios().items():
-        port = get_backend(scenario.backend).ports[scenario.port]
-        out[name] = f"{host}:{port}" if scenario.port == "grpc" else f"http://{host}:{port}"
+        out[name] = address(scenario.wire, host, scenario.default_port)
     return out
 
 
@@ -142,6 +142,13 @@ def _http_problem(target: Target, exc: Exception) -> str:
     return f"{target.scenario} at {target.address}: {text}"
 
 
+def _post(url: str, body: bytes, ca_bundle: str | None) -> bytes:
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=5, context=_context(ca_bundle)) as response:
+        return bytes(response.read())
+
+
 def _features(inputs: Any) -> int | None:
     """The feature count a V2 model declares (inputs[0].shape[-1]), if it declares one."""
     try:
@@ -154,24 +161,27 @@ def _features(inputs: Any) -> int | None:
 def _check_http(
     target: Target, models: list[str], ca: str | None
 ) -> tuple[TargetRecord, list[str]]:
+    """What the wire format lets a server say about itself (V2: `/v2`, each model's metadata);
+    where the format defines no such page (`predict-json`), one held-out row per model must
+    get a well-formed answer (parity then checks them all)."""
     base = target.address
+    wire = get_wire(target.wire)
     record = TargetRecord(scenario=target.scenario, address=base, metrics_url=target.metrics_url)
     problems: list[str] = []
-    if target.wire == "predict-json":
-        info = _get_json(f"{base}/models", ca)  # our service's model list
-        served = {m["name"]: m for m in info} if isinstance(info, list) else {}
-        record.server = {"models": sorted(served)}
+    if wire.server_info is not None:
+        record.server = _get_json(f"{base}{wire.server_info}", ca) or {}
+    if wire.model_info is None:
         for model in models:
-            want = load_metadata(model).n_features
-            if model not in served:
-                problems.append(f"{target.scenario}: model {model!r} not served ({sorted(served)})")
-            elif len(served[model].get("feature_names", [])) != want:
-                problems.append(f"{target.scenario}: {model} takes another feature count")
+            row = load_metadata(model).held_out.rows[:1]
+            body = _post(f"{base}{wire.path(model)}", wire.encode(model, row), ca)
+            try:
+                wire.decode(body, 1)
+            except WireError as exc:
+                problems.append(f"{target.scenario}: {model}: {exc}")
         return record, problems
-    record.server = _get_json(f"{base}/v2", ca) or {}
     for model in models:
         try:
-            meta = _get_json(f"{base}/v2/models/{model}", ca)
+            meta = _get_json(f"{base}{wire.model_info.format(model=model)}", ca)
         except urllib.error.HTTPError as exc:
             problems.append(f"{target.scenario}: model {model!r}: HTTP {exc.code} (not served?)")
             continue
