@@ -60,6 +60,7 @@ def _sweep(
         "targets": {SCENARIO: url},
         "metrics_urls": {SCENARIO: f"{url}/metrics"} if scrape else {},
         "models": ["breast-cancer"],
+        "method": "points",  # the stopping rule's faults; interleaved sessions have none
         "repeats": 1,
         "warmup_s": WARMUP_S,
         "window_s": 1.0,
