@@ -49,6 +49,7 @@ from servingbench.runs.point import (
     PointKey,
     PointResult,
     ProcessUsage,
+    ReferenceSlice,
     SliceResult,
     series_label,
 )
@@ -159,6 +160,8 @@ class Shape:
     server_cpu_percent: float = 90.0
     generator_cpu_percent: float = 40.0
     instrument_added_ms: float | None = None
+    wrk_p50_ms: float | None = None
+    """Interleaved runs: wrk's median in the same block (a reference slice), when set."""
 
 
 ShapeFn = Callable[[Series, PointKey], Shape]
@@ -428,7 +431,7 @@ def _interleaved_point(
     """One (series, level) measured in `blocks` slices; block b's slice behaves as
     `shape(series, key with repeat=b)` (so `default_shape`'s drift per repeat becomes a drift
     per block, shared by every series), its settle is the warm-up part of `_closed`."""
-    parts, spans, slices = [], [], []
+    parts, spans, slices, references = [], [], [], []
     usage_shape = shape(series, key)
     for block in range(1, blocks + 1):
         wanted = shape(series, key.model_copy(update={"repeat": block}))
@@ -446,6 +449,10 @@ def _interleaved_point(
                 generator_busiest_percent=wanted.generator_cpu_percent,
             )
         )
+        if wanted.wrk_p50_ms is not None:
+            wrk = wanted.wrk_p50_ms
+            references.append(ReferenceSlice(block=block, client="wrk", rps=1e3 / wrk,
+                                             p50_ms=wrk, p99_ms=2 * wrk))  # fmt: skip
     merged = RequestRecords.concat(parts, 0, FROM_NS, spans[-1][1])
     merged.slices = np.asarray(spans, dtype=np.int64)
     folder = layout.point_dir(key.point_id())
@@ -464,6 +471,7 @@ def _interleaved_point(
             slice_s=(TO_NS) / NS, settle_s=WARMUP_S, gap_s=0.5, blocks=blocks, seed=1
         ),
         slices=slices,
+        references=references,
         flags=list(usage_shape.flags),
         flag_reasons={flag: f"synthetic {flag}" for flag in usage_shape.flags},
         timeout_s=1.0,

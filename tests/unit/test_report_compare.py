@@ -279,3 +279,34 @@ def test_ratios_pair_only_the_same_model_and_rows(tmp_path: Path) -> None:
     capacity = tables.capacity.set_index("line")["max_rps"]
     assert capacity["fastapi-rest breast-cancer rows=1"] == pytest.approx(4000, rel=0.01)
     assert capacity["fastapi-rest breast-cancer-xgb1000 rows=1"] == pytest.approx(400, rel=0.01)
+
+
+@pytest.mark.parametrize("calibrated_ms", [None, 0.02])
+def test_the_instrument_sentence_says_where_each_series_figure_comes_from(
+    tmp_path: Path, calibrated_ms: float | None
+) -> None:
+    """wrk times the REST series beside the harness (0.05 ms below it here); for the gRPC
+    series the sentence gives calibration's figure when the run has one, and otherwise says
+    it was not measured and how to measure it, never that it "comes from calibration"."""
+    series = (Series("fastapi-rest", base_ms=1.0), Series("mlserver-grpc", base_ms=2.0))
+
+    def shape(one: Series, key: PointKey) -> Shape:
+        rest = one.scenario == "fastapi-rest"
+        return Shape(
+            latency_ms=one.base_ms,
+            wrk_p50_ms=one.base_ms - 0.05 if rest else None,
+            instrument_added_ms=None if rest else calibrated_ms,
+        )
+
+    data = load_run(make_run(tmp_path, series=series, levels=(1,), shape=shape, blocks=4).root)
+    sentences = verdict_sentences(data, build_tables(data, ReportSettings()))
+    (instrument,) = [s for s in sentences if "minus wrk" in s]
+    assert "0.050 ms (0.050 to 0.050 ms)" in instrument, instrument
+    grpc = instrument.split("wrk speaks no gRPC", 1)[1]
+    if calibrated_ms is None:
+        assert "was not measured" in grpc, instrument
+        assert "make calibrate" in grpc, instrument
+        assert "calibration's figure" not in grpc, instrument
+    else:
+        assert "about 0.020 ms" in grpc, instrument
+        assert "no-op servers only" in grpc, instrument

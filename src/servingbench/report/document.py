@@ -283,6 +283,19 @@ def _ratio_frame(table: pd.DataFrame) -> pd.DataFrame:
     )  # fmt: skip
 
 
+def _pairing(data: RunData) -> str:
+    """How the ratios were paired, which is what makes their intervals narrow or wide."""
+    if any(point.method == "interleaved" for point in data.results.values()):
+        return (
+            "block by block (each block ran one short slice of every series, in random order, "
+            "seconds apart, so drift slower than a block cancels)"
+        )
+    return (
+        "repeat by repeat (repeat k of every series ran in the same pass, minutes apart, so "
+        "only drift slower than a pass cancels)"
+    )
+
+
 def _comparison_blocks(data: RunData, tables: ReportTables) -> Iterable[Block]:
     """Series side by side by level (geometric means), and each divided by the baseline."""
     yield Heading("Comparison across series")
@@ -301,8 +314,7 @@ def _comparison_blocks(data: RunData, tables: ReportTables) -> Iterable[Block]:
     if tables.baseline and tables.rps_ratio is not None and tables.p99_ratio is not None:
         yield Heading(f"Against {tables.baseline}", level=3)
         yield Paragraph(
-            f"Each series divided by {tables.baseline} at the same level, repeat by repeat "
-            "(repeats of one pass ran minutes apart, so drift between passes cancels). A "
+            f"Each series divided by {tables.baseline} at the same level, {_pairing(data)}. A "
             "difference is called better or worse only when its 95 % interval excludes 1 and "
             f"it is at least {tables.min_effect:.0%}; otherwise: no significant difference."
         )

@@ -105,6 +105,23 @@ def _throughput(data: RunData, tables: ReportTables) -> list[str]:
     return out
 
 
+def _uncompared(data: RunData, missing: pd.DataFrame) -> str:
+    """The series wrk cannot time (gRPC): calibration's figure for them, or how to get one."""
+    names = ", ".join(series_title(data, line, False) for line in missing["line"])
+    added = missing["instrument_added_ms"].dropna() if "instrument_added_ms" in missing else None
+    if added is None or added.empty:
+        return (
+            f"wrk speaks no gRPC, and this run found no calibration, so what the harness adds "
+            f"to {names} was not measured: run `make calibrate` once on this machine."
+        )
+    low, high = added.min(), added.max()
+    spread = f"{low:.3f}" if round(low, 3) == round(high, 3) else f"{low:.3f} to {high:.3f}"
+    return (
+        f"wrk speaks no gRPC, so for {names} the harness's share is calibration's figure "
+        f"against no-op servers only: about {spread} ms."
+    )
+
+
 def _instrument(data: RunData, at: pd.DataFrame) -> str:
     """What the harness itself adds at one user, from the best evidence the run has."""
     wrk = at[at["instrument_pairs"] > 0] if "instrument_pairs" in at else at.iloc[0:0]
@@ -120,11 +137,7 @@ def _instrument(data: RunData, at: pd.DataFrame) -> str:
         )
         missing = at[~at["line"].isin(wrk["line"])]
         if not missing.empty:
-            text += (
-                " wrk speaks no gRPC, so for "
-                + ", ".join(series_title(data, line, False) for line in missing["line"])
-                + " the instrument's share comes from calibration only."
-            )
+            text += " " + _uncompared(data, missing)
         return text
     added = at["instrument_added_ms"].dropna()
     if not added.empty:
