@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 from tritonclient.grpc import service_pb2
 
-from servingbench.calibration.noop import REQUEST_ID, answers, http_answers, noop_spec
+from servingbench.calibration.noop import (
+    REQUEST_ID,
+    _HttpConnection,
+    _split,
+    answers,
+    http_answers,
+    noop_spec,
+)
 from servingbench.calibration.reference import (
     _UNITS,
     _WRK_LATENCY,
@@ -444,3 +451,28 @@ def test_the_open_loop_ceiling_is_bisected_not_a_power_of_two() -> None:
     assert probed[:3] == [500, 1000, 2000]
     assert highest_kept(lambda rate: None) is None
     assert highest_kept(lambda rate: rate, limit=4000) == 4000  # never failed: the limit
+
+
+class _Writes:
+    """A transport that keeps each `write` apart, as the socket's segments would be."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+
+def test_noop_http_answers_in_two_writes_like_uvicorn(trained_models: None) -> None:
+    """uvicorn writes the head, then the body (strace of the real service: `write(…, 173)`
+    then `write(…, 124)` per /predict); the no-op server frames its answers the same way, so
+    calibration prices the client's second read."""
+    table = http_answers("iris", 1)
+    body, response = next(iter(table.items()))
+    connection = _HttpConnection({b: _split(r) for b, r in table.items()})
+    transport = _Writes()
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    request = b"POST /predict HTTP/1.1\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+    connection.data_received(request)
+    head, _, rest = response.partition(b"\r\n\r\n")
+    assert transport.writes == [head + b"\r\n\r\n", rest]

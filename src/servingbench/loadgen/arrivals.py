@@ -45,6 +45,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DROPPED_REASON = "no free slot at the arrival's time (cap on requests in flight)"
+FIRST_SLOT_WAIT_S = 5.0
+"""How long the schedule waits for its first slot to connect (`on_start`) before it starts
+anyway: arrivals due before any slot is ready would be dropped for a reason of the generator's
+own, not the server's."""
 DEFAULT_SLOTS = 256
 """Requests in flight allowed when nobody said (`-u`, `--max-in-flight`): Locust's own default
 of one user would drop nearly every arrival above one request per latency."""
@@ -103,6 +107,7 @@ class Dispatcher:
         buffer: RecordBuffer,
         index: int = 0,
         processes: int = 1,
+        first_slot_wait_s: float = FIRST_SLOT_WAIT_S,
     ) -> None:
         if rate <= 0:
             raise ValueError(f"arrival rate must be positive, got {rate}")
@@ -113,11 +118,19 @@ class Dispatcher:
         self.arrivals = 0
         self.dropped = 0
         self.stopped = False
+        self.first_slot_wait_s = first_slot_wait_s
+        self._slot_ready = gevent.event.Event()
         self._greenlet: gevent.Greenlet[Any, Any] | None = None
 
     def start(self) -> None:
+        """Start the schedule once the first slot is ready to take an arrival (or after
+        `first_slot_wait_s`, so a generator that cannot connect still records its drops)."""
         if self._greenlet is None and not self.stopped:
-            self._greenlet = gevent.spawn(self._run, self.anchor(perf_counter_ns()))
+            self._greenlet = gevent.spawn(self._begin)
+
+    def _begin(self) -> None:
+        self._slot_ready.wait(timeout=self.first_slot_wait_s)
+        self._run(self.anchor(perf_counter_ns()))
 
     def anchor(self, now_ns: int) -> int:
         """Where this process's schedule starts. Constant arrivals of several processes
@@ -157,6 +170,7 @@ class Dispatcher:
         slot.wake.clear()
         slot.arrival = None
         self.idle.append(slot)
+        self._slot_ready.set()
         slot.wake.wait()
         return slot.arrival
 
