@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from servingbench.clients import EndpointError, EndpointUnreachableError, make_client
 from servingbench.models.expected import ExpectedAnswers
+from servingbench.runs.meta import ParityCheck
 from servingbench.servers import get_backend
 from servingbench.servers.base import ClientLibrary, endpoint_address
 from servingbench.wire import DEFAULT_ATOL, Score, WireError, WireName, score
@@ -53,6 +54,19 @@ class ParityResult:
             and self.score.rows > 0
             and self.score.label_mismatches == 0
             and self.score.max_abs_dp <= self.atol
+        )
+
+    def record(self) -> ParityCheck:
+        """The result as meta.json records it."""
+        return ParityCheck(
+            endpoint=self.endpoint,
+            model=self.model,
+            rows=self.score.rows,
+            label_mismatches=self.score.label_mismatches,
+            max_abs_dp=self.score.max_abs_dp,
+            atol=self.atol,
+            passed=self.passed,
+            error=self.error,
         )
 
 

@@ -31,14 +31,13 @@ import pandas as pd
 import pytest
 
 from servingbench.paths import model_settings_dir, project_root
+from servingbench.runs.layout import GeneratorFiles
 from servingbench.runs.point import GeneratorReport
 from servingbench.runs.records import UNKNOWN_NS, Outcome, RequestRecords
 from servingbench.servers import ServerConfig, get_backend, get_scenario
 from servingbench.servers.base import LaunchSpec, address, check_options
 from servingbench.stack.launch import Launched, running
 from servingbench.stack.processes import free_port
-from servingbench.sweep.measure import RECORDS as RECORDS_FILE
-from servingbench.sweep.measure import REPORT as REPORT_FILE
 from tests.conftest import ServerPool
 
 pytestmark = pytest.mark.integration
@@ -132,11 +131,11 @@ def _finish(started: Started) -> LocustRun:
         output, _ = started.proc.communicate()
         pytest.fail(f"Locust did not exit within {EXIT_TIMEOUT_S} s:\n{output[-3000:]}")
     exited_at = time.time()
-    records_dir = started.records_dir
-    assert (records_dir / RECORDS_FILE).is_file(), f"no records written:\n{output[-3000:]}"
-    records = RequestRecords.load(records_dir / RECORDS_FILE)
-    written_at = (records_dir / RECORDS_FILE).stat().st_mtime
-    report = GeneratorReport.model_validate_json((records_dir / REPORT_FILE).read_bytes())
+    files = GeneratorFiles(started.records_dir)
+    assert files.records.is_file(), f"no records written:\n{output[-3000:]}"
+    records = RequestRecords.load(files.records)
+    written_at = files.records.stat().st_mtime
+    report = GeneratorReport.model_validate_json(files.report.read_bytes())
     stats = json.loads((started.out / "stats.json").read_text())
     failures = pd.read_csv(started.out / "locust_failures.csv")
     return LocustRun(

@@ -22,14 +22,7 @@ from servingbench.calibration.noop import (
     http_answers,
     noop_spec,
 )
-from servingbench.calibration.reference import (
-    _UNITS,
-    _WRK_LATENCY,
-    _WRK_RPS,
-    _raw_http_call,
-    http_request_bytes,
-    measure,
-)
+from servingbench.calibration.reference import _raw_http_call, http_request_bytes, measure
 from servingbench.calibration.run import (
     _ceiling,
     _curve_point,
@@ -38,6 +31,7 @@ from servingbench.calibration.run import (
     highest_kept,
 )
 from servingbench.loadgen.payloads import Payload, build_payloads
+from servingbench.loadgen.wrk import parse_wrk_output
 from servingbench.runs.calibration import (
     LATEST,
     CalibrationRecord,
@@ -429,11 +423,10 @@ def test_wrk_output_is_read_in_milliseconds() -> None:
         "  Latency Distribution\n     50%   68.00us\n     75%   80.00us\n"
         "     90%    1.20ms\n     99%    1.50ms\nRequests/sec:  14237.51\n"
     )
-    found = {p: float(v) * _UNITS[u] for p, v, u in _WRK_LATENCY.findall(output)}
-    assert found == {"50": pytest.approx(0.068), "99": pytest.approx(1.5)}
-    rps = _WRK_RPS.search(output)
-    assert rps is not None
-    assert float(rps.group(1)) == pytest.approx(14237.51)
+    figures = parse_wrk_output(output)
+    assert figures is not None
+    assert figures == pytest.approx({"rps": 14237.51, "p50_ms": 0.068, "p99_ms": 1.5})
+    assert parse_wrk_output("Requests/sec:  14237.51\n") is None  # no p50: not a report
 
 
 def test_the_open_loop_ceiling_is_bisected_not_a_power_of_two() -> None:

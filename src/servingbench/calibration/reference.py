@@ -3,7 +3,7 @@
 One blocking connection, one request at a time, no validation. HTTP: a raw socket sending
 pre-built request bytes and reading the response by its Content-Length (no client library at
 all). gRPC: a bare grpcio stub on pre-serialized bytes. It sends the same model and rows per
-request as the Locust run it is compared to, and prints a JSON summary. `wrk` (C, when
+request as the Locust run it is compared to, and prints a JSON summary. `loadgen.wrk` (C, when
 installed) gives an external floor for HTTP.
 
     python -m servingbench.calibration.reference v2-json 127.0.0.1:9000 --seconds 5
@@ -14,20 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
+from servingbench.addresses import parse_address
 from servingbench.loadgen.payloads import build_payloads
 from servingbench.wire import GRPC_METHOD, WIRE_FORMATS, get_wire
 
-__all__ = ["http_request_bytes", "main", "measure", "run_wrk"]
+__all__ = ["http_request_bytes", "main", "measure"]
 
 
 def measure(call: Callable[[], object], seconds: float, warmup_s: float) -> dict[str, float]:
@@ -60,8 +57,8 @@ _LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 
 
 def _raw_http_call(address: str, request: bytes) -> Callable[[], bytes]:
-    host, _, port = address.rpartition(":")
-    sock = socket.create_connection((host, int(port)))
+    where = parse_address(address)
+    sock = socket.create_connection((where.host, where.port or 0))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     buffer = bytearray()
 
@@ -90,39 +87,6 @@ def _grpc_call(address: str, body: bytes) -> Callable[[], object]:
 
     stub = grpc.insecure_channel(address).unary_unary(GRPC_METHOD)
     return lambda: stub(body)
-
-
-_WRK_LATENCY = re.compile(r"^\s*(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
-_WRK_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def run_wrk(
-    address: str, path: str, body: bytes, seconds: float, cpus: list[int] | None = None
-) -> dict[str, float] | None:
-    """wrk at one connection, one thread (None when wrk is not installed)."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        return None
-    script = (
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = {json.dumps(body.decode())}\n"
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        lua = Path(tmp) / "post.lua"
-        lua.write_text(script)
-        argv = [wrk, "-t1", "-c1", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(lua)]
-        argv.append(f"http://{address}{path}")
-        if cpus:
-            argv = ["taskset", "-c", ",".join(map(str, cpus)), *argv]
-        done = subprocess.run(
-            argv, check=False, capture_output=True, text=True, timeout=seconds + 30
-        )
-    found = {p: float(v) * _UNITS[u] for p, v, u in _WRK_LATENCY.findall(done.stdout)}
-    rps = _WRK_RPS.search(done.stdout)
-    if done.returncode != 0 or "50" not in found or rps is None:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-500:]}{done.stderr}")
-    return {"rps": float(rps.group(1)), "p50_ms": found["50"], "p99_ms": found.get("99", 0.0)}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from servingbench.calibration.noop import noop_spec
-from servingbench.calibration.reference import run_wrk
 from servingbench.environment import git_commit, hardware_info, software_info
 from servingbench.loadgen.payloads import build_payloads
+from servingbench.loadgen.wrk import run_wrk
 from servingbench.paths import project_root
 from servingbench.runs.calibration import (
     LATEST,
@@ -38,14 +38,10 @@ from servingbench.runs.calibration import (
 )
 from servingbench.runs.layout import RunLayout, create_run
 from servingbench.runs.point import PointKey, PointResult
-from servingbench.runs.stats import MeasurePlan
-from servingbench.servers.base import address
 from servingbench.stack.launch import Launched, running
 from servingbench.stack.processes import free_port, pin_argv
-from servingbench.sweep.measure import PointPlan, measure_point
-from servingbench.sweep.settings import BenchSettings
-from servingbench.sweep.usage import Tracked
-from servingbench.wire import WIRE_FORMATS, WireName, get_wire
+from servingbench.sweep import BenchSettings, measure_fixed_point
+from servingbench.wire import WIRE_FORMATS, WireName
 
 __all__ = ["CURVE_USERS", "TARGETS", "run_calibration"]
 
@@ -115,7 +111,7 @@ def _wire(
     seconds: float,
 ) -> WireCalibration:
     transport = WIRE_FORMATS[wire].transport
-    server_cpus, generator_cpus = settings.pinning()
+    generator_cpus = settings.pinning()[1]
     where = f"{settings.host}:{server.spec.ports[transport]}"
     reference = _reference(wire, where, settings, seconds)
     external = None
@@ -124,18 +120,20 @@ def _wire(
         path = WIRE_FORMATS[wire].path(settings.models[0])
         wrk = run_wrk(where, path, body, seconds, generator_cpus)
         external = ReferenceFigures(client="wrk", **wrk) if wrk else None
-    proc = server.handle.process
-    tracked = [
-        Tracked("server", server.spec.name, lambda: [p] if (p := proc()) else [], server_cpus)
-    ]
     curve = []
     for count in users:
         key = _noop_key(wire, settings, concurrency=count)
-        plan = _noop_plan(key, server, settings, seconds, local_workers=settings.generator_workers)
-        point = measure_point(plan, layout.point_dir(plan.point_id), tracked, lambda: None)
+        point = measure_fixed_point(
+            key,
+            server,
+            settings,
+            seconds,
+            layout.point_dir(key.point_id()),
+            local_workers=settings.generator_workers,
+        )
         if (entry := _curve_point(point, reference)) is not None:
             curve.append(entry)
-    open_loop = _open_ceiling(wire, server, settings, layout, seconds, tracked)
+    open_loop = _open_ceiling(wire, server, settings, layout, seconds)
     return WireCalibration(
         wire=wire,
         reference=reference,
@@ -159,33 +157,12 @@ def _noop_key(wire: WireName, settings: BenchSettings, **load: Any) -> PointKey:
     )
 
 
-def _noop_plan(
-    key: PointKey, server: Launched, settings: BenchSettings, seconds: float, **extra: Any
-) -> PointPlan:
-    """A fixed-length calibration point (1 s windows, no stopping rule) against `server`."""
-    server_cpus, generator_cpus = settings.pinning()
-    wire = get_wire(key.wire)
-    port = server.spec.ports[wire.transport]
-    return PointPlan(
-        key=key,
-        host=address(wire.name, settings.host, port),
-        plan=MeasurePlan(warmup_s=1.0, window_s=1.0, max_duration_s=seconds, until_stable=False),
-        timeout_s=min(settings.timeout_s, seconds / 2),
-        stop_grace_s=settings.stop_grace_s,
-        generator_cpus=generator_cpus,
-        server_cpus=server_cpus,
-        server_name=server.spec.name,
-        **extra,
-    )
-
-
 def _open_ceiling(
     wire: WireName,
     server: Launched,
     settings: BenchSettings,
     layout: RunLayout,
     seconds: float,
-    tracked: list[Tracked],
 ) -> OpenLoopCeiling | None:
     """The highest arrival rate one generator process keeps on schedule (lateness p99 within
     the bound, nothing dropped, the rate achieved): rates double from 500 req/s until one
@@ -197,15 +174,15 @@ def _open_ceiling(
             wire, settings, load="open", concurrency=settings.max_in_flight, rate=round(rate, 1),
             arrivals=settings.arrivals,
         )  # fmt: skip
-        plan = _noop_plan(
+        point = measure_fixed_point(
             key,
             server,
             settings,
             seconds,
+            layout.point_dir(key.point_id()),
             load_options={"--arrival-rate": f"{rate:g}", "--arrivals": settings.arrivals},
             extra_env={"GEVENT_BACKEND": "select"},
         )
-        point = measure_point(plan, layout.point_dir(plan.point_id), tracked, lambda: None)
         s = point.summary
         if (
             s is None

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
+from servingbench.addresses import parse_address
 from servingbench.clients.base import EndpointError, EndpointUnreachableError
 from servingbench.wire import OUTPUTS, Prediction, WireError, WireName, get_wire, v2_json_body
 
@@ -24,7 +25,8 @@ def post_json(url: str, body: bytes, timeout_s: float, ca_bundle: str | None = N
         url, data=body, headers={"Content-Type": "application/json"}, method="POST"
     )
     try:
-        context = ssl.create_default_context(cafile=ca_bundle) if url.startswith("https") else None
+        tls = parse_address(url).tls
+        context = ssl.create_default_context(cafile=ca_bundle) if tls else None
         with urllib.request.urlopen(request, timeout=timeout_s, context=context) as response:
             data: bytes = response.read()
             return data

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
+from servingbench.addresses import parse_address
 from servingbench.clients.base import EndpointError, EndpointUnreachableError
 from servingbench.models.catalog import as_features
 from servingbench.wire import (
@@ -25,15 +25,6 @@ from servingbench.wire import (
 __all__ = ["TritonGrpcClient", "TritonHttpClient"]
 
 
-def _host_port(address: str) -> str:
-    """tritonclient wants `host:port`; accept `http(s)://` and `grpc(s)://host:port` too."""
-    return urlsplit(address).netloc if "://" in address else address
-
-
-def _tls(address: str) -> bool:
-    return address.startswith(("https://", "grpcs://"))
-
-
 class TritonHttpClient:
     """V2 REST via `tritonclient.http.InferenceServerClient`."""
 
@@ -43,8 +34,8 @@ class TritonHttpClient:
         import tritonclient.http as httpclient
 
         self._http = httpclient
-        self.address = _host_port(address)
-        tls = _tls(address)
+        where = parse_address(address)  # tritonclient wants host:port and a TLS switch
+        self.address, tls = where.netloc, where.tls
         self._client = httpclient.InferenceServerClient(
             self.address,
             connection_timeout=timeout_s,
@@ -84,14 +75,15 @@ class TritonGrpcClient:
         import tritonclient.grpc as grpcclient
 
         self._grpc = grpcclient
-        self.address = _host_port(address)
+        where = parse_address(address)
+        self.address = where.netloc
         self.timeout_s = timeout_s
         certs = None
         if ca_bundle:
             with open(ca_bundle, "rb") as fh:
                 certs = fh.read()
         self._client = grpcclient.InferenceServerClient(
-            self.address, ssl=_tls(address), root_certificates=certs
+            self.address, ssl=where.tls, root_certificates=certs
         )
 
     def predict(self, model: str, rows: Sequence[Sequence[float]]) -> Prediction:

@@ -11,58 +11,55 @@ import argparse
 import signal
 import sys
 from pathlib import Path
-from types import FrameType
-from typing import Any
+from types import FrameType, UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
-from servingbench.sweep.settings import load_settings
+from servingbench.sweep.settings import BenchSettings, load_settings
 
-__all__ = ["add_arguments", "cli_overrides", "existing_run", "run"]
+__all__ = ["add_arguments", "cli_overrides", "existing_run", "run", "settings_flags"]
 
-# flag -> (settings field, type, help)
-_FLAGS: dict[str, tuple[str, Any, str]] = {
-    "--scenarios": (
-        "scenarios",
-        str,
-        "comma list of scenarios, or all (default: each backend's fastest path, or every "
-        "--target's)",
-    ),
-    "--configs": (
-        "server_configs",
-        str,
-        "named server configurations (backends/server-configs.toml), e.g. all or "
-        "fastapi:batching,mlserver:all; unnamed backends run their default",
-    ),
-    "--concurrency": ("concurrency", str, "comma list of user counts, e.g. 1,10,50"),
-    "--models": ("models", str, "comma list of catalog models"),
-    "--rows": ("rows", str, "comma list of held-out rows per request, e.g. 1,8,64"),
-    "--repeats": ("repeats", int, "measure every point this many times (shuffled order)"),
-    "--seed": ("seed", int, "seed of the shuffled order (default: random, recorded)"),
-    "--warmup": ("warmup_s", float, "warm-up seconds per point (recorded, not counted)"),
-    "--window": ("window_s", float, "stability window in seconds"),
-    "--max-duration": ("max_duration_s", float, "cap on a point's measured seconds"),
-    "--timeout": ("timeout_s", float, "per-request timeout in seconds"),
-    "--load": ("load", str, "closed (N users) or open (arrivals at a rate)"),
-    "--method": ("method", str, "closed loop: interleaved (slices taking turns) or points"),
-    "--slice": ("slice_s", float, "interleaved: slice length in seconds (settle included)"),
-    "--blocks": ("blocks", int, "interleaved: measured blocks (one slice per series and level)"),
-    "--rates": ("rates", str, "open loop: req/s, e.g. 200,400,800, or auto (of each peak)"),
-    "--arrivals": ("arrivals", str, "open loop: poisson or constant"),
-    "--max-in-flight": ("max_in_flight", int, "open loop: cap on requests in flight"),
-    "--slo": (
-        "slo",
-        str,
-        "open loop: find each series' capacity, e.g. 'p99<=50ms' (quoted for the shell)",
-    ),
-    "--generator-workers": ("generator_workers", int, "a Locust master with N local workers"),
-    "--remote-workers": ("remote_workers", int, "wait for N `servingbench worker`s per point"),
-    "--master-bind": ("master_bind", str, "interface the master listens on for workers"),
-    "--server-cpus": ("server_cpus", str, "cores for the servers, e.g. 0 ('' = no pinning)"),
-    "--generator-cpus": ("generator_cpus", str, "cores for Locust, e.g. 1 ('' = no pinning)"),
-    "--results-dir": ("results_dir", Path, "where run folders are written"),
-    "--run-id": ("run_id", str, "run folder name (must not exist yet)"),
-}
+
+def _flag_name(name: str, field: FieldInfo) -> str:
+    """`--<name>`, seconds' `_s` dropped (`warmup_s` -> `--warmup`), or the field's own `flag`."""
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    flag = extra.get("flag")
+    return str(flag) if flag else "--" + name.removesuffix("_s").replace("_", "-")
+
+
+def _shape(annotation: Any) -> dict[str, Any] | None:
+    """How argparse reads a field from one command-line word (pydantic validates the word);
+    None for a table (a dict or a nested model), which the config file or environment gives."""
+    union = get_origin(annotation) in (Union, UnionType)
+    kinds = [a for a in get_args(annotation) if a is not type(None)] if union else [annotation]
+    kinds = [get_args(k)[0] if get_origin(k) is Annotated else k for k in kinds]
+    if any(
+        get_origin(k) is dict or (isinstance(k, type) and issubclass(k, BaseModel)) for k in kinds
+    ):
+        return None
+    if get_origin(annotation) is Literal:
+        return {"metavar": "{" + ",".join(map(str, get_args(annotation))) + "}"}
+    if kinds == [bool]:
+        return {"action": "store_true", "default": None}
+    if len(kinds) == 1 and kinds[0] in (int, float, Path):
+        return {"type": kinds[0]}
+    if any(get_origin(k) is list for k in kinds):
+        return {"metavar": "A,B,..."}  # comma lists, as in the environment and the file
+    return {}
+
+
+def settings_flags() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Flag -> (field, argparse options) for every `BenchSettings` field one word can set; the
+    help is the field's description, so each is written once."""
+    flags = {}
+    for name, field in BenchSettings.model_fields.items():
+        shape = _shape(field.annotation)
+        if shape is not None:
+            text = (field.description or "").replace("%", "%%")  # argparse formats help with %
+            flags[_flag_name(name, field)] = (name, {**shape, "help": text})
+    return flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,9 +69,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="smoke run: 1 and 10 users, 3 interleaved blocks (or one repeat of points of at "
         "most 4 s)",
-    )
-    parser.add_argument(
-        "--skip-parity", action="store_true", default=None, help="skip the parity check"
     )
     parser.add_argument(
         "--target",
@@ -92,11 +86,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SCENARIO=URL",
         help="a target's Prometheus URL, for server-side timing (repeatable)",
     )
-    parser.add_argument(
-        "--ca-bundle", type=Path, help="CA bundle for https:// and grpcs:// targets"
+    group = parser.add_argument_group(
+        "settings (BenchSettings; also SERVINGBENCH_BENCH_<FIELD> and --config keys)"
     )
-    for flag, (field, kind, text) in _FLAGS.items():
-        parser.add_argument(flag, dest=field, type=kind, help=text)
+    for flag, (field, options) in settings_flags().items():
+        group.add_argument(flag, dest=field, **options)
 
 
 def _pairs(values: list[str] | None, flag: str) -> dict[str, str] | str | None:
@@ -116,7 +110,7 @@ def _pairs(values: list[str] | None, flag: str) -> dict[str, str] | str | None:
 
 def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The settings explicitly given as flags (unset flags are None and left out)."""
-    names = [field for field, _, _ in _FLAGS.values()] + ["skip_parity", "ca_bundle"]
+    names = [field for field, _ in settings_flags().values()]
     values = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     targets = _pairs(getattr(args, "targets", None), "--target")
     metrics = _pairs(getattr(args, "metrics_urls", None), "--metrics-url")

@@ -19,8 +19,8 @@ from locust import events
 from servingbench.loadgen.h2grpc import Channel, RpcError
 from servingbench.loadgen.hooks import listen
 from servingbench.loadgen.payloads import Payload
-from servingbench.loadgen.users import WireUser
 from servingbench.loadgen.verdicts import Verdict, check_body
+from servingbench.loadgen.wire_user import WireUser
 from servingbench.runs.records import UNKNOWN_NS
 from servingbench.wire import GRPC_METHOD
 

@@ -46,16 +46,15 @@ from servingbench.loadgen.recorder import Recorder
 from servingbench.loadgen.schedule import Gate, ScheduleFollower
 from servingbench.loadgen.settings import LoadSettings, add_locust_options, resolve_settings
 from servingbench.loadgen.stopping import PointController
+from servingbench.runs.layout import GeneratorFiles
 from servingbench.runs.point import GeneratorReport
 from servingbench.runs.records import Outcome
 from servingbench.wire import WireName
 
-__all__ = ["RECORDS_FILE", "REPORT_FILE", "WEB_HOST", "LoadContext", "context_for", "listen"]
+__all__ = ["WEB_HOST", "LoadContext", "context_for", "listen"]
 
 log = logging.getLogger(__name__)
 
-RECORDS_FILE = "records.npz"
-REPORT_FILE = "generator.json"
 WEB_HOST = "127.0.0.1"
 """The interface Locust's web UI binds unless told otherwise. From another machine, an SSH tunnel
 keeps it private (`ssh -L 8089:127.0.0.1:8089 HOST`); `--web-host 0.0.0.0` opens it to the
@@ -288,10 +287,11 @@ class LoadContext:
             timed_connects=sum(w.timed_connects for w in workers),
         )
         records_dir.mkdir(parents=True, exist_ok=True)
-        records.save(records_dir / RECORDS_FILE)
-        for which, text in controller.scrapes.items() if controller else []:
-            atomic_write_text(records_dir / f"metrics-{which}.txt", text)
-        atomic_write_text(records_dir / REPORT_FILE, report.model_dump_json(indent=2))
+        files = GeneratorFiles(records_dir)
+        records.save(files.records)
+        for end, text in controller.scrapes.items() if controller else []:
+            atomic_write_text(files.metrics(end), text)
+        atomic_write_text(files.report, report.model_dump_json(indent=2))
         log.info("wrote %d request records to %s", len(records), records_dir)
 
 

@@ -12,8 +12,8 @@ import contextlib
 
 from servingbench.loadgen.http1 import HttpConnection, HttpReply
 from servingbench.loadgen.payloads import Payload
-from servingbench.loadgen.users import WireUser
 from servingbench.loadgen.verdicts import Verdict, check_http
+from servingbench.loadgen.wire_user import WireUser
 
 __all__ = ["RestUser"]
 

@@ -8,7 +8,7 @@ Locust subprocesses); `--model` and `--rows-per-request` are also Locust command
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,9 +18,11 @@ from servingbench.runs.stats import MeasurePlan
 
 __all__ = [
     "CLI_FIELDS",
+    "DEFAULT_TIMEOUT_S",
     "ArrivalKind",
     "ChannelPolicy",
     "LoadSettings",
+    "RequestTimeout",
     "add_locust_options",
     "resolve_settings",
     "user_class_name",
@@ -28,6 +30,20 @@ __all__ = [
 
 ChannelPolicy = Literal["per-user", "shared"]
 ArrivalKind = Literal["constant", "poisson"]
+
+DEFAULT_TIMEOUT_S = 2.0
+"""The per-request timeout of a sweep point and of a locustfile run by hand alike: far above any
+loopback answer, and shorter than a point's measured time (`BenchSettings` checks), so a server
+that hangs shows up as timeouts inside the point."""
+RequestTimeout = Annotated[
+    float,
+    Field(
+        gt=0,
+        description="Per-request timeout in seconds (HTTP connect and read, gRPC deadline): a "
+        "request that exceeds it is recorded as a timeout; shorter than the measured time, so a "
+        "hang shows as timeouts instead of vanishing.",
+    ),
+]
 
 CLI_FIELDS: dict[str, str] = {
     "model": "--model",
@@ -55,21 +71,17 @@ class LoadSettings(BaseSettings):
     rows_per_request: int = Field(
         default=1, ge=1, description="Held-out rows in each request (a batch of N rows)."
     )
-    timeout_s: float = Field(
-        default=10.0,
-        gt=0,
-        description="Per-request timeout (HTTP connect/network timeout, gRPC deadline); "
-        "a request that exceeds it is recorded as a timeout.",
-    )
+    timeout_s: RequestTimeout = DEFAULT_TIMEOUT_S
     records_dir: Path | None = Field(
         default=None,
         description="Folder where the collecting process (the master, or the only one) writes "
-        "`records.npz` and `generator.json` at the end; unset = no records are written.",
+        "its records and report at the end (`runs.layout.GeneratorFiles`); unset = no records "
+        "are written.",
     )
     metrics_url: str | None = Field(
         default=None,
         description="The server's Prometheus endpoint: scraped when the measured interval starts "
-        "and ends (`metrics-from.txt`, `metrics-to.txt` beside the records).",
+        "and ends (saved beside the records).",
     )
     measure: MeasurePlan | None = Field(
         default=None,

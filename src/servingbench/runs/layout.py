@@ -6,6 +6,9 @@ results/<run-id>/
   points/<point-id>/requests.npz    raw per-request records (see runs.records)
   points/<point-id>/locust.json     Locust's own statistics (--json-file), kept for reference
   summary.csv, report.md, report.html, *.png   written by `servingbench report`
+
+A Locust run hands its results to the sweep in a records folder of its own (`GeneratorFiles`),
+read back and checked before anything lands in the run folder.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ __all__ = [
     "META_FILE",
     "POINT_FILE",
     "RECORDS_FILE",
+    "GeneratorFiles",
     "RunLayout",
     "create_run",
     "find_run",
@@ -32,6 +36,28 @@ META_FILE = "meta.json"
 POINT_FILE = "point.json"
 RECORDS_FILE = "requests.npz"
 LOCUST_STATS_FILE = "locust.json"
+
+
+@dataclass(frozen=True)
+class GeneratorFiles:
+    """What one Locust run (its master, or its only process) writes into its records folder
+    (`LoadSettings.records_dir`) when it ends, for the sweep to read."""
+
+    folder: Path
+
+    @property
+    def records(self) -> Path:
+        """The raw per-request records (`runs.records`), before the sweep checks them."""
+        return self.folder / "records.npz"
+
+    @property
+    def report(self) -> Path:
+        """`runs.point.GeneratorReport`: the measured interval, why it stopped, the workers."""
+        return self.folder / "generator.json"
+
+    def metrics(self, end: str) -> Path:
+        """The server's Prometheus text, scraped at the measured interval's `from` / `to` end."""
+        return self.folder / f"metrics-{end}.txt"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import psutil
 
+from servingbench.addresses import parse_address
+
 __all__ = [
     "Memory",
     "ProcessHandle",
@@ -146,9 +148,9 @@ def http_checks(urls: Iterable[str]) -> list[Callable[[], bool]]:
 
 def tcp_open(address: str, timeout: float = 1.0) -> bool:
     """True when `host:port` accepts a TCP connection."""
-    host, _, port = address.rpartition(":")
+    where = parse_address(address)
     try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
+        with socket.create_connection((where.host, where.port or 0), timeout=timeout):
             return True
     except OSError:
         return False

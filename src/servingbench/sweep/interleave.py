@@ -42,10 +42,10 @@ from typing import Literal
 import numpy as np
 import psutil
 
-from servingbench.calibration.reference import run_wrk
 from servingbench.loadgen.payloads import build_payloads
 from servingbench.loadgen.schedule import SliceOrder, ready_path, write_schedule
 from servingbench.loadgen.settings import user_class_name
+from servingbench.loadgen.wrk import run_wrk
 from servingbench.runs.calibration import CalibrationRecord
 from servingbench.runs.layout import POINT_FILE, RECORDS_FILE, RunLayout
 from servingbench.runs.point import (

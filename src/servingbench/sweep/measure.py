@@ -18,26 +18,33 @@ import psutil
 
 from servingbench.loadgen.settings import user_class_name
 from servingbench.runs.calibration import CalibrationRecord
-from servingbench.runs.layout import POINT_FILE, RECORDS_FILE
+from servingbench.runs.layout import POINT_FILE, RECORDS_FILE, GeneratorFiles
 from servingbench.runs.point import GeneratorReport, PointKey, PointResult
 from servingbench.runs.records import RequestRecords
 from servingbench.runs.schema import IncompatibleRunError
 from servingbench.runs.stats import MeasurePlan, outcome_counts, summarize, windows
 from servingbench.runs.timing import ServerTiming
-from servingbench.servers.base import StageMetric
+from servingbench.servers.base import StageMetric, address
+from servingbench.stack.launch import Launched
 from servingbench.stack.processes import free_port
 from servingbench.sweep.flags import FlagInputs, Thresholds, point_flags
 from servingbench.sweep.locust import LocustJob, read_locust_rps, run_locust
 from servingbench.sweep.server_timing import stages_of
+from servingbench.sweep.settings import BenchSettings
 from servingbench.sweep.usage import Tracked, UsageSampler
+from servingbench.wire import get_wire
 
-__all__ = ["Health", "PointPlan", "failed_point", "measure_point", "read_generator"]
+__all__ = [
+    "Health",
+    "PointPlan",
+    "failed_point",
+    "measure_fixed_point",
+    "measure_point",
+    "read_generator",
+]
 
 Health = Callable[[], str | None]
 """Returns why the point's server is unusable (dead, with its log tail), or None."""
-
-RECORDS = "records.npz"
-REPORT = "generator.json"
 
 
 @dataclass(frozen=True)
@@ -178,19 +185,17 @@ Generated = tuple[GeneratorReport, RequestRecords, dict[str, str]]
 
 def read_generator(records_dir: Path) -> Generated | None:
     """What a Locust run left in its records folder (None when it wrote nothing)."""
-    report_path, records_path = records_dir / REPORT, records_dir / RECORDS
-    if not (report_path.is_file() and records_path.is_file()):
+    files = GeneratorFiles(records_dir)
+    if not (files.report.is_file() and files.records.is_file()):
         return None
     try:
-        report = GeneratorReport.model_validate_json(report_path.read_bytes())
+        report = GeneratorReport.model_validate_json(files.report.read_bytes())
     except ValueError as exc:
-        raise IncompatibleRunError(f"{report_path}: {exc}") from None
+        raise IncompatibleRunError(f"{files.report}: {exc}") from None
     scrapes = {
-        which: path.read_text()
-        for which in ("from", "to")
-        if (path := records_dir / f"metrics-{which}.txt").is_file()
+        end: path.read_text() for end in ("from", "to") if (path := files.metrics(end)).is_file()
     }
-    return report, RequestRecords.load(records_path), scrapes
+    return report, RequestRecords.load(files.records), scrapes
 
 
 def measure_point(
@@ -300,3 +305,41 @@ def measure_point(
     )
     result.write(point_dir / POINT_FILE)
     return result
+
+
+def measure_fixed_point(
+    key: PointKey,
+    server: Launched,
+    settings: BenchSettings,
+    seconds: float,
+    point_dir: Path,
+    *,
+    local_workers: int = 0,
+    load_options: dict[str, str] | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> PointResult:
+    """One fixed-length point (1 s windows, no stopping rule) against a server started outside
+    the sweep (`make calibrate`'s no-op servers), pinned and CPU-tracked as a sweep point is.
+
+    The request timeout is at most half the point, so a hang still shows up as timeouts.
+    """
+    server_cpus, generator_cpus = settings.pinning()
+    wire = get_wire(key.wire)
+    plan = PointPlan(
+        key=key,
+        host=address(wire.name, settings.host, server.spec.ports[wire.transport]),
+        plan=MeasurePlan(warmup_s=1.0, window_s=1.0, max_duration_s=seconds, until_stable=False),
+        timeout_s=min(settings.timeout_s, seconds / 2),
+        stop_grace_s=settings.stop_grace_s,
+        local_workers=local_workers,
+        generator_cpus=generator_cpus,
+        server_cpus=server_cpus,
+        server_name=server.spec.name,
+        load_options=dict(load_options or {}),
+        extra_env=dict(extra_env or {}),
+    )
+    process = server.handle.process
+    tracked = Tracked(
+        "server", server.spec.name, lambda: [p] if (p := process()) else [], server_cpus
+    )
+    return measure_point(plan, point_dir, [tracked], lambda: None)

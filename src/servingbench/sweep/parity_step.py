@@ -6,31 +6,12 @@ validates every response anyway, so wrong answers also surface as `errors` on th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from servingbench.parity import ParityResult, backend_endpoints
+from servingbench.parity import backend_endpoints
 from servingbench.parity import run_parity as check_all
-from servingbench.runs.meta import ParityCheck, ParityRecord
+from servingbench.runs.meta import ParityRecord
 from servingbench.sweep.servers import BenchServers
 
-__all__ = ["parity_checks", "run_parity"]
-
-
-def parity_checks(results: Sequence[ParityResult]) -> list[ParityCheck]:
-    """Parity results as meta.json records them."""
-    return [
-        ParityCheck(
-            endpoint=r.endpoint,
-            model=r.model,
-            rows=r.score.rows,
-            label_mismatches=r.score.label_mismatches,
-            max_abs_dp=r.score.max_abs_dp,
-            atol=r.atol,
-            passed=r.passed,
-            error=r.error,
-        )
-        for r in results
-    ]
+__all__ = ["run_parity"]
 
 
 def run_parity(servers: BenchServers, models: list[str]) -> ParityRecord:
@@ -43,7 +24,7 @@ def run_parity(servers: BenchServers, models: list[str]) -> ParityRecord:
         )
     ]
     results = check_all(endpoints, models)
-    checks = parity_checks(results)
+    checks = [r.record() for r in results]
     if not checks:
         return ParityRecord(status="skipped", checks=[])  # no backend declared a parity client
     passed = all(c.passed for c in checks)

@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psutil
 
+from servingbench.addresses import parse_address
 from servingbench.servers import DEFAULT_CONFIG, ServerConfig, get_backend
 from servingbench.servers.base import LaunchSpec
 from servingbench.stack.launch import launch_all
@@ -71,8 +71,8 @@ class BenchServers:
         (a started server, once dead, stays dead)."""
         if scenario in self.targets:
             where = self.targets[scenario]
-            host_port = urlsplit(where).netloc if "://" in where else where
-            return None if tcp_open(host_port) else f"target {scenario} at {where} not reachable"
+            reachable = tcp_open(parse_address(where).netloc)
+            return None if reachable else f"target {scenario} at {where} not reachable"
         if key in self.failures:
             return self.failures[key]
         server = self.running.get(key)

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from servingbench.loadgen.settings import DEFAULT_TIMEOUT_S, RequestTimeout
 from servingbench.models.catalog import MODELS
 from servingbench.paths import results_dir
 from servingbench.runs.slo import Slo, parse_slo
@@ -24,6 +25,7 @@ from servingbench.runs.stats import Stability
 from servingbench.servers import ServerConfig, backends, scenarios
 from servingbench.stack.configs import resolve_configs
 from servingbench.stack.settings import check_port_keys, default_pinning
+from servingbench.sweep.targets import compose_targets, parse_targets
 
 __all__ = ["QUICK_PRESET", "BenchSettings", "load_settings", "parse_int_list"]
 
@@ -92,6 +94,7 @@ class BenchSettings(BaseSettings):
     )
     server_configs: StrList = Field(
         default_factory=list,
+        json_schema_extra={"flag": "--configs"},
         description=(
             "named server configurations from backends/server-configs.toml to run side by side, "
             "e.g. fastapi:batching,mlserver:all or all; a backend not named runs its default"
@@ -130,12 +133,7 @@ class BenchSettings(BaseSettings):
         description="cap on a point's measured seconds: a point whose windows never agree "
         "stops here and is flagged unstable",
     )
-    timeout_s: float = Field(
-        default=2.0,
-        gt=0,
-        description="per-request timeout; shorter than the measured time, so a hang shows as "
-        "timeouts instead of vanishing",
-    )
+    timeout_s: RequestTimeout = DEFAULT_TIMEOUT_S
     stop_grace_s: float = Field(
         default=1.0,
         ge=0,
@@ -229,14 +227,14 @@ class BenchSettings(BaseSettings):
         default=None,
         description=(
             "cores the servers are pinned to; unset: the first allowed core when >= 2 are "
-            "allowed; [] = no pin"
+            "allowed; [] (a flag: '') = no pin"
         ),
     )
     generator_cpus: IntList | None = Field(
         default=None,
         description=(
             "cores Locust is pinned to; unset: the other allowed cores when >= 2 are allowed; "
-            "[] = no pin"
+            "[] (a flag: '') = no pin"
         ),
     )
     contention_percent: float = Field(
@@ -370,8 +368,6 @@ class BenchSettings(BaseSettings):
     @classmethod
     def _compose(cls, value: Any) -> Any:
         if value in ("compose", ["compose"]):
-            from servingbench.sweep.targets import compose_targets
-
             return compose_targets()
         return value
 
@@ -381,8 +377,6 @@ class BenchSettings(BaseSettings):
         their order; none given, every target is measured."""
         if not self.targets:
             return self
-        from servingbench.sweep.targets import parse_targets
-
         parse_targets(self.targets, self.metrics_urls)  # TargetError names what is wrong
         if "scenarios" not in self.model_fields_set:
             self.scenarios = list(self.targets)

@@ -20,15 +20,14 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
+from servingbench.addresses import parse_address
 from servingbench.models.artifacts import load_metadata
 from servingbench.parity import ParityEndpoint, run_parity
 from servingbench.runs.meta import ParityRecord, TargetRecord
 from servingbench.servers import get_backend, get_scenario, scenarios
 from servingbench.servers.base import address
 from servingbench.stack.processes import tcp_open
-from servingbench.sweep.parity_step import parity_checks
 from servingbench.wire import WIRE_FORMATS, WireError, get_wire
 
 __all__ = ["COMPOSE", "Target", "TargetError", "check_targets", "compose_targets", "parse_targets"]
@@ -56,11 +55,11 @@ class Target:
 
     @property
     def tls(self) -> bool:
-        return self.address.startswith(("https://", "grpcs://"))
+        return parse_address(self.address).tls
 
     @property
     def host_port(self) -> str:
-        return urlsplit(self.address).netloc if "://" in self.address else self.address
+        return parse_address(self.address).netloc
 
 
 def compose_targets(host: str = "127.0.0.1") -> dict[str, str]:
@@ -83,7 +82,8 @@ def parse_targets(
             problems.append(str(exc))
             continue
         grpc = WIRE_FORMATS[scenario.wire].transport == "grpc"
-        scheme = where.split("://", 1)[0] if "://" in where else ("grpc" if grpc else "")
+        parsed = parse_address(where)
+        scheme = parsed.scheme or ("grpc" if grpc else "")
         allowed = ("grpc", "grpcs") if grpc else ("http", "https")
         if scheme not in allowed:
             problems.append(
@@ -91,30 +91,19 @@ def parse_targets(
                 + (" (or host:port)" if grpc else "")
             )
             continue
-        host, port = _host_port(where)
-        if port is None:
+        if parsed.port is None:
             # no default port is assumed: 80/443 are rarely where a model server listens, and
             # gRPC has none; a guess would only show up later as "cannot reach"
             example = f"{scheme}://" if "://" in where else ""
-            example += f"{host or 'host'}:{get_backend(scenario.backend).ports[scenario.port]}"
+            example += (
+                f"{parsed.host or 'host'}:{get_backend(scenario.backend).ports[scenario.port]}"
+            )
             problems.append(f"{name}={where}: the address needs a port (1-65535), e.g. {example}")
             continue
         out.append(Target(name, where.rstrip("/"), (metrics or {}).get(name)))
     if problems:
         raise TargetError("bad --target: " + "; ".join(problems))
     return out
-
-
-def _host_port(where: str) -> tuple[str, int | None]:
-    """(host as written, port); the port is None when missing, not a number or out of range."""
-    parts = urlsplit(where if "://" in where else f"//{where}")
-    host = parts.netloc.rpartition("@")[2]
-    host = host.rpartition(":")[0] if not host.endswith("]") and ":" in host else host
-    try:
-        port = parts.port
-    except ValueError:
-        return host, None
-    return host, port if port else None
 
 
 def _context(ca_bundle: str | None) -> ssl.SSLContext:
@@ -243,9 +232,8 @@ def check_targets(
     records: dict[str, TargetRecord] = {}
     problems: list[str] = []
     for target in targets:
-        host, _, port = target.host_port.rpartition(":")
         if not tcp_open(target.host_port):
-            problems.append(f"{target.scenario}: cannot reach {host}:{port}")
+            problems.append(f"{target.scenario}: cannot reach {target.host_port}")
             continue
         check = _check_grpc if target.grpc else _check_http
         try:
@@ -265,7 +253,7 @@ def check_targets(
         for library in e.parity_clients
     ]
     results = run_parity(endpoints, models, ca_bundle=ca_bundle)
-    checks = parity_checks(results)
+    checks = [r.record() for r in results]
     failed = [
         f"{c.endpoint} / {c.model}: {c.error or 'wrong answers'}" for c in checks if not c.passed
     ]
