@@ -133,9 +133,9 @@ def test_summary_json_carries_the_reports_figures(known: Path) -> None:
     assert one.rps.value == pytest.approx(1000, rel=0.02)  # one user, 1 ms a request
     assert one.samples == one.planned == 2
     # the very figures of the report's aggregate, intervals included
-    agg = load_run(layout).aggregate.set_index(["line", "level"])
+    agg = load_run(layout).aggregate
     for (line, level), figures in by.items():
-        row = agg.loc[(line, level)]
+        row = agg[(agg["line"] == line) & (agg["level"] == level)].iloc[0]
         for name in ("rps", "p50_ms", "p99_ms"):
             got = getattr(figures, name)
             assert got.value == pytest.approx(row[name])

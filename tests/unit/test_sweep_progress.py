@@ -43,7 +43,7 @@ def test_clock_text() -> None:
 
 
 def test_lines_lead_with_position_elapsed_and_time_left(tmp_path: Path) -> None:
-    clock, lines = Clock(), []
+    clock, lines = Clock(), list[str]()
     progress = Progress(lines.append, clock=clock)
     progress.log_to(tmp_path / "bench.log")
     clock.now += 30  # servers starting: counted as elapsed, not as a point's time
@@ -70,7 +70,7 @@ def test_lines_lead_with_position_elapsed_and_time_left(tmp_path: Path) -> None:
 
 
 def test_a_revised_total_moves_the_estimate() -> None:
-    clock, lines = Clock(), []
+    clock, lines = Clock(), list[str]()
     progress = Progress(lines.append, clock=clock)
     progress.begin(10, "slices")
     clock.now += 20
