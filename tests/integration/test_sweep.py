@@ -1,7 +1,8 @@
 """The sweep end to end: a tiny real `servingbench bench` run that the report loads (whose
 records also show that our service's `Server-Timing` stays within each request's client
-latency), and a one-point sweep of a backend registered by this test alone (the calibration
-no-op server).
+latency; it is run with a `--fail-if` gate no server meets, so it also shows the gate's exit
+status, summary.json and the progress lines), and a one-point sweep of a backend registered by
+this test alone (the calibration no-op server).
 
 The second test adds a backend without touching any file of the project: it registers a
 `Backend` subclass from here (`servers.register`), runs a sweep of its scenario with the real
@@ -27,11 +28,13 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from servingbench.calibration.noop import noop_spec
+from servingbench.commands.bench import GATE_FAILED
 from servingbench.report import load_run
 from servingbench.runs.layout import RunLayout, find_run
 from servingbench.runs.meta import RunMeta
 from servingbench.runs.point import PointResult
 from servingbench.runs.records import UNKNOWN_NS, Outcome, RequestRecords
+from servingbench.runs.summary import SUMMARY_FILE, RunSummary
 from servingbench.servers import (
     Backend,
     Endpoint,
@@ -141,17 +144,30 @@ def check_server_timing(records: RequestRecords) -> None:
     assert not over.any(), (records.server_ns[over], records.latency_ns[over])
 
 
+IMPOSSIBLE = "p50<=0.001ms"
+"""A gate no server meets (a microsecond median): the run must still be whole, and exit 3."""
+
+
 @pytest.fixture(scope="module")
 def tiny_run(trained_models: None, tmp_path_factory: pytest.TempPathFactory) -> RunLayout:
-    """One tiny `servingbench bench` of both of our service's REST scenarios."""
+    """One tiny `servingbench bench` of both of our service's REST scenarios, with a gate that
+    fails: everything is written all the same, and the exit status says the gate failed."""
     results = tmp_path_factory.mktemp("bench") / "results"
     code, output = run_cli(
         ["bench", "--scenarios", "fastapi-rest,fastapi-v2-rest", *TINY_FLAGS,
-         "--results-dir", str(results), "--run-id", "tiny"],
+         "--results-dir", str(results), "--run-id", "tiny", "--fail-if", IMPOSSIBLE],
         timeout_s=240,
     )  # fmt: skip
-    assert code == 0, output[-4000:]
-    return find_run("tiny", results)
+    assert code == GATE_FAILED, output[-4000:]
+    for series in ("fastapi-rest", "fastapi-v2-rest"):
+        assert f"gate --fail-if {IMPOSSIBLE} failed: {series} at 2 users: p50 " in output
+    # piped, so plain lines: the position, the time so far and what is left
+    progress = [line for line in output.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] for line in progress] == ["[1/2 points", "[2/2 points"], output
+    assert "left" in progress[0]
+    layout = find_run("tiny", results)
+    assert set(progress) <= set(layout.log.read_text().splitlines())
+    return layout
 
 
 @pytest.mark.timeout(300)
@@ -168,6 +184,14 @@ def test_bench_cli_writes_a_run_the_report_loads(tiny_run: RunLayout) -> None:
     assert meta.sweep["concurrency"] == [2]
     assert meta.failed_points == []
     assert len(meta.points) == 2
+    summary = RunSummary.read(layout.root / SUMMARY_FILE)
+    assert summary.written_by == "bench"
+    assert not summary.gates.passed
+    assert {(f.line, f.level) for f in summary.gates.failures} == {
+        ("fastapi-rest", 2.0), ("fastapi-v2-rest", 2.0)
+    }  # fmt: skip
+    assert {f.line for f in summary.levels} == {"fastapi-rest", "fastapi-v2-rest"}
+    assert all(f.rps.value and f.rps.value > 0 for f in summary.levels)
     assert [c.model for c in meta.model_costs] == ["breast-cancer"]
     # the sweep (and its usage sampler) stays off the generator's cores, where its ticks
     # delayed open-loop arrivals; on a machine of one core there is no pinning to check
@@ -192,6 +216,9 @@ def test_bench_cli_writes_a_run_the_report_loads(tiny_run: RunLayout) -> None:
     assert code == 0, output[-4000:]
     for name in ("summary.csv", "report.md", "report.html"):
         assert (layout.root / name).is_file(), output[-2000:]
+    again = RunSummary.read(layout.root / SUMMARY_FILE)
+    assert again.written_by == "report"
+    assert again.gates == summary.gates  # the same gates, judged again on the same records
     assert "fastapi-v2-rest" in (layout.root / "report.md").read_text()
 
 

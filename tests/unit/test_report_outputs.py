@@ -32,6 +32,7 @@ EXPECTED_FILES = {
     "latency_cdf_16.png",  # highest level every series measured (2 of mlserver-grpc's 3 ran)
     "report.md",
     "report.html",
+    "summary.json",
 }
 
 

@@ -2,7 +2,11 @@
 
 Settings come from defaults < SERVINGBENCH_BENCH_* environment < --config TOML file < --quick
 < flags. The bench starts its own servers on free ports (your `make serve-all` is untouched) and
-writes results/<run-id>/ (meta.json, points/*/point.json, requests.npz, Locust csv).
+writes results/<run-id>/ (meta.json, points/*/point.json, requests.npz, Locust csv, bench.log,
+summary.json).
+
+Gates for CI: --fail-if 'p99<=50ms,errors<=1%' and --fail-on-flags unstable,client-bound judge
+the run itself; a failed gate still writes everything, then says which gate failed where.
 """
 
 from __future__ import annotations
@@ -12,14 +16,50 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType, UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from servingbench.runs.point import known_flags
+from servingbench.runs.slo import parse_slo
 from servingbench.sweep.settings import BenchSettings, load_settings
 
-__all__ = ["add_arguments", "cli_overrides", "existing_run", "run", "settings_flags"]
+if TYPE_CHECKING:
+    from servingbench.sweep.runner import SweepResult
+
+__all__ = ["GATE_FAILED", "add_arguments", "cli_overrides", "existing_run", "run", "settings_flags"]
+
+GATE_FAILED = 3
+"""Exit status of a run that measured every point but broke a --fail-if or --fail-on-flags gate."""
+
+EXIT_STATUS = (
+    "exit status: 0 every point measured and every gate passed; 1 a point failed to run; "
+    f"2 bad settings or arguments; {GATE_FAILED} a --fail-if or --fail-on-flags gate failed "
+    "(the run is complete and written); 130 interrupted"
+)
+
+
+def _objective(text: str) -> str:
+    """argparse type of --fail-if: a readable objective, or the parser's error."""
+    try:
+        parse_slo(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _flag_names(text: str) -> str:
+    """argparse type of --fail-on-flags: flag names that exist, or the parser's error."""
+    try:
+        known_flags([part.strip() for part in text.split(",") if part.strip()])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+_CHECKED: dict[str, Any] = {"fail_if": _objective, "fail_on_flags": _flag_names}
+"""Fields whose one word argparse checks itself, so a typo fails with the parser's message."""
 
 
 def _flag_name(name: str, field: FieldInfo) -> str:
@@ -58,11 +98,14 @@ def settings_flags() -> dict[str, tuple[str, dict[str, Any]]]:
         shape = _shape(field.annotation)
         if shape is not None:
             text = (field.description or "").replace("%", "%%")  # argparse formats help with %
+            if name in _CHECKED:
+                shape = {**shape, "type": _CHECKED[name]}
             flags[_flag_name(name, field)] = (name, {**shape, "help": text})
     return flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXIT_STATUS
     parser.add_argument("--config", type=Path, help="TOML file with BenchSettings keys")
     parser.add_argument(
         "--quick",
@@ -141,13 +184,14 @@ def run(args: argparse.Namespace) -> int:
     except (ValidationError, ValueError, FileNotFoundError) as exc:
         print(f"bench: invalid settings: {exc}", file=sys.stderr)
         return 2
+    from servingbench.sweep.progress import Progress
     from servingbench.sweep.runner import run_sweep
-    from servingbench.sweep.summary import summary_table
     from servingbench.sweep.targets import TargetError
 
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C does
     try:
-        result = run_sweep(settings)
+        with Progress.for_terminal() as progress:
+            result = run_sweep(settings, progress)
     except FileExistsError as exc:  # the run folder; validation rules out point-folder clashes
         return existing_run("bench", exc)
     except KeyboardInterrupt:
@@ -156,11 +200,27 @@ def run(args: argparse.Namespace) -> int:
     except TargetError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
+    return _finish(result)
+
+
+def _finish(result: SweepResult) -> int:
+    """The table, summary.json and the gates' outcome; the exit status (see EXIT_STATUS)."""
+    from servingbench.report.summary import write_run_summary
+    from servingbench.sweep.summary import summary_table
+
     print()
     print(summary_table(result.points))
-    print(f"\nrun folder: {result.layout.root}")
+    summary, path = write_run_summary(result.layout)
+    print(f"\nrun folder: {result.layout.root}\nsummary: {path}")
     failed = [p.point_id for p in result.points if p.status == "failed"]
     if failed:
         print(f"bench: {len(failed)} point(s) failed: {', '.join(failed)}", file=sys.stderr)
+    for line in summary.gates.lines():
+        print(f"bench: {line}", file=sys.stderr)
+    if failed:
         return 1
+    if not summary.gates.passed:
+        if not summary.gates.failures:
+            print("bench: gates failed: no point was measured", file=sys.stderr)
+        return GATE_FAILED
     return 0

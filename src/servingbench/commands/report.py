@@ -97,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     for sentence in report.verdict:
         print(f"- {sentence}")
     print()
+    for line in report.summary.gates.lines():  # the run's own gates, judged again
+        print(line)
     for path in report.files:
         print(f"wrote {path}")
     return 0

@@ -16,25 +16,30 @@ from servingbench.report.load import RunData
 from servingbench.report.markdown import write_markdown
 from servingbench.report.plots import check_cdf_level
 from servingbench.report.settings import ReportSettings
+from servingbench.report.summary import run_summary
 from servingbench.report.tables import ReportTables, build_tables, write_tables
 from servingbench.report.verdict import verdict_sentences
+from servingbench.runs.summary import SUMMARY_FILE, RunSummary
 
 __all__ = ["Report", "build_report"]
 
 
 @dataclass(frozen=True)
 class Report:
-    """What a build produced: the tables (for printing) and every file written."""
+    """What a build produced: the tables (for printing), summary.json's content (with the
+    run's gates judged again) and every file written."""
 
     tables: ReportTables
     verdict: list[str]
     files: list[Path]
+    summary: RunSummary
 
 
 def build_report(
     data: RunData, settings: ReportSettings | None = None, baseline: RunData | None = None
 ) -> Report:
-    """Write summary.csv, the comparison CSVs, the plots, report.md and report.html into the run.
+    """Write summary.csv, the comparison CSVs, the plots, report.md, report.html and
+    summary.json into the run.
 
     With `baseline`, also comparison.csv/.md against that run. Raises ValueError for a run
     without points or an option that does not fit the run (the message lists what does).
@@ -50,6 +55,10 @@ def build_report(
     blocks = build_document(data, tables, plots)
     files.append(write_markdown(blocks, data.root / "report.md"))
     files.append(write_html(blocks, data.root / "report.html", f"servingbench {data.run_id}"))
+    verdict = verdict_sentences(data, tables)
+    summary = run_summary(data, tables, verdict, settings, "report")
+    summary.write(data.root / SUMMARY_FILE)
+    files.append(data.root / SUMMARY_FILE)
     if baseline is not None:
         files += write_comparison(data, baseline, settings.min_effect)
-    return Report(tables, verdict_sentences(data, tables), files)
+    return Report(tables, verdict, files, summary)

@@ -5,6 +5,9 @@ results/<run-id>/
   points/<point-id>/point.json      one point: its key, measurements, flags, summary
   points/<point-id>/requests.npz    raw per-request records (see runs.records)
   points/<point-id>/locust.json     Locust's own statistics (--json-file), kept for reference
+  bench.log                         the sweep's progress lines, as the terminal showed them
+  summary.json                      findings and gates for machines (runs.summary), by the
+                                    bench, rewritten by `servingbench report`
   summary.csv, report.md, report.html, *.png   written by `servingbench report`
 
 A Locust run hands its results to the sweep in a records folder of its own (`GeneratorFiles`),
@@ -22,6 +25,7 @@ from servingbench.paths import results_dir
 
 __all__ = [
     "LOCUST_STATS_FILE",
+    "LOG_FILE",
     "META_FILE",
     "POINT_FILE",
     "RECORDS_FILE",
@@ -33,6 +37,7 @@ __all__ = [
 ]
 
 META_FILE = "meta.json"
+LOG_FILE = "bench.log"
 POINT_FILE = "point.json"
 RECORDS_FILE = "requests.npz"
 LOCUST_STATS_FILE = "locust.json"
@@ -71,6 +76,10 @@ class RunLayout:
     @property
     def meta(self) -> Path:
         return self.root / META_FILE
+
+    @property
+    def log(self) -> Path:
+        return self.root / LOG_FILE
 
     @property
     def points_dir(self) -> Path:

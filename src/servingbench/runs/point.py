@@ -28,6 +28,7 @@ __all__ = [
     "ReferenceSlice",
     "SliceResult",
     "WorkerReport",
+    "known_flags",
     "line_label",
     "series_label",
 ]
@@ -46,6 +47,15 @@ Flag = Literal[
 ]
 FLAGS: tuple[Flag, ...] = get_args(Flag)
 """Every flag, in the order they are listed (see `sweep.flags` for what each means)."""
+
+
+def known_flags(names: list[str]) -> list[str]:
+    """`names` if each is a flag, else a ValueError listing the flags there are."""
+    unknown = [n for n in names if n not in FLAGS]
+    if unknown:
+        raise ValueError(f"unknown flag(s) {', '.join(unknown)}; known: {', '.join(FLAGS)}")
+    return names
+
 
 LoadMode = Literal["closed", "open"]
 _SAFE = re.compile(r"[^A-Za-z0-9_.=@-]+")

@@ -63,6 +63,7 @@ from servingbench.runs.timing import ServerTiming
 from servingbench.sweep.flags import FlagInputs, point_flags
 from servingbench.sweep.locust import LocustJob, RunningLocust, read_locust_rps, start_locust
 from servingbench.sweep.measure import PointPlan, read_generator
+from servingbench.sweep.progress import Progress
 from servingbench.sweep.server_timing import stages_over
 from servingbench.sweep.usage import Tracked, UsageSampler
 from servingbench.wire import get_wire
@@ -253,14 +254,18 @@ def _walk(
     series: list[SessionSeries],
     sampler: UsageSampler,
     generator_cpus: list[int] | None,
-    progress: Callable[[str], None],
+    progress: Progress,
 ) -> _Walk:
     """Follow the schedule beside the load: scrape in the gaps, sample at every measured
-    slice's edges, run the wrk slices (see the module docstring)."""
+    slice's edges, run the wrk slices (see the module docstring). Progress counts measured
+    slices from the end of the warm-up block."""
     walk = _Walk()
     measured = [s for s in slices if s.block > 0]
     blocks = max((s.block for s in measured), default=0)
     half_gap = (measured[1].start_ns - measured[0].end_ns) // 2 if len(measured) > 1 else 0
+    if measured:
+        _sleep_until(measured[0].start_ns - half_gap)
+    progress.begin(len(measured), "slices")
     for index, planned in enumerate(measured):
         one = series[planned.cell.series]
         seen = _Observed(planned)
@@ -279,10 +284,11 @@ def _walk(
             upcoming = measured[index + 1].start_ns if index + 1 < len(measured) else 2**62
             seen.scrape_after = _scrape(one.top.metrics_url, upcoming)
         walk.observed.append(seen)
+        progress.advance()
         last_of_block = index + 1 == len(measured) or measured[index + 1].block != planned.block
         if last_of_block:
             walk.memory_marks.append(sampler.take(with_memory=True))
-            progress(f"  block {planned.block}/{blocks} measured")
+            progress(f"{progress.position()} block {planned.block}/{blocks} measured")
     return walk
 
 
@@ -310,7 +316,7 @@ def run_session(
     layout: RunLayout,
     tracked_servers: Sequence[Tracked],
     harness: Tracked | None,
-    progress: Callable[[str], None] = print,
+    progress: Progress,
 ) -> list[PointResult]:
     """Run one interleaved session over `series` at `levels` users; one point per series and
     level, written into the run folder (see the module docstring)."""

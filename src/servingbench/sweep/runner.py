@@ -36,6 +36,7 @@ from servingbench.sweep.measure import measure_point
 from servingbench.sweep.meta import environments_meta, initial_meta, now, servers_meta
 from servingbench.sweep.parity_step import run_parity
 from servingbench.sweep.plan import Series, closed_keys, key_of, open_keys, point_plan, series_of
+from servingbench.sweep.progress import Progress
 from servingbench.sweep.servers import BenchServers, start_servers
 from servingbench.sweep.settings import BenchSettings
 from servingbench.sweep.summary import progress_line
@@ -79,8 +80,23 @@ def run_sweep(
     progress: Callable[[str], None] = print,
     after_point: AfterPoint | None = None,
 ) -> SweepResult:
-    """Run every point into a new run folder; returns the folder, meta and points."""
+    """Run every point into a new run folder; returns the folder, meta and points.
+
+    `progress` takes each line; a `Progress` also counts the units of work (`sweep.progress`).
+    Every line goes to the run's bench.log too.
+    """
     layout = create_run(settings.results_dir, settings.run_id)
+    reporter = progress if isinstance(progress, Progress) else Progress(progress)
+    reporter.log_to(layout.log)
+    try:
+        return _run(settings, layout, reporter, after_point)
+    finally:
+        reporter.close_log()
+
+
+def _run(
+    settings: BenchSettings, layout: RunLayout, progress: Progress, after_point: AfterPoint | None
+) -> SweepResult:
     calibration = load_latest_calibration(settings.results_dir)
     server_cpus, generator_cpus = settings.pinning()
     # decided once, before this process narrows its own affinity to the generator's cores
@@ -112,7 +128,7 @@ class _Measurer:
         servers: BenchServers,
         calibration: CalibrationRecord | None,
         harness: Tracked,
-        progress: Callable[[str], None],
+        progress: Progress,
         after_point: AfterPoint | None,
     ) -> None:
         self.settings, self.result, self.servers = settings, result, servers
@@ -130,7 +146,7 @@ class _Measurer:
         folder = self.result.layout.point_dir(plan.point_id)
         point = measure_point(plan, folder, self.servers.tracked(), health, self.harness)
         self.result.points.append(point)
-        self.progress(progress_line(point))
+        self.progress.advance(progress_line(point))
         if self.after_point is not None:
             self.after_point(point, self.servers)
         return point
@@ -140,6 +156,7 @@ def _peaks(measure: _Measurer, series: list[Series]) -> dict[Series, float]:
     """Each series' closed-loop req/s at the highest user count: what `--rates auto` scales."""
     users = max(measure.settings.concurrency)
     measure.progress(f"closed-loop peak of each series at {users} users, for the open-loop rates")
+    measure.progress.begin(len(series), "peak points")
     peaks = {}
     for key, one in closed_keys(series, [users], 1, measure.settings.seed):
         point = measure(key, one)
@@ -175,6 +192,7 @@ def _search(
             ceiling=4 * peak if known else 100_000.0,
             precision=settings.slo_precision,
         )
+    measure.progress.begin(None, "probes", "a search picks its probes as it goes")
     round_ = 0
     while probes := {s: r for s, search in searches.items() if (r := search.next_rate())}:
         round_ += 1
@@ -275,9 +293,7 @@ def target_configs(backends: set[str]) -> list[ServerConfig]:
     ]
 
 
-def _use_targets(
-    settings: BenchSettings, meta: RunMeta, progress: Callable[[str], None]
-) -> BenchServers:
+def _use_targets(settings: BenchSettings, meta: RunMeta, progress: Progress) -> BenchServers:
     """Check every target before any load (TargetError otherwise) and record what they are."""
     targets = parse_targets(settings.targets, settings.metrics_urls)
     progress("targets: " + ", ".join(f"{t.scenario}={t.address}" for t in targets))
@@ -298,7 +314,9 @@ def _drive(
         _interleaved(measure, series)
         return
     if settings.load == "closed":
-        for key, one in closed_keys(series, settings.concurrency, settings.repeats, settings.seed):
+        keys = closed_keys(series, settings.concurrency, settings.repeats, settings.seed)
+        measure.progress.begin(len(keys), "points")
+        for key, one in keys:
             measure(key, one)
         return
     peaks = _peaks(measure, series) if settings.rates == "auto" else {}
@@ -308,9 +326,11 @@ def _drive(
         meta.capacity = [CapacityRecord.of(one.label, search) for one, search in searches.items()]
         return
     rates = _open_rates(settings, series, peaks)
-    for key, one in open_keys(
+    keys = open_keys(
         rates, settings.repeats, settings.seed, settings.max_in_flight, settings.arrivals
-    ):
+    )
+    measure.progress.begin(len(keys), "points")
+    for key, one in keys:
         measure(key, one)
 
 
@@ -319,7 +339,7 @@ def _sweep(
     result: SweepResult,
     calibration: CalibrationRecord | None,
     harness_cpus: list[int] | None,
-    progress: Callable[[str], None],
+    progress: Progress,
     after_point: AfterPoint | None,
 ) -> None:
     layout, meta = result.layout, result.meta

@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from servingbench.loadgen.settings import DEFAULT_TIMEOUT_S, RequestTimeout
 from servingbench.models.catalog import MODELS
 from servingbench.paths import results_dir
+from servingbench.runs.point import known_flags
 from servingbench.runs.slo import Slo, parse_slo
 from servingbench.runs.stats import Stability
 from servingbench.servers import ServerConfig, backends, scenarios
@@ -194,6 +195,17 @@ class BenchSettings(BaseSettings):
         description="open loop: search each series' highest rate meeting this objective, e.g. "
         "p99<=50ms or p50<=5ms,errors<=1% (bracket, then bisect)",
     )
+    fail_if: str | None = Field(
+        default=None,
+        description="gate: fail the run (exit status 3) when a series at a level breaks this "
+        "objective, in --slo's words and meaning, e.g. p99<=50ms,errors<=1% (a request that "
+        "failed counts as infinitely late)",
+    )
+    fail_on_flags: StrList = Field(
+        default_factory=list,
+        description="gate: fail the run (exit status 3) when a point raises one of these "
+        "flags, e.g. unstable,client-bound",
+    )
     slo_precision: float = Field(
         default=0.1,
         gt=0,
@@ -306,7 +318,7 @@ class BenchSettings(BaseSettings):
             raise ValueError(f"rates must be positive, got {value}")
         return value
 
-    @field_validator("slo")
+    @field_validator("slo", "fail_if")
     @classmethod
     def _readable_slo(cls, value: str | None) -> str | None:
         if value is not None:
@@ -316,7 +328,12 @@ class BenchSettings(BaseSettings):
     def objective(self) -> Slo | None:
         return parse_slo(self.slo) if self.slo else None
 
-    @field_validator("scenarios", "server_configs", "models", mode="before")
+    @field_validator("fail_on_flags")
+    @classmethod
+    def _known_flags(cls, value: list[str]) -> list[str]:
+        return known_flags(value)
+
+    @field_validator("scenarios", "server_configs", "models", "fail_on_flags", mode="before")
     @classmethod
     def _str_list(cls, value: Any) -> Any:
         return _parse_str_list(value)
