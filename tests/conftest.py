@@ -5,6 +5,8 @@ Servers start through the same launch specs and routine as `serve-all` and the s
 (`stack.launch.running`), each from its own backend environment. No backend is named here: a
 test asks the pool for the one it needs (`server_pool.get(name)`), or takes `backend_server`,
 which is parametrised over the registry.
+
+`tests.leftovers` fails the session when any process it started outlives the teardown.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from servingbench.servers import DEFAULT_CONFIG, ServerConfig, backends, get_bac
 from servingbench.servers.base import LaunchSpec, check_options
 from servingbench.stack.launch import Launched, running
 from servingbench.stack.processes import free_port
+
+pytest_plugins = ("tests.leftovers",)
 
 
 @pytest.fixture(scope="session")

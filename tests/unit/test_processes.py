@@ -20,7 +20,9 @@ from servingbench.stack.processes import (
     pin_argv,
     port_in_use,
     start_detached,
+    start_ticks,
     stop_handle,
+    stop_handles,
     tcp_open,
     wait_until,
 )
@@ -122,7 +124,8 @@ def test_a_recycled_pid_is_never_signalled(tmp_path: Path) -> None:
         "r", [sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "r.log"
     )
     try:
-        impostor = dataclasses.replace(handle, create_time=handle.create_time - 100)
+        assert handle.start_ticks is not None
+        impostor = dataclasses.replace(handle, start_ticks=handle.start_ticks - 100)
         assert not impostor.alive()
         assert impostor.tree() == []
         assert not stop_handle(impostor)
@@ -147,3 +150,49 @@ def test_memory_of_a_tree_sums_its_processes(tmp_path: Path) -> None:
     finally:
         stop_handle(handle)
     assert memory_of(handle.tree()) == Memory(0, 0, 0)  # gone: nothing left to count
+
+
+def test_a_stepped_system_clock_does_not_hide_a_running_server(tmp_path: Path) -> None:
+    """The wall-clock creation time psutil reports moves with the system clock (NTP, a virtual
+    machine resumed from a pause): the handle's recorded one no longer matches, yet the server
+    is the same process and must still be found and stopped."""
+    handle = start_detached(
+        "c", [sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "c.log"
+    )
+    stepped = dataclasses.replace(handle, create_time=handle.create_time - 2.0)
+    try:
+        assert stepped.start_ticks == start_ticks(handle.pid)
+        assert stepped.alive()
+        assert stop_handle(stepped)
+    finally:
+        stop_handle(handle)
+    assert not handle.alive()
+
+
+def test_children_left_by_an_exited_server_are_stopped(tmp_path: Path) -> None:
+    """The server's own process is gone (a zombie until reaped) but a worker it started
+    lives on in its group: stopping the server must still end the worker."""
+    code = "import subprocess, sys; print(subprocess.Popen(['sleep', '60']).pid, flush=True)"
+    handle = start_detached("x", [sys.executable, "-c", code], tmp_path / "x.log")
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "x.log").read_text().strip() or handle.alive():
+        assert time.monotonic() < deadline, "the server never exited"
+        time.sleep(0.05)
+    worker = psutil.Process(int((tmp_path / "x.log").read_text()))
+    try:
+        assert worker.status() != psutil.STATUS_ZOMBIE
+        assert os.getpgid(worker.pid) == handle.pid
+        assert not stop_handle(handle)  # the server itself was no longer running...
+        assert not worker.is_running()  # ... but what it left is stopped
+    finally:
+        if worker.is_running():
+            worker.kill()
+
+
+def test_stop_handles_stops_every_one(tmp_path: Path) -> None:
+    argv = [sys.executable, "-c", "import time; time.sleep(30)"]
+    handles = [start_detached(f"s{i}", argv, tmp_path / f"s{i}.log") for i in range(3)]
+    first = handles[0]
+    assert stop_handle(first)
+    assert stop_handles(handles) == [False, True, True]
+    assert not any(h.alive() for h in handles)

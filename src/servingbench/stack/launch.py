@@ -22,6 +22,7 @@ from servingbench.stack.processes import (
     http_checks,
     start_detached,
     stop_handle,
+    stop_handles,
     wait_until,
 )
 
@@ -84,8 +85,7 @@ def launch_all(
                 on_started(spec, handle)
         waited = _wait_all(started, timeout_s)
     except BaseException:
-        for _, handle in reversed(started):
-            stop_handle(handle)
+        stop_handles([handle for _, handle in reversed(started)])
         raise
     result.ready = waited.ready
     result.failures.update(waited.failures)
@@ -129,5 +129,4 @@ def running(
             raise ServerStartError("\n".join(result.failures.values()))
         yield result.ready
     finally:
-        for launched in reversed(result.ready):
-            stop_handle(launched.handle)
+        stop_handles([launched.handle for launched in reversed(result.ready)])

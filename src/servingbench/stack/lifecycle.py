@@ -29,7 +29,7 @@ from servingbench.stack.processes import (
     http_ok,
     memory_of,
     port_in_use,
-    stop_handle,
+    stop_handles,
     wait_until,
 )
 from servingbench.stack.settings import StackSettings
@@ -210,8 +210,7 @@ def start_stack(settings: StackSettings | None = None) -> RunningStack:
         _forget(settings.state_dir)
         raise
     if result.failures:
-        for launched in result.ready:
-            stop_handle(launched.handle)
+        stop_handles([launched.handle for launched in result.ready])
         _forget(settings.state_dir)
         raise ServerStartError("\n".join(result.failures.values()))
     ready = [RunningServer(s.spec, s.handle, s.startup_s) for s in result.ready]
@@ -260,8 +259,8 @@ def stop_stack(state_dir: Path | None = None) -> list[StoppedServer]:
     state_dir = state_dir or StackSettings().state_dir
     servers, broken = read_states(state_dir)
     stopped = []
-    for server in reversed(servers):
-        was_running = stop_handle(server.handle)
+    servers = servers[::-1]
+    for server, was_running in zip(servers, stop_handles([s.handle for s in servers]), strict=True):
         state_path(state_dir, server.spec.name).unlink(missing_ok=True)
         stopped.append(StoppedServer(server.spec.name, server.handle.pid, was_running))
     for path in broken:

@@ -2,7 +2,10 @@
 
 Each server runs in its own session (process group), so stopping it reaches every child
 (MLServer's parallel workers, uvicorn's workers). A stopped server is identified by pid *and*
-creation time, so a recycled pid is never signalled.
+start time, so a recycled pid is never signalled. The start time compared is the kernel's own
+(clock ticks since boot): the wall-clock creation time psutil derives from it moves whenever
+the system clock is stepped (NTP, a virtual machine resumed from a pause), and a server whose
+creation time no longer matched would be taken for gone and never stopped.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ __all__ = [
     "pin_argv",
     "port_in_use",
     "start_detached",
+    "start_ticks",
     "stop_handle",
+    "stop_handles",
     "tail",
     "tcp_open",
     "wait_until",
@@ -57,18 +62,27 @@ class ProcessHandle:
     log_path: str
     argv: tuple[str, ...]
     cpus: tuple[int, ...] | None = None
+    start_ticks: int | None = None
+    """When the kernel started it (`start_ticks`); None in state files written before it was
+    recorded, where `create_time` is compared instead."""
 
     def process(self) -> psutil.Process | None:
         """The live process, or None when it exited or the pid now belongs to someone else."""
         try:
             proc = psutil.Process(self.pid)
-            if abs(proc.create_time() - self.create_time) > 0.05:
+            if not self.started_as_recorded(proc):
                 return None
             if proc.status() == psutil.STATUS_ZOMBIE:
                 return None
             return proc
         except psutil.Error:
             return None
+
+    def started_as_recorded(self, proc: psutil.Process) -> bool:
+        """`proc` (of this handle's pid) is the process started then, not a recycled pid."""
+        if self.start_ticks is not None:
+            return start_ticks(proc.pid) == self.start_ticks
+        return abs(proc.create_time() - self.create_time) <= 0.05
 
     def alive(self) -> bool:
         return self.process() is not None
@@ -96,6 +110,17 @@ class Memory:
     rss: int
     pss: int
     uss: int
+
+
+def start_ticks(pid: int) -> int:
+    """The process's start time in clock ticks since boot (`/proc/<pid>/stat`, field 22): fixed
+    for its lifetime and independent of the system clock. Raises psutil.NoSuchProcess."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        raise psutil.NoSuchProcess(pid) from None
+    # the command name (field 2) is in parentheses and may hold spaces or parentheses itself
+    return int(stat[stat.rindex(")") + 2 :].split()[19])
 
 
 def memory_of(procs: Iterable[psutil.Process]) -> Memory:
@@ -191,7 +216,15 @@ def start_detached(
             start_new_session=True,
         )
     create_time = psutil.Process(proc.pid).create_time()
-    return ProcessHandle(name, proc.pid, create_time, str(log_path), tuple(full_argv), cpu_tuple)
+    return ProcessHandle(
+        name,
+        proc.pid,
+        create_time,
+        str(log_path),
+        tuple(full_argv),
+        cpu_tuple,
+        start_ticks=start_ticks(proc.pid),
+    )
 
 
 def tail(path: str | Path, lines: int = 25) -> str:
@@ -231,26 +264,67 @@ def wait_until(
 
 def stop_handle(handle: ProcessHandle, timeout_s: float = 10.0) -> bool:
     """SIGTERM the process's group and descendants, SIGKILL what is left; True if it was running."""
-    proc = handle.process()
-    if proc is None:
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(handle.pid, os.WNOHANG)  # a child that died on its own: reap the zombie
-        return False
-    try:
-        family = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        family = [proc]
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(os.getpgid(proc.pid), signal.SIGTERM)
-    for member in family:
+    return stop_handles([handle], timeout_s)[0]
+
+
+def stop_handles(handles: Sequence[ProcessHandle], timeout_s: float = 10.0) -> list[bool]:
+    """Stop several servers at once: every group and descendant gets SIGTERM before any is
+    waited for (so an interrupt during the wait leaves none unsignalled, and their shutdowns
+    overlap), then SIGKILL what is left after `timeout_s`. True for each one that was running.
+
+    A server whose own process already exited may have left children in its group (workers,
+    daemons): they are stopped too.
+    """
+    was_running: list[bool] = []
+    family: dict[int, psutil.Process] = {}
+    for handle in handles:
+        proc = handle.process()
+        was_running.append(proc is not None)
+        members = _group(handle)
+        if proc is not None:
+            with contextlib.suppress(psutil.Error):
+                members += proc.children(recursive=True)
+        if members:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(handle.pid, signal.SIGTERM)
+        family.update((member.pid, member) for member in members)
+    for member in family.values():
         with contextlib.suppress(psutil.Error):
             member.terminate()
-    _, alive = psutil.wait_procs(family, timeout=timeout_s)
+    _, alive = psutil.wait_procs(list(family.values()), timeout=timeout_s)
     for member in alive:
         with contextlib.suppress(psutil.Error):
             member.kill()
     psutil.wait_procs(alive, timeout=5)
-    # Reap our own child, if it is one, so no zombie is left behind.
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(handle.pid, os.WNOHANG)
-    return True
+    # Reap our own children, if they are, so no zombie is left behind.
+    for handle in handles:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(handle.pid, os.WNOHANG)
+    return was_running
+
+
+def _group(handle: ProcessHandle) -> list[psutil.Process]:
+    """The live members of the session (and so the process group) `start_detached` made the
+    handle the leader of, the leader included while it runs (Ray's workers take groups of their
+    own in it); none when its pid now names another process (a session or group keeps its id
+    from being reused only while it exists)."""
+    with contextlib.suppress(psutil.Error):
+        if not handle.started_as_recorded(psutil.Process(handle.pid)):
+            return []
+    members = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if (
+                handle.pid in (os.getsid(proc.pid), os.getpgid(proc.pid))
+                and _started_since(proc, handle)
+                and proc.status() != psutil.STATUS_ZOMBIE
+            ):
+                members.append(proc)
+    return members
+
+
+def _started_since(proc: psutil.Process, handle: ProcessHandle) -> bool:
+    """A member of the handle's group started no earlier than the handle's process."""
+    if handle.start_ticks is not None:
+        return start_ticks(proc.pid) >= handle.start_ticks
+    return proc.create_time() >= handle.create_time - 0.05

@@ -24,7 +24,7 @@ from servingbench.stack.launch import launch_all
 from servingbench.stack.processes import (
     ProcessHandle,
     free_port,
-    stop_handle,
+    stop_handles,
     tail,
     tcp_open,
 )
@@ -90,8 +90,7 @@ class BenchServers:
         return [s.tracked() for s in self.running.values()]
 
     def stop(self) -> None:
-        for server in reversed(list(self.running.values())):
-            stop_handle(server.handle)
+        stop_handles([server.handle for server in reversed(list(self.running.values()))])
 
 
 def _ports(settings: BenchSettings, config: ServerConfig) -> dict[str, int]:

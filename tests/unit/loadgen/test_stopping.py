@@ -252,13 +252,14 @@ def test_every_window_is_flushed_before_it_is_judged() -> None:
     records, controller = point.records, point.controller
     point.harness.records = _records([point.t0 + MS], [MS])  # nothing else shipped by itself
     flushed: list[int] = []
+    shipped = [0]  # every record done by then has been shipped
 
     def flush() -> None:  # what a process's shipper does on FLUSH: everything it has, now
         flushed.append(perf_counter_ns())
+        upto = perf_counter_ns()  # each record once: from where the last flush left off
         done = records.done_ns
-        upto = perf_counter_ns()
-        sent = flushed[-2] if len(flushed) > 1 else 0
-        controller.on_chunk(records.select((done > sent) & (done <= upto)))
+        controller.on_chunk(records.select((done > shipped[-1]) & (done <= upto)))
+        shipped.append(upto)
 
     controller._flush = flush
     _run(controller)
