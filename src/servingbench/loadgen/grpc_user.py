@@ -11,7 +11,6 @@ clock stops, as in `RestUser`. Channel policy (`SERVINGBENCH_LOAD_GRPC_CHANNEL`)
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,10 +43,6 @@ class GrpcReply:
 def open_channel(host: str, ca_bundle: str | None = None) -> Channel:
     """A channel to `host:port`, `grpc://host:port` or `grpcs://host:port` (TLS)."""
     target = host.rstrip("/").replace("https://", "grpcs://").replace("http://", "grpc://")
-    if os.environ.get("SERVINGBENCH_PROTOCOL_CLIENT") == "library":  # PROTOTYPE under measure
-        from servingbench.loadgen.h2lib_grpc import LibraryChannel
-
-        return LibraryChannel(target, ca_bundle)  # type: ignore[return-value]
     return Channel(target, root_certificates=ca_bundle)
 
 

@@ -928,7 +928,8 @@ class _Connection:
         """Fail every stream with `reason` and close the socket (GOAWAY first if ours)."""
         if self.closed:
             return
-        self.close_reason = reason
+        if self.close_reason is None:  # a GOAWAY's reason says more than the close after it
+            self.close_reason = reason
         if reason.h2_error is not None:
             with contextlib.suppress(OSError, ValueError):
                 self.sock.sendall(_frame(_GOAWAY, 0, 0, _GOAWAY_HEAD.pack(0, reason.h2_error)))

@@ -9,7 +9,6 @@ would turn on MLServer's gzip middleware).
 from __future__ import annotations
 
 import contextlib
-import os
 
 from servingbench.loadgen.http1 import HttpConnection, HttpReply
 from servingbench.loadgen.payloads import Payload
@@ -26,10 +25,6 @@ class RestUser(WireUser[HttpReply]):
         settings = self._settings
         ca = str(settings.ca_bundle) if settings.ca_bundle else None
         self._http = HttpConnection(str(self.host).rstrip("/"), settings.timeout_s, ca)
-        if os.environ.get("SERVINGBENCH_PROTOCOL_CLIENT") == "library":  # PROTOTYPE under measure
-            from servingbench.loadgen.ghc_http import LibraryConnection
-
-            self._http = LibraryConnection(str(self.host).rstrip("/"), settings.timeout_s, ca)  # type: ignore[assignment]
         path = self._wire.path(settings.model)
         self._requests = {
             p.body: self._http.head(path, len(p.body)) + p.body
