@@ -4,9 +4,9 @@ Why not grpcio: under `init_gevent()` every blocking call waits for its completi
 gevent's thread pool while grpc-core's own I/O threads read the socket, four context switches a
 call; profiled, that hop and grpc-core's call setup were most of the generator's CPU, and the
 gRPC user added several times REST's latency. Here every call runs in the calling greenlet on a
-cooperative socket: a send, a receive and the hub's poll (figures in the README).
+cooperative socket: a send, a receive and the hub's poll (figures in docs/measured.md).
 
-    channel = Channel("127.0.0.1:8081")                 # or "grpcs://host:443", tls=..., ...
+    channel = Channel("127.0.0.1:8081")                 # or "grpcs://host:443"
     infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
     reply: bytes = infer(request_bytes, timeout=5.0)    # raises RpcError(code, details)
     channel.close()
@@ -21,26 +21,30 @@ What it does (and does not):
   CONTINUATION, padding; request headers are a precomputed HPACK block (static table and
   literals, never the dynamic table); response headers go through `hpack.Decoder` (Huffman,
   dynamic table) with a memo of whole blocks once the server's table is empty and sized 0;
-- gRPC: `grpc-timeout` from the call's timeout, custom metadata (`-bin` keys base64), status
-  from trailers (`grpc-status`, percent-decoded `grpc-message`), trailers-only responses, HTTP
-  status mapping when there is no grpc-status, length-prefixed message checks; no compression
-  (none is advertised, so servers send identity), no retries, no load balancing, one address;
+- gRPC: `grpc-timeout` from the call's timeout, status from trailers (`grpc-status`,
+  percent-decoded `grpc-message`), trailers-only responses, HTTP status mapping when there is
+  no grpc-status, length-prefixed message checks; no call metadata (the load sends none and
+  reads none), no compression (none is advertised, so servers send identity), no retries
+  beyond gRPC's transparent one, no load balancing, one address;
 - errors are `RpcError` with `code()` (a `StatusCode` named as grpcio's) and `details()`: a
   missed deadline is DEADLINE_EXCEEDED (the stream is reset with CANCEL), a refused, reset or
   closed connection is UNAVAILABLE, a protocol violation INTERNAL; after a failed connect,
   calls fail fast with UNAVAILABLE during a short exponential backoff, as grpcio does;
-- TLS: `gevent.ssl` with ALPN `h2`, optional CA bundle, client certificate and name override.
+- TLS: `gevent.ssl` with ALPN `h2` and an optional CA bundle.
+
+Why not the `h2` package (python-hyper) for the HTTP/2 part: measured, it gave 41 % of this
+client's req/s per core and added 0.3 to 0.9 ms at one user (docs: "The protocol clients");
+the tests use it as the server's side instead (`test_h2grpc_h2peer.py`).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import enum
 import ssl as _stdlib_ssl
 import struct
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
@@ -52,16 +56,7 @@ import gevent.ssl
 from hpack import Decoder
 from hpack.exceptions import HPACKError
 
-__all__ = [
-    "Channel",
-    "Metadata",
-    "RpcError",
-    "StatusCode",
-    "UnaryUnary",
-]
-
-Metadata = Sequence[tuple[str, str | bytes]]
-"""Call metadata: (key, value) pairs; keys lower-case; keys ending in `-bin` carry bytes."""
+__all__ = ["Channel", "RpcError", "StatusCode", "UnaryUnary"]
 
 _monotonic = time.monotonic
 
@@ -91,18 +86,10 @@ class StatusCode(enum.IntEnum):
 class RpcError(Exception):
     """A call that did not end with status OK; mirrors the accessors of `grpc.RpcError` calls."""
 
-    def __init__(
-        self,
-        code: StatusCode,
-        details: str = "",
-        initial_metadata: Metadata = (),
-        trailing_metadata: Metadata = (),
-    ) -> None:
+    def __init__(self, code: StatusCode, details: str = "") -> None:
         super().__init__(code, details)
         self._code = code
         self._details = details
-        self._initial = tuple(initial_metadata)
-        self._trailing = tuple(trailing_metadata)
 
     def code(self) -> StatusCode:
         return self._code
@@ -110,39 +97,11 @@ class RpcError(Exception):
     def details(self) -> str:
         return self._details
 
-    def initial_metadata(self) -> Metadata:
-        return self._initial
-
-    def trailing_metadata(self) -> Metadata:
-        return self._trailing
-
     def __str__(self) -> str:
         return f"{self._code.name}: {self._details}" if self._details else self._code.name
 
     def __repr__(self) -> str:
         return f"RpcError({self._code.name}, {self._details!r})"
-
-
-class CallInfo:
-    """What `UnaryUnary.with_call` returns beside the reply: the call's metadata and status."""
-
-    __slots__ = ("_initial", "_trailing")
-
-    def __init__(self, initial: Metadata, trailing: Metadata) -> None:
-        self._initial = initial
-        self._trailing = trailing
-
-    def initial_metadata(self) -> Metadata:
-        return self._initial
-
-    def trailing_metadata(self) -> Metadata:
-        return self._trailing
-
-    def code(self) -> StatusCode:
-        return StatusCode.OK
-
-    def details(self) -> str:
-        return ""
 
 
 # --- HTTP/2 constants (RFC 9113) -------------------------------------------------------------
@@ -157,6 +116,9 @@ _NO_ERROR, _PROTOCOL_ERROR, _INTERNAL_ERROR, _FLOW_CONTROL_ERROR = 0x0, 0x1, 0x2
 _FRAME_SIZE_ERROR, _REFUSED_STREAM, _CANCEL = 0x6, 0x7, 0x8
 _ENHANCE_YOUR_CALM, _INADEQUATE_SECURITY = 0xB, 0xC
 
+_USER_AGENT = b"servingbench-h2grpc"
+_CONNECT_TIMEOUT_S = 20.0
+_MAX_HEADER_LIST = 16 * 1024 * 1024
 _IDLE_POLL_S = 1.0  # a connection unread for this long is polled before reuse
 _DEFAULT_WINDOW = 65_535
 _DEFAULT_MAX_FRAME = 16_384
@@ -232,23 +194,6 @@ def _literal(name: int | bytes, value: bytes) -> bytes:
     return b"\x00" + _hpack_str(name) + _hpack_str(value)
 
 
-def _encode_metadata(metadata: Iterable[tuple[str, str | bytes]]) -> bytes:
-    out = []
-    for key, value in metadata:
-        name = key.lower().encode("ascii")
-        if name.startswith(b":") or name in (b"te", b"content-type", b"grpc-timeout"):
-            raise ValueError(f"metadata key {key!r} is reserved")
-        if name.endswith(b"-bin"):
-            raw = value if isinstance(value, bytes) else value.encode()
-            data = base64.b64encode(raw).rstrip(b"=")
-        elif isinstance(value, bytes):
-            data = value
-        else:
-            data = value.encode("ascii")
-        out.append(_literal(name, data))
-    return b"".join(out)
-
-
 def _timeout_value(seconds: float) -> bytes:
     """`grpc-timeout` (at most 8 digits): microseconds up to 100 s, then coarser units."""
     micros = max(1, int(seconds * 1e6 + 0.5))
@@ -269,14 +214,13 @@ def _timeout_field(seconds: float) -> bytes:
 class _Headers:
     """One decoded header block, interpreted once (the memo keeps these)."""
 
-    __slots__ = ("content_type", "grpc_message", "grpc_status", "http_status", "metadata")
+    __slots__ = ("content_type", "grpc_message", "grpc_status", "http_status")
 
     def __init__(self, fields: list[tuple[bytes, bytes]]) -> None:
         self.http_status: int | None = None
         self.grpc_status: int | None = None
         self.grpc_message = ""
         self.content_type = b""
-        metadata: list[tuple[str, str | bytes]] = []
         for name, value in fields:
             if name == b":status":
                 self.http_status = int(value)
@@ -286,13 +230,6 @@ class _Headers:
                 self.grpc_message = unquote_to_bytes(value).decode("utf-8", "replace")
             elif name == b"content-type":
                 self.content_type = value
-            elif not name.startswith(b":"):
-                key = name.decode("ascii", "replace")
-                if key.endswith("-bin"):
-                    metadata.append((key, base64.b64decode(value + b"=" * (-len(value) % 4))))
-                else:
-                    metadata.append((key, value.decode("utf-8", "replace")))
-        self.metadata = tuple(metadata)
 
 
 class _ConnectionError(Exception):
@@ -361,10 +298,7 @@ class _Stream:
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if len(data) < 5 or len(data) != 5 + _U32.unpack_from(data, 1)[0]:
             raise RpcError(
-                StatusCode.INTERNAL,
-                f"expected one length-prefixed message, got {len(data)} bytes",
-                headers.metadata,
-                trailers.metadata,
+                StatusCode.INTERNAL, f"expected one length-prefixed message, got {len(data)} bytes"
             )
         if data[0] != 0:
             raise RpcError(StatusCode.INTERNAL, "compressed response message (not negotiated)")
@@ -377,14 +311,13 @@ class _Stream:
             http = headers.http_status
             if http is not None and http != 200:
                 code = _HTTP_STATUS.get(http, StatusCode.UNKNOWN)
-                return RpcError(code, f"HTTP status {http} without grpc-status", trailers.metadata)
-            return RpcError(StatusCode.INTERNAL, "response without grpc-status", trailers.metadata)
+                return RpcError(code, f"HTTP status {http} without grpc-status")
+            return RpcError(StatusCode.INTERNAL, "response without grpc-status")
         try:
             code = StatusCode(status)
         except ValueError:
             code = StatusCode.UNKNOWN
-        initial = headers.metadata if headers is not trailers else ()
-        return RpcError(code, trailers.grpc_message, initial, trailers.metadata)
+        return RpcError(code, trailers.grpc_message)
 
 
 # --- one HTTP/2 connection -------------------------------------------------------------------
@@ -928,7 +861,8 @@ class _Connection:
         """Fail every stream with `reason` and close the socket (GOAWAY first if ours)."""
         if self.closed:
             return
-        self.close_reason = reason
+        if self.close_reason is None:  # a GOAWAY's reason says more than the close after it
+            self.close_reason = reason
         if reason.h2_error is not None:
             with contextlib.suppress(OSError, ValueError):
                 self.sock.sendall(_frame(_GOAWAY, 0, 0, _GOAWAY_HEAD.pack(0, reason.h2_error)))
@@ -961,47 +895,29 @@ class Channel:
     """A gRPC target reached over one HTTP/2 connection at a time (opened on first use).
 
     target: "host:port", "[v6]:port", "grpc://host:port" or "grpcs://host:port" (TLS).
-    tls: force TLS on or off (default: from the scheme). root_certificates: a CA bundle file
-    path or PEM bytes (default: the system's). certificate_chain / private_key: files for
-    mutual TLS. server_hostname: name to verify and send as SNI (grpcio's
-    ssl_target_name_override). ssl_context: use this context as is (ALPN h2 is set on it).
-    window: receive window per stream and for the connection (bytes).
+    root_certificates: a CA bundle file for TLS (default: the system's). window: receive window
+    per stream and for the connection (bytes). backoff: first and longest pause after a failed
+    connect, during which calls fail fast.
     """
 
     def __init__(
         self,
         target: str,
         *,
-        tls: bool | None = None,
-        root_certificates: str | bytes | None = None,
-        certificate_chain: str | None = None,
-        private_key: str | None = None,
-        server_hostname: str | None = None,
-        ssl_context: _stdlib_ssl.SSLContext | None = None,
-        authority: str | None = None,
-        user_agent: str = "servingbench-h2grpc",
-        connect_timeout: float = 20.0,
+        root_certificates: str | None = None,
         window: int = 16 * 1024 * 1024,
-        max_header_list_size: int = 16 * 1024 * 1024,
         backoff_initial: float = 0.1,
         backoff_max: float = 2.0,
     ) -> None:
-        self.host, self.port, scheme_tls = _parse_target(target)
-        self.tls = scheme_tls if tls is None else tls
-        self.authority = authority or (
+        self.host, self.port, self.tls = _parse_target(target)
+        self.authority = (
             f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
         )
-        self._server_hostname = server_hostname or self.host
         self._ssl_context: _stdlib_ssl.SSLContext | None = None
         if self.tls:
-            self._ssl_context = ssl_context or _client_context(
-                root_certificates, certificate_chain, private_key
-            )
+            self._ssl_context = _client_context(root_certificates)
             self._ssl_context.set_alpn_protocols(["h2"])
-        self._user_agent = user_agent
-        self._connect_timeout = connect_timeout
         self._window = max(_DEFAULT_WINDOW, min(window, _MAX_WINDOW))
-        self._max_header_list = max_header_list_size
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._backoff = 0.0
@@ -1013,9 +929,9 @@ class Channel:
         self.opened = 0
         """Connections opened so far (the caller can tell one opened inside a call)."""
 
-    def unary_unary(self, method: str, *, metadata: Metadata = ()) -> UnaryUnary:
+    def unary_unary(self, method: str) -> UnaryUnary:
         """A callable for `method` ("/package.Service/Method"): bytes in, bytes out."""
-        return UnaryUnary(self, method, metadata)
+        return UnaryUnary(self, method)
 
     def close(self) -> None:
         """Close the connection; in-flight calls fail with UNAVAILABLE; later calls too."""
@@ -1031,7 +947,7 @@ class Channel:
         self.close()
 
     def header_block(self, method: str) -> bytes:
-        """The HPACK block every call to `method` starts with (no timeout, no call metadata)."""
+        """The HPACK block every call to `method` starts with (all but `grpc-timeout`)."""
         return b"".join(
             (
                 _STATIC_METHOD_POST,
@@ -1040,7 +956,7 @@ class Channel:
                 _literal(_NAME_AUTHORITY, self.authority.encode("ascii")),
                 _literal(_NAME_CONTENT_TYPE, b"application/grpc"),
                 _literal(b"te", b"trailers"),
-                _literal(_NAME_USER_AGENT, self._user_agent.encode("ascii")),
+                _literal(_NAME_USER_AGENT, _USER_AGENT),
             )
         )
 
@@ -1077,7 +993,7 @@ class Channel:
             self._connecting = None
 
     def _connect(self, deadline: float | None) -> _Connection:
-        timeout = self._connect_timeout
+        timeout = _CONNECT_TIMEOUT_S
         if deadline is not None:
             timeout = min(timeout, deadline - _monotonic())
             if timeout <= 0:
@@ -1087,12 +1003,12 @@ class Channel:
             sock = gevent.socket.create_connection((self.host, self.port), timeout=timeout)
             sock.setsockopt(gevent.socket.IPPROTO_TCP, gevent.socket.TCP_NODELAY, 1)
             if self._ssl_context is not None:
-                sock = self._ssl_context.wrap_socket(sock, server_hostname=self._server_hostname)
+                sock = self._ssl_context.wrap_socket(sock, server_hostname=self.host)
                 if sock.selected_alpn_protocol() != "h2":
                     raise _stdlib_ssl.SSLError(
                         f"server did not agree to HTTP/2 (ALPN {sock.selected_alpn_protocol()!r})"
                     )
-            conn = _Connection(sock, self._window, self._max_header_list)
+            conn = _Connection(sock, self._window, _MAX_HEADER_LIST)
         except TimeoutError:
             self._failed_connect("connect timed out", sock)
             if deadline is not None and _monotonic() >= deadline:
@@ -1122,50 +1038,32 @@ class Channel:
 class UnaryUnary:
     """`channel.unary_unary(method)`: call with request bytes, get response bytes."""
 
-    __slots__ = ("_block", "_channel", "_method", "_timeout_blocks")
+    __slots__ = ("_block", "_channel", "_timeout_blocks")
 
-    def __init__(self, channel: Channel, method: str, metadata: Metadata = ()) -> None:
+    def __init__(self, channel: Channel, method: str) -> None:
         if not method.startswith("/"):
             raise ValueError(f"method must look like /package.Service/Method, got {method!r}")
         self._channel = channel
-        self._method = method
-        self._block = channel.header_block(method) + _encode_metadata(metadata)
+        self._block = channel.header_block(method)
         self._timeout_blocks: dict[float, bytes] = {}
 
-    def __call__(
-        self, request: bytes, timeout: float | None = None, metadata: Metadata | None = None
-    ) -> bytes:
+    def __call__(self, request: bytes, timeout: float | None = None) -> bytes:
         """Send `request` (a serialized message); the serialized reply, or RpcError."""
-        return self._call(request, timeout, metadata).reply()
-
-    def with_call(
-        self, request: bytes, timeout: float | None = None, metadata: Metadata | None = None
-    ) -> tuple[bytes, CallInfo]:
-        """As a call, with the response's initial and trailing metadata."""
-        stream = self._call(request, timeout, metadata)
-        reply = stream.reply()
-        assert stream.headers is not None
-        assert stream.trailers is not None
-        return reply, CallInfo(stream.headers.metadata, stream.trailers.metadata)
-
-    def _call(self, request: bytes, timeout: float | None, metadata: Metadata | None) -> _Stream:
         if timeout is None:
             deadline = None
             block = self._block
         else:
             deadline = _monotonic() + timeout
-            cached = self._timeout_blocks.get(timeout)
+            cached = self._timeout_blocks.get(timeout)  # the load uses one timeout
             if cached is None:
                 if len(self._timeout_blocks) > 64:
                     self._timeout_blocks.clear()
                 cached = self._timeout_blocks[timeout] = self._block + _timeout_field(timeout)
             block = cached
-        if metadata:
-            block += _encode_metadata(metadata)
         stream = self._channel.connection(deadline).unary(block, request, deadline)
         if stream.retryable:  # never reached the application: gRPC's transparent retry, once
             stream = self._channel.connection(deadline).unary(block, request, deadline)
-        return stream
+        return stream.reply()
 
 
 def _parse_target(target: str) -> tuple[str, int, bool]:
@@ -1184,17 +1082,11 @@ def _parse_target(target: str) -> tuple[str, int, bool]:
     return host.strip("[]"), int(port), tls
 
 
-def _client_context(
-    root_certificates: str | bytes | None, certificate_chain: str | None, private_key: str | None
-) -> _stdlib_ssl.SSLContext:
+def _client_context(root_certificates: str | None) -> _stdlib_ssl.SSLContext:
     context: _stdlib_ssl.SSLContext = gevent.ssl.SSLContext(gevent.ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = _stdlib_ssl.TLSVersion.TLSv1_2
     if root_certificates is None:
         context.load_default_certs()
-    elif isinstance(root_certificates, bytes):
-        context.load_verify_locations(cadata=root_certificates.decode("ascii"))
     else:
         context.load_verify_locations(cafile=root_certificates)
-    if certificate_chain is not None:
-        context.load_cert_chain(certificate_chain, private_key)
     return context
