@@ -35,7 +35,7 @@ _FLAGS: dict[str, tuple[str, Any, str]] = {
         "fastapi:batching,mlserver:all; unnamed backends run their default",
     ),
     "--concurrency": ("concurrency", str, "comma list of user counts, e.g. 1,10,50"),
-    "--models": ("models", str, "comma list of catalog models"),
+    "--models": ("models", str, "comma list of models (the catalog's and those added)"),
     "--rows": ("rows", str, "comma list of held-out rows per request, e.g. 1,8,64"),
     "--repeats": ("repeats", int, "measure every point this many times (shuffled order)"),
     "--seed": ("seed", int, "seed of the shuffled order (default: random, recorded)"),
@@ -95,6 +95,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ca-bundle", type=Path, help="CA bundle for https:// and grpcs:// targets"
     )
+    parser.add_argument(
+        "--input-data",
+        type=Path,
+        metavar="FILE",
+        help="rows to send (.npy, .npz, .csv, .parquet) to the one model of --models, a model "
+        "added with `servingbench add-model`: they replace its stored rows, and their answers "
+        "are computed from its artifact before parity",
+    )
     for flag, (field, kind, text) in _FLAGS.items():
         parser.add_argument(flag, dest=field, type=kind, help=text)
 
@@ -141,11 +149,29 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _use_input_data(models: list[str], path: Path) -> int:
+    """Store `path`'s rows with the one model benchmarked (0), or say why not (2)."""
+    from servingbench.models.adding import InputError, replace_rows
+
+    if len(models) != 1:
+        print(f"bench: --input-data needs one model in --models, not {models}", file=sys.stderr)
+        return 2
+    try:
+        added = replace_rows(models[0], path)
+    except InputError as exc:
+        print(f"bench: --input-data: {exc}; nothing was changed", file=sys.stderr)
+        return 2
+    print(f"bench: {added.metadata.name} now sends {added.metadata.inputs}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config, cli_overrides(args), quick=args.quick)
     except (ValidationError, ValueError, FileNotFoundError) as exc:
         print(f"bench: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    if args.input_data is not None and _use_input_data(settings.models, args.input_data) != 0:
         return 2
     from servingbench.sweep.runner import run_sweep
     from servingbench.sweep.summary import summary_table

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from servingbench.models.catalog import MODELS
+from servingbench.models.artifacts import known_models
 from servingbench.paths import results_dir
 from servingbench.runs.slo import Slo, parse_slo
 from servingbench.runs.stats import Stability
@@ -355,9 +355,10 @@ class BenchSettings(BaseSettings):
     @field_validator("models")
     @classmethod
     def _known_models(cls, value: list[str]) -> list[str]:
-        unknown = [m for m in value if m not in MODELS]
+        known = known_models()
+        unknown = [m for m in value if m not in known]
         if unknown or not value:
-            raise ValueError(f"unknown model(s) {unknown}; known: {', '.join(MODELS)}")
+            raise ValueError(f"unknown model(s) {unknown}; known: {', '.join(known)}")
         _reject_duplicates("model(s)", value)
         return value
 
