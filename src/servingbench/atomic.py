@@ -1,14 +1,20 @@
-"""Write files so a reader never sees half of one: temp file in the same folder, then rename."""
+"""Write files so a reader never sees half of one: temp file in the same folder, then rename.
+
+A folder of files is written the same way: built under a hidden name beside its place, then
+renamed there whole.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+__all__ = ["atomic_write_bytes", "atomic_write_dir", "atomic_write_json", "atomic_write_text"]
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -32,3 +38,27 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def atomic_write_dir(path: Path, files: Mapping[str, bytes | Path]) -> None:
+    """Write folder `path` holding `files` (name -> content, or a file to copy), replacing any
+    folder already there. Readers see the old folder or the new one, never a part of either."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    old: Path | None = None
+    try:
+        for name, content in files.items():
+            if isinstance(content, Path):
+                shutil.copyfile(content, staging / name)
+            else:
+                (staging / name).write_bytes(content)
+        if path.exists():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+            os.replace(path, old / path.name)
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

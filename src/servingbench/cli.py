@@ -17,6 +17,7 @@ __all__ = ["COMMANDS", "main"]
 
 COMMANDS: dict[str, str] = {
     "train": "servingbench.commands.train",
+    "add-model": "servingbench.commands.add_model",
     "serve-api": "servingbench.commands.serve_api",
     "serve": "servingbench.commands.serve",
     "serve-all": "servingbench.commands.serve_all",

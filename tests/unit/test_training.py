@@ -17,11 +17,10 @@ from servingbench.models.artifacts import (
     load_predictor,
     model_version,
 )
-from servingbench.models.catalog import MODELS, get_spec
+from servingbench.models.catalog import MODELS, RUNTIMES, get_spec
 from servingbench.models.training import is_up_to_date, train_all, train_model
 from servingbench.paths import model_settings_dir, project_root
 from servingbench.servers import backends
-from servingbench.servers.mlserver import RUNTIMES
 from servingbench.stack.environments import (
     ARTIFACT_LIBRARIES,
     backend_environment,
@@ -56,6 +55,7 @@ def test_metadata_describes_artifact(repo: Path, name: str) -> None:
     spec = get_spec(name)
     assert meta.sha256 == file_sha256(repo / name / spec.artifact_file)
     assert meta.n_features == spec.load_data().data.shape[1]  # the data set's, for any model
+    assert meta.test_accuracy is not None
     assert 0.9 < meta.test_accuracy <= 1.0
     held = meta.held_out
     assert len(held.rows) == len(held.expected_labels) == len(held.expected_proba) > 10

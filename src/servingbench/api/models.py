@@ -20,11 +20,12 @@ from servingbench.models.artifacts import (
     load_predictor,
     model_dir,
     model_version,
+    served_models,
 )
 from servingbench.models.catalog import as_features
 from servingbench.paths import model_settings_dir
 
-__all__ = ["ServedModel", "discover_models", "load_models"]
+__all__ = ["ServedModel", "load_models"]
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,6 @@ class ServedModel:
         }
 
 
-def discover_models(root: Path | None = None) -> list[str]:
-    """Every `<name>/model-settings.json` in the repository (folder name == model name)."""
-    root = root or model_settings_dir()
-    return sorted(path.parent.name for path in root.glob("*/model-settings.json"))
-
-
 def _load(name: str, root: Path | None) -> ServedModel:
     settings = json.loads((model_dir(name, root) / "model-settings.json").read_text())
     predictor = load_predictor(name, root)
@@ -102,7 +97,7 @@ def _load(name: str, root: Path | None) -> ServedModel:
 
 def load_models(names: list[str] | None = None, root: Path | None = None) -> dict[str, ServedModel]:
     """Load `names` (default: all found); an unknown name fails with the list of known ones."""
-    found = discover_models(root)
+    found = served_models(root)
     wanted = found if names is None else names
     unknown = [n for n in wanted if n not in found]
     if unknown:

@@ -37,11 +37,11 @@ class ApiOptions(BaseModel):
         "queue durations), so each request's server time can be recorded by the client.",
     )
     max_body_bytes: int = Field(
-        1 << 20,
+        1 << 26,
         gt=0,
         description="Largest request body accepted (413 beyond, checked as it streams).",
     )
-    max_rows: int = Field(1024, gt=0, description="Most rows one request may carry (413 beyond).")
+    max_rows: int = Field(4096, gt=0, description="Most rows one request may carry (413 beyond).")
 
 
 class ApiSettings(BaseSettings, ApiOptions):

@@ -132,6 +132,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "settings (BenchSettings; also SERVINGBENCH_BENCH_<FIELD> and --config keys)"
     )
+    parser.add_argument(
+        "--input-data",
+        type=Path,
+        metavar="FILE",
+        help="rows to send (.npy, .npz, .csv, .parquet) to the one model of --models, a model "
+        "added with `servingbench add-model`: they replace its stored rows, and their answers "
+        "are computed from its artifact before parity",
+    )
     for flag, (field, options) in settings_flags().items():
         group.add_argument(flag, dest=field, **options)
 
@@ -178,11 +186,29 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _use_input_data(models: list[str], path: Path) -> int:
+    """Store `path`'s rows with the one model benchmarked (0), or say why not (2)."""
+    from servingbench.models.adding import InputError, replace_rows
+
+    if len(models) != 1:
+        print(f"bench: --input-data needs one model in --models, not {models}", file=sys.stderr)
+        return 2
+    try:
+        added = replace_rows(models[0], path)
+    except InputError as exc:
+        print(f"bench: --input-data: {exc}; nothing was changed", file=sys.stderr)
+        return 2
+    print(f"bench: {added.metadata.name} now sends {added.metadata.inputs}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config, cli_overrides(args), quick=args.quick)
     except (ValidationError, ValueError, FileNotFoundError) as exc:
         print(f"bench: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    if args.input_data is not None and _use_input_data(settings.models, args.input_data) != 0:
         return 2
     from servingbench.sweep.progress import Progress
     from servingbench.sweep.runner import run_sweep

@@ -13,7 +13,7 @@ import sys
 
 from servingbench.commands.stack_options import add_address_arguments, settings_from_args
 from servingbench.console import format_table
-from servingbench.models.catalog import MODELS
+from servingbench.models.artifacts import served_models
 from servingbench.parity import DEFAULT_ATOL, ParityResult, backend_endpoints, run_parity
 
 __all__ = ["add_arguments", "result_rows", "run"]
@@ -21,7 +21,7 @@ __all__ = ["add_arguments", "result_rows", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_address_arguments(parser)
-    parser.add_argument("--model", action="append", choices=list(MODELS), help="only this model")
+    parser.add_argument("--model", action="append", choices=served_models(), help="only this model")
     parser.add_argument(
         "--endpoint", action="append", metavar="TEXT", help="only endpoints whose label has this"
     )
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         endpoints = [e for e in endpoints if any(f in e.label for f in args.endpoint)]
     try:
         results = run_parity(
-            endpoints, args.model or list(MODELS), args.batch_size, args.single_rows, args.atol
+            endpoints, args.model or served_models(), args.batch_size, args.single_rows, args.atol
         )
     except FileNotFoundError as exc:
         print(f"parity: {exc}", file=sys.stderr)

@@ -2,6 +2,10 @@
 
 Payload `i` holds rows `i*k .. i*k+k-1` (mod the number of held-out rows n, k rows a request);
 there are n/gcd(n, k) of them, so cycling through the list sends every row equally often.
+A wide model can make that cycle huge (2,000 rows of 555 features sent 256 a request: 125
+payloads, 18 M values, some 200 MB of JSON per load process): beyond `MAX_CYCLE_VALUES` encoded
+values the cycle stops after the first ceil(n/k) payloads, which cover every row, so no row is
+sent more than once more per cycle than another.
 Each user starts at its own offset, picked deterministically from its index.
 """
 
@@ -17,7 +21,10 @@ import numpy as np
 from servingbench.models.artifacts import load_metadata
 from servingbench.wire import WireName, get_wire
 
-__all__ = ["Payload", "build_payloads", "payload_cycle", "start_offset"]
+__all__ = ["MAX_CYCLE_VALUES", "Payload", "build_payloads", "payload_cycle", "start_offset"]
+
+MAX_CYCLE_VALUES = 8_000_000
+"""Feature values encoded per payload cycle before it is cut short (about 100 MB of JSON)."""
 
 _GOLDEN = (math.sqrt(5) - 1) / 2  # low-discrepancy spread: any number of users stay far apart
 
@@ -48,8 +55,12 @@ def build_payloads(wire_name: WireName, model: str, rows_per_request: int) -> li
     wire = get_wire(wire_name)
     labels = np.asarray(held_out.expected_labels, dtype=np.int64)
     proba = np.asarray(held_out.expected_proba, dtype=np.float64)
+    count = n // math.gcd(n, rows_per_request)
+    values = count * rows_per_request * len(held_out.rows[0])
+    if values > MAX_CYCLE_VALUES:
+        count = max(math.ceil(n / rows_per_request), 1)
     payloads = []
-    for i in range(n // math.gcd(n, rows_per_request)):
+    for i in range(count):
         index = [(i * rows_per_request + j) % n for j in range(rows_per_request)]
         rows = [held_out.rows[r] for r in index]
         payloads.append(Payload(wire.encode(model, rows), len(index), labels[index], proba[index]))

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from servingbench.models.catalog import MODELS, get_spec
+from servingbench.models.artifacts import known_models
 from servingbench.runs.stats import MeasurePlan
 
 __all__ = [
@@ -123,7 +123,9 @@ class LoadSettings(BaseSettings):
     @field_validator("model")
     @classmethod
     def _known_model(cls, value: str) -> str:
-        get_spec(value)  # ValueError listing the known models
+        known = known_models()
+        if value not in known:
+            raise ValueError(f"unknown model {value!r}; known models: {', '.join(known)}")
         return value
 
 
@@ -136,7 +138,7 @@ def add_locust_options(parser: Any) -> None:
         kind: dict[str, Any] = {}
         choices = get_args(field.annotation) if get_origin(field.annotation) is Literal else ()
         if name == "model":
-            choices = tuple(MODELS)
+            choices = tuple(known_models())
         if choices:
             kind["choices"] = list(choices)
         elif name in ("rows_per_request", "arrival_seed"):

@@ -14,14 +14,21 @@ from typing import Any
 
 import numpy as np
 
-from servingbench.models.artifacts import Predictor, load_metadata, load_predictor, model_version
-from servingbench.models.catalog import DEFAULT_MODEL, MODELS, as_features
+from servingbench.models.artifacts import (
+    Predictor,
+    load_metadata,
+    load_predictor,
+    model_version,
+    served_models,
+)
+from servingbench.models.catalog import DEFAULT_MODEL, as_features
 from servingbench.wire import predict_response
 
 __all__ = ["MAX_ROWS", "ModelSet", "RequestError"]
 
-MAX_ROWS = 1024
-"""Rows per request, as our service allows."""
+MAX_ROWS = 4096
+"""Rows per request, as our service allows (room for the 2,000-row requests where the
+protocols' costs cross)."""
 
 
 class RequestError(ValueError):
@@ -33,9 +40,10 @@ class RequestError(ValueError):
 
 
 class ModelSet:
-    """Every model of the catalog, loaded (and called once, for lazy initialisation)."""
+    """Every model of the repository, loaded (and called once, for lazy initialisation)."""
 
-    def __init__(self, names: Sequence[str] = tuple(MODELS)) -> None:
+    def __init__(self, names: Sequence[str] | None = None) -> None:
+        names = served_models() if names is None else names
         self.predictors: dict[str, Predictor] = {}
         self.versions: dict[str, str | None] = {}
         self.n_features: dict[str, int] = {}

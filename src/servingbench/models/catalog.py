@@ -1,7 +1,9 @@
-"""The models servingbench trains and serves, as a plain registry keyed by model name.
+"""The models servingbench trains, as a plain registry keyed by model name.
 
 A model's name is also its folder under `model-settings/`, so one string identifies it
-everywhere: training, every backend, load tests.
+everywhere: training, every backend, load tests. What is *served* is whatever folder holds a
+`model-settings.json` (`models.artifacts.served_models`): these catalog models once trained,
+and models a user added with `servingbench add-model`.
 """
 
 from __future__ import annotations
@@ -12,9 +14,36 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["DEFAULT_MODEL", "MODELS", "Framework", "ModelSpec", "as_features", "get_spec"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "MODELS",
+    "RUNTIMES",
+    "Framework",
+    "ModelSpec",
+    "as_features",
+    "framework_of",
+    "get_spec",
+]
 
 Framework = Literal["sklearn", "xgboost"]
+
+RUNTIMES: dict[Framework, str] = {
+    "sklearn": "mlserver_sklearn.SKLearnModel",
+    "xgboost": "mlserver_xgboost.XGBoostModel",
+}
+"""The stock MLServer runtime that loads each framework's artifact (model-settings.json's
+`implementation`); every other backend loads the file the same way."""
+
+
+def framework_of(implementation: str) -> Framework:
+    """The framework whose stock runtime `implementation` names; ValueError for any other."""
+    for framework, runtime in RUNTIMES.items():
+        if runtime == implementation:
+            return framework
+    raise ValueError(
+        f"implementation {implementation!r} is not a stock runtime servingbench serves; "
+        f"known: {', '.join(RUNTIMES.values())}"
+    )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from servingbench.report.figure import FigureSpec
 from servingbench.report.load import RunData
 from servingbench.report.tables import FLAG_MARK, ReportTables
 from servingbench.report.verdict import verdict_sentences
-from servingbench.runs.meta import RunMeta
+from servingbench.runs.meta import ArtifactSummary, RunMeta
 
 __all__ = [
     "FLAG_MARK",
@@ -131,6 +131,16 @@ def _text(value: Any, nested: bool = False) -> str:
     return str(value)
 
 
+def _model_line(name: str, artifact: ArtifactSummary) -> str:
+    """One served model: what it is, where it came from, and where the rows sent came from."""
+    origin = f"added from {artifact.source}" if artifact.source else "trained by `make train`"
+    return (
+        f"{name}: {artifact.description}; {artifact.n_features} features, {origin}, "
+        f"sha256 {artifact.sha256[:12]}; requests carry {artifact.held_out_rows} rows from: "
+        f"{artifact.inputs}"
+    )
+
+
 def metadata_blocks(meta: RunMeta) -> list[Block]:
     """Run metadata: machine, software, each environment's versions, servers, pinning, notes."""
     hw = meta.hardware
@@ -159,6 +169,8 @@ def metadata_blocks(meta: RunMeta) -> list[Block]:
         ),
         Heading("Sweep"),
         Bullets(tuple(f"{k}: {_text(v)}" for k, v in meta.sweep.items()) or (NA,)),
+        Heading("Models"),
+        Bullets(tuple(_model_line(name, a) for name, a in meta.artifacts.items()) or (NA,)),
         Heading("Servers"),
     ]
     if not meta.servers:

@@ -48,12 +48,16 @@ class ArtifactSummary(Record):
     framework: str
     description: str
     version: str | None
-    test_accuracy: float
+    test_accuracy: float | None
     seed: int
     trained_at: str
     n_features: int
     held_out_rows: int
     library_versions: dict[str, str]
+    source: str | None = None
+    """The file a user's model was added from; None for a catalog model."""
+    inputs: str = "held-out split of the training data"
+    """Where the rows the load sends came from (a user's file, or seeded synthetic rows)."""
 
 
 class BackendRecord(Record):

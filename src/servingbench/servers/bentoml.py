@@ -114,7 +114,7 @@ def _service() -> Any:
     import numpy as np
 
     from servingbench.models.answering import ModelSet, RequestError
-    from servingbench.models.catalog import MODELS
+    from servingbench.models.artifacts import served_models
 
     options = BentomlOptions.model_validate(json.loads(os.environ.get(OPTIONS_ENV, "{}")))
     batching = options.max_batch_size > 1
@@ -156,7 +156,7 @@ def _service() -> Any:
         )(proba)
 
     if batching:
-        for model in MODELS:
+        for model in served_models():
             setattr(ArtifactService, _batch_name(model), batch_method(model))
     ArtifactService.__module__ = __name__
     ArtifactService.__qualname__ = SERVICE

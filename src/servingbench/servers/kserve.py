@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from servingbench.atomic import atomic_write_json
-from servingbench.paths import model_settings_dir
+from servingbench.models.artifacts import served_models
 from servingbench.servers import register
 from servingbench.servers.base import (
     SINGLE_THREAD_ENV,
@@ -103,7 +103,7 @@ class KserveBackend(Backend):
         self, config: ServerConfig, ports: Mapping[str, int], host: str, workdir: Path
     ) -> LaunchSpec:
         options = KserveOptions.model_validate(config.overrides())
-        models = sorted(p.parent.name for p in model_settings_dir().glob("*/model-settings.json"))
+        models = served_models()
         log_config = workdir / "logging.json"
         atomic_write_json(log_config, QUIET_LOGGING)
         argv = [

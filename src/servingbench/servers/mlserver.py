@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from servingbench.atomic import atomic_write_json
-from servingbench.models.catalog import Framework
+from servingbench.models.artifacts import served_models
 from servingbench.paths import model_settings_dir
 from servingbench.servers import register
 from servingbench.servers.base import (
@@ -30,14 +30,7 @@ from servingbench.servers.base import (
     environment_bin,
 )
 
-__all__ = ["RUNTIMES", "MlserverBackend", "MlserverOptions", "render_repository"]
-
-RUNTIMES: dict[Framework, str] = {
-    "sklearn": "mlserver_sklearn.SKLearnModel",
-    "xgboost": "mlserver_xgboost.XGBoostModel",
-}
-"""The stock MLServer runtime that loads each framework's artifact (model-settings.json's
-`implementation`)."""
+__all__ = ["MlserverBackend", "MlserverOptions", "render_repository"]
 
 
 class MlserverOptions(BaseModel):
@@ -79,7 +72,7 @@ def render_repository(
     source = source or model_settings_dir()
     settings = _merge(json.loads((source / "settings.json").read_text()), server_overrides)
     atomic_write_json(dest / "settings.json", settings)
-    for model_file in sorted(source.glob("*/model-settings.json")):
+    for model_file in (source / name / "model-settings.json" for name in served_models(source)):
         model = _merge(json.loads(model_file.read_text()), model_overrides or {})
         params = dict(model.get("parameters") or {})
         if "uri" in params:

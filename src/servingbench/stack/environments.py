@@ -16,8 +16,7 @@ import subprocess
 import tomllib
 from collections.abc import Iterable
 
-from servingbench.models.artifacts import load_metadata
-from servingbench.models.catalog import MODELS
+from servingbench.models.artifacts import load_metadata, served_models
 from servingbench.servers.base import environment_bin, environment_dir
 from servingbench.stack.processes import ServerStartError
 
@@ -122,7 +121,7 @@ def check_environment(name: str) -> dict[str, str]:
     Returns its versions of the artifact libraries; raises BackendEnvironmentError otherwise.
     """
     have = environment_versions(name, ARTIFACT_LIBRARIES)
-    problems = version_drift(name, have, _artifact_libraries(MODELS))
+    problems = version_drift(name, have, _artifact_libraries(served_models()))
     if problems:
         raise BackendEnvironmentError(
             "artifact libraries drifted; pin the same versions in every environment "

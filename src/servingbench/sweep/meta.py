@@ -82,6 +82,8 @@ def artifact_summary(model: str) -> ArtifactSummary:
         n_features=meta.n_features,
         held_out_rows=len(meta.held_out.rows),
         library_versions=meta.library_versions,
+        source=meta.source,
+        inputs=meta.inputs,
     )
 
 

@@ -18,7 +18,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from servingbench.loadgen.settings import DEFAULT_TIMEOUT_S, RequestTimeout
-from servingbench.models.catalog import MODELS
+from servingbench.models.artifacts import known_models
 from servingbench.paths import results_dir
 from servingbench.runs.point import known_flags
 from servingbench.runs.slo import Slo, parse_slo
@@ -107,7 +107,8 @@ class BenchSettings(BaseSettings):
     )
     models: StrList = Field(
         default_factory=lambda: ["breast-cancer"],
-        description="catalog models every scenario serves",
+        description="models every scenario serves: the catalog's and those added with "
+        "`servingbench add-model`",
     )
     rows: IntList = Field(default_factory=lambda: [1], description="held-out rows per request")
     repeats: int = Field(
@@ -370,9 +371,10 @@ class BenchSettings(BaseSettings):
     @field_validator("models")
     @classmethod
     def _known_models(cls, value: list[str]) -> list[str]:
-        unknown = [m for m in value if m not in MODELS]
+        known = known_models()
+        unknown = [m for m in value if m not in known]
         if unknown or not value:
-            raise ValueError(f"unknown model(s) {unknown}; known: {', '.join(MODELS)}")
+            raise ValueError(f"unknown model(s) {unknown}; known: {', '.join(known)}")
         _reject_duplicates("model(s)", value)
         return value
 
