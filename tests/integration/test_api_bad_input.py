@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
+from servingbench.api.settings import ApiSettings
 from servingbench.models.expected import ExpectedAnswers
 from servingbench.servers import Endpoint, backends
 from servingbench.wire import get_wire, mismatch
@@ -26,6 +27,9 @@ pytestmark = pytest.mark.integration
 
 JSON = {"Content-Type": "application/json"}
 ROW = [5.1, 3.5, 1.4, 0.2]
+TOO_MANY = ApiSettings.model_fields["max_rows"].default + 1
+"""One row over our service's default limit."""
+TOO_MANY_BODY = orjson.dumps({"features": [ROW] * TOO_MANY})
 
 
 def _v2(**tensor: Any) -> bytes:
@@ -54,7 +58,7 @@ CASES: list[tuple[str, str, str, bytes, dict[str, str], int, str]] = [
     ("null", "POST", P, b'{"features": [1,null,3,4]}', JSON, 422, "null"),
     ("float32-overflow", "POST", P, b'{"features": [1e39,2,3,4]}', JSON, 422, "overflows"),
     ("empty-input", "POST", P, b'{"features": []}', JSON, 422, "empty"),
-    ("too-many-rows", "POST", P, orjson.dumps({"features": [ROW] * 1025}), JSON, 413, "1025"),
+    ("too-many-rows", "POST", P, TOO_MANY_BODY, JSON, 413, str(TOO_MANY)),
     ("unknown-model", "POST", P, b'{"features": [1,2,3,4], "model": "x"}', JSON, 404, "iris"),
     ("v2-unknown-model", "POST", "/v2/models/x/infer", _v2(), JSON, 404, "served models"),
     ("v2-version", "POST", "/v2/models/iris/versions/9/infer", _v2(), JSON, 404, "version: 1"),
@@ -91,7 +95,9 @@ def test_bad_request_gets_4xx_json_error(
 
 
 def test_body_over_limit_is_refused_by_length_and_when_streamed(api_server: ApiServer) -> None:
-    big = orjson.dumps({"features": [ROW] * 60_000})  # > 1 MiB
+    limit = ApiSettings.model_fields["max_body_bytes"].default
+    big = orjson.dumps({"features": [ROW] * (limit // len(orjson.dumps(ROW)) + 1)})
+    assert len(big) > limit
     assert request(api_server, "POST", "/predict", body=big, headers=JSON)[0] == 413
     chunks = [big[i : i + 65536] for i in range(0, len(big), 65536)]  # no Content-Length
     status, body = request(api_server, "POST", "/predict", body=iter(chunks), headers=JSON)

@@ -5,7 +5,9 @@ bench` does) and offers 200 and 800 arrivals a second to each. Every arrival mus
 a millisecond of its intended time at the 99th percentile: the generator's own event loop may
 not block it (metrics scrapes, window evaluation, record shipping, garbage collection all run
 off the sending loop). On a machine busy with other work the schedule cannot be kept, and then
-the point must say so (`contended`, with the share the others took) instead of passing.
+the point must say so (`contended`, with the share the others took) instead of passing. A
+server slower than the rate drops arrivals (every slot busy): that is its capacity, not the
+generator's schedule, so drops are allowed here; lateness is of the arrivals sent.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def test_open_loop_arrivals_leave_on_time_against_the_real_servers(
         summary = point.summary
         assert summary is not None
         assert summary.ok >= 0.9 * rate, (series, rate, summary)
-        assert not {"errors", "dropped"} & set(point.flags), (series, point.flag_reasons)
+        assert "errors" not in point.flags, (series, point.flag_reasons)
         if "contended" in point.flags:
             # another process took the cores: the flag, with its share, is the guarantee
             assert point.flag_reasons["contended"], point.flag_reasons

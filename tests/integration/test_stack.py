@@ -130,32 +130,34 @@ def test_taken_port_fails_fast_naming_port_and_holder(tmp_path: Path) -> None:
 def test_failed_start_stops_everything_and_shows_the_log_tail(
     trained_models: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """MLServer's repository names a missing artifact; the other servers start fine and are
-    stopped; the backends' environments are the real ones (the fake root links to them)."""
-    broken = tmp_path / "root" / "model-settings"
-    (broken / "iris").mkdir(parents=True)
-    (broken / "settings.json").write_text('{"debug": false, "parallel_workers": 0}')
-    (broken / "iris" / "model-settings.json").write_text(
-        json.dumps(
-            {
-                "name": "iris",
-                "implementation": "mlserver_sklearn.SKLearnModel",
-                "parameters": {"uri": "./missing-model.joblib"},
-            }
-        )
+    """MLServer's configuration names a missing artifact (a configuration table of its own:
+    every backend reads the same model-settings/); our service starts fine and is stopped; the
+    backends' environments are the real ones (the fake root links to them)."""
+    root = tmp_path / "root"
+    shutil.copytree(model_settings_dir() / "iris", root / "model-settings" / "iris")
+    shutil.copy(model_settings_dir() / "settings.json", root / "model-settings" / "settings.json")
+    (root / "pyproject.toml").write_text("")
+    (root / "backends").symlink_to(project_root() / "backends")
+    configs = tmp_path / "server-configs.toml"
+    configs.write_text(
+        (project_root() / "backends" / "server-configs.toml").read_text()
+        + '\n[mlserver.missing-artifact]\ndescription = "names an artifact that is not there"\n'
+        'model = { parameters = { uri = "./missing-model.joblib" } }\n'
     )
-    for artifact in ("model.joblib", "metadata.json"):  # our service loads these fine
-        shutil.copy(model_settings_dir() / "iris" / artifact, broken / "iris" / artifact)
-    (tmp_path / "root" / "pyproject.toml").write_text("")
-    (tmp_path / "root" / "backends").symlink_to(project_root() / "backends")
-    monkeypatch.setenv("SERVINGBENCH_ROOT", str(tmp_path / "root"))
-    settings = _settings(tmp_path / "state", ready_timeout_s=60, backends=["fastapi", "mlserver"])
+    monkeypatch.setenv("SERVINGBENCH_ROOT", str(root))
+    monkeypatch.setenv("SERVINGBENCH_SERVER_CONFIGS", str(configs))
+    settings = _settings(
+        tmp_path / "state",
+        ready_timeout_s=60,
+        backends=["fastapi", "mlserver"],
+        configs=["mlserver:missing-artifact"],
+    )
 
     with pytest.raises(ServerStartError) as caught:
         start_stack(settings)
 
     message = str(caught.value)
-    assert message.startswith("mlserver-default exited during start-up; last lines of")
+    assert message.startswith("mlserver-missing-artifact exited during start-up; last lines of")
     assert "missing-model.joblib" in message
     assert not list(settings.state_dir.glob("*.json"))
     assert not _processes_in(tmp_path)
