@@ -31,7 +31,7 @@ def test_calibration_record(trained_models: None, tmp_path: Path) -> None:
     same ones), every curve point answered without errors, and the record written as the
     newest calibration that a run with those bodies looks its points up in."""
     settings = _settings(tmp_path, rows="3")
-    record = run_calibration(settings, users=USERS, seconds=2.0, wires=WIRES)
+    record = run_calibration(settings, users=USERS, seconds=1.0, wires=WIRES)
     assert load_latest_calibration(tmp_path) == record
     assert calibration_path(tmp_path).is_file()
     assert (calibration_dir(tmp_path) / "cal.json").is_file()

@@ -4,10 +4,11 @@ Two models are trained here on data scikit-learn ships (wine: 13 features, 3 cla
 a catalog model: an XGBoost classifier saved as JSON with the held-out rows as a CSV file, and a
 scikit-learn LogisticRegression pickled with joblib, given seeded synthetic rows. Both are added
 with `servingbench add-model` into a temporary checkout (`SERVINGBENCH_ROOT`; the repository's
-model-settings/ is never written), which every server and the load generator then read. Per
-backend of the registry, a one-point sweep starts its server, checks parity on every endpoint
-for both models, and measures one point per model. Then a server already running is benchmarked
-as a target on rows given at bench time (`bench --target ... --input-data`).
+model-settings/ is never written), which every server and the load generator then read. One
+sweep starts the servers of every backend in the registry, checks parity on every endpoint for
+both models, and measures one point per backend's default scenario and model. Then a server
+already running is benchmarked as a target on rows given at bench time (`bench --target ...
+--input-data`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from servingbench.paths import model_settings_dir, project_root
 from servingbench.runs.layout import find_run
 from servingbench.runs.meta import RunMeta
 from servingbench.servers import backends, get_backend
+from servingbench.sweep import runner
 from servingbench.sweep.runner import run_sweep
 from servingbench.sweep.settings import load_settings
 from tests.conftest import serve
@@ -40,6 +42,12 @@ from tests.integration.test_sweep import TINY, TINY_FLAGS, check_point, run_cli
 pytestmark = pytest.mark.integration
 
 MODELS = ("wine-xgb", "wine-lr")
+
+
+@pytest.fixture(autouse=True)
+def _no_model_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process model-cost step (a subprocess per model) is covered by test_sweep."""
+    monkeypatch.setattr(runner, "_model_costs", lambda settings, progress: [])
 
 
 @pytest.fixture(scope="module")
@@ -75,31 +83,36 @@ def checkout(trained_models: None, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("backend", list(backends()))
 def test_every_backend_serves_an_added_model_parity_and_a_sweep(
-    checkout: Path, tmp_path: Path, backend: str
+    checkout: Path, tmp_path: Path
 ) -> None:
-    scenarios = [e.scenario for e in get_backend(backend).endpoints if e.default_bench]
+    """One sweep, as `make bench` runs it: every backend's servers up together."""
+    scenarios = [
+        e.scenario for b in backends() for e in get_backend(b).endpoints if e.default_bench
+    ]
     settings = load_settings(
         overrides={
             **TINY,
             "scenarios": ",".join(scenarios),
             "models": ",".join(MODELS),
             "results_dir": tmp_path,
-            "run_id": f"user-{backend}",
+            "run_id": "user-model",
         }
     )
     result = run_sweep(settings)
-    layout = find_run(f"user-{backend}", tmp_path)
+    layout = find_run("user-model", tmp_path)
     meta = RunMeta.read(layout.meta)
     assert meta.status == "complete"
     assert meta.parity is not None
     assert meta.parity.status == "passed", meta.parity.checks
-    endpoints = len(get_backend(backend).endpoints)
     assert {c.model for c in meta.parity.checks} == set(MODELS)
-    assert len({c.endpoint for c in meta.parity.checks}) >= endpoints
     assert all(c.rows > 0 for c in meta.parity.checks)
+    for backend in backends():
+        checked = {c.endpoint for c in meta.parity.checks if c.endpoint.startswith(f"{backend}:")}
+        assert len(checked) >= len(get_backend(backend).endpoints), (backend, checked)
     assert len(result.points) == len(scenarios) * len(MODELS)
+    measured = {folder.name.split("--")[0] for folder in layout.point_dirs()}
+    assert measured == set(scenarios)
     for folder in layout.point_dirs():
         check_point(folder, folder.name.split("--")[0])
     # the run says where each model and its rows came from
