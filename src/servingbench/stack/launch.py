@@ -7,9 +7,9 @@ with `failures`.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +20,10 @@ from servingbench.stack.processes import (
     ProcessHandle,
     ServerStartError,
     http_checks,
+    is_ready,
     start_detached,
     stop_handle,
     stop_handles,
-    wait_until,
 )
 
 __all__ = ["LaunchResult", "Launched", "launch_all", "running"]
@@ -45,6 +45,13 @@ class LaunchResult:
     """spec name -> why it did not become ready (with the tail of its log)"""
 
 
+STARTING_PER_CORE = 2
+"""Servers starting at once per server core. Start-up is mostly imports and model loading, all
+CPU: twenty servers starting together on one core (`--configs all`) each took over 120 s, so
+they start a few at a time, the next as soon as one is ready, each timed from its own start."""
+POLL_S = 0.2
+
+
 def launch_all(
     specs: Sequence[LaunchSpec],
     log_dir: Path,
@@ -52,17 +59,17 @@ def launch_all(
     timeout_s: float,
     on_started: Callable[[LaunchSpec, ProcessHandle], None] | None = None,
 ) -> LaunchResult:
-    """Start every spec (logs in `log_dir/<name>.log`), then wait for all at once.
+    """Start every spec (logs in `log_dir/<name>.log`) and wait until each is ready.
 
     Each backend environment is checked first (built, same artifact libraries); a spec whose
-    environment fails is reported in `failures` and not started. Waiting in parallel makes each
-    start-up time the server's own, not the sum of its predecessors'. A server that exits or is
-    not ready in time is stopped and reported in `failures`; the others keep running. On an
-    exception (Ctrl-C) everything started so far is stopped before it propagates.
+    environment fails is reported in `failures` and not started. At most `STARTING_PER_CORE`
+    per core start at once; each start-up time and timeout is the server's own, counted from its
+    own start. A server that exits or is not ready in time is stopped and reported in
+    `failures`; the others keep running. On an exception (Ctrl-C) everything started so far is
+    stopped before it propagates.
     """
-    started: list[tuple[LaunchSpec, ProcessHandle]] = []
     result = LaunchResult()
-    usable = []
+    waiting: list[LaunchSpec] = []
     for spec in specs:
         try:
             if spec.environment is not None:
@@ -70,45 +77,64 @@ def launch_all(
         except ServerStartError as exc:
             result.failures[spec.name] = str(exc)
         else:
-            usable.append(spec)
+            waiting.append(spec)
+    at_once = STARTING_PER_CORE * len(cpus or range(os.cpu_count() or 1))
+    started: list[ProcessHandle] = []
+    starting: list[_Starting] = []
     try:
-        for spec in usable:
-            log_file = log_dir / f"{spec.name}.log"
-            log_file.unlink(missing_ok=True)  # the tail shown on failure must be this start's
-            # cwd: the server's own folder (MLServer writes a `.metrics` folder into it).
-            spec.workdir.mkdir(parents=True, exist_ok=True)
-            handle = start_detached(
-                spec.name, spec.argv, log_file, env=spec.env, cpus=cpus, cwd=spec.workdir
-            )
-            started.append((spec, handle))
-            if on_started is not None:
-                on_started(spec, handle)
-        waited = _wait_all(started, timeout_s)
+        while waiting or starting:
+            while waiting and len(starting) < at_once:
+                spec = waiting.pop(0)
+                handle = _start(spec, log_dir, cpus)
+                started.append(handle)
+                if on_started is not None:
+                    on_started(spec, handle)
+                starting.append(_Starting(spec, handle, time.monotonic()))
+            for each in list(starting):
+                if (done := _look(each, timeout_s, result)) is not None:
+                    starting.remove(each)
+                    if done:
+                        result.ready.append(
+                            Launched(each.spec, each.handle, time.time() - each.handle.create_time)
+                        )
+            time.sleep(POLL_S)
     except BaseException:
-        stop_handles([handle for _, handle in reversed(started)])
+        stop_handles(list(reversed(started)))
         raise
-    result.ready = waited.ready
-    result.failures.update(waited.failures)
+    order = {spec.name: i for i, spec in enumerate(specs)}
+    result.ready.sort(key=lambda launched: order[launched.spec.name])
     return result
 
 
-def _wait_all(started: list[tuple[LaunchSpec, ProcessHandle]], timeout_s: float) -> LaunchResult:
-    def wait(spec: LaunchSpec, handle: ProcessHandle) -> Launched:
-        wait_until(handle, http_checks(spec.ready_urls), timeout_s)
-        return Launched(spec, handle, time.time() - handle.create_time)
 
-    result = LaunchResult()
-    if not started:
-        return result
-    with ThreadPoolExecutor(max_workers=len(started)) as pool:
-        futures = [(spec, handle, pool.submit(wait, spec, handle)) for spec, handle in started]
-        for spec, handle, future in futures:
-            try:
-                result.ready.append(future.result())
-            except ServerStartError as exc:
-                stop_handle(handle)
-                result.failures[spec.name] = str(exc)
-    return result
+@dataclass(frozen=True)
+class _Starting:
+    spec: LaunchSpec
+    handle: ProcessHandle
+    since: float
+
+
+def _start(spec: LaunchSpec, log_dir: Path, cpus: Sequence[int] | None) -> ProcessHandle:
+    log_file = log_dir / f"{spec.name}.log"
+    log_file.unlink(missing_ok=True)  # the tail shown on failure must be this start's
+    # cwd: the server's own folder (MLServer writes a `.metrics` folder into it).
+    spec.workdir.mkdir(parents=True, exist_ok=True)
+    return start_detached(spec.name, spec.argv, log_file, env=spec.env, cpus=cpus, cwd=spec.workdir)
+
+
+def _look(each: _Starting, timeout_s: float, result: LaunchResult) -> bool | None:
+    """True when ready, False when it failed (stopped, reason in `result`), None: not yet."""
+    try:
+        waited = time.monotonic() - each.since
+        return (
+            True
+            if is_ready(each.handle, http_checks(each.spec.ready_urls), waited, timeout_s)
+            else None
+        )
+    except ServerStartError as exc:
+        stop_handle(each.handle)
+        result.failures[each.spec.name] = str(exc)
+        return False
 
 
 @contextmanager

@@ -35,6 +35,7 @@ __all__ = [
     "free_port",
     "http_checks",
     "http_ok",
+    "is_ready",
     "memory_of",
     "pin_argv",
     "port_in_use",
@@ -246,20 +247,28 @@ def wait_until(
     Raises ServerStartError (with the log's tail) when the process exits or time runs out.
     """
     started = time.monotonic()
-    while True:
-        if not handle.alive():
-            raise ServerStartError(
-                f"{handle.name} exited during start-up; last lines of {handle.log_path}:\n"
-                f"{tail(handle.log_path)}"
-            )
-        if all(check() for check in checks):
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout_s:
-            raise ServerStartError(
-                f"{handle.name} was not ready after {timeout_s:.0f} s; last lines of "
-                f"{handle.log_path}:\n{tail(handle.log_path)}"
-            )
+    while not is_ready(handle, checks, time.monotonic() - started, timeout_s):
         time.sleep(interval_s)
+    return time.monotonic() - started
+
+
+def is_ready(
+    handle: ProcessHandle, checks: Sequence[Callable[[], bool]], waited_s: float, timeout_s: float
+) -> bool:
+    """One look at a starting server: ready, not yet, or (raised) exited or out of time."""
+    if not handle.alive():
+        raise ServerStartError(
+            f"{handle.name} exited during start-up; last lines of {handle.log_path}:\n"
+            f"{tail(handle.log_path)}"
+        )
+    if all(check() for check in checks):
+        return True
+    if waited_s > timeout_s:
+        raise ServerStartError(
+            f"{handle.name} was not ready after {timeout_s:.0f} s; last lines of "
+            f"{handle.log_path}:\n{tail(handle.log_path)}"
+        )
+    return False
 
 
 def stop_handle(handle: ProcessHandle, timeout_s: float = 10.0) -> bool:
