@@ -56,13 +56,15 @@ def _usage(role: str, busiest: float) -> ProcessUsage:
     )
 
 
-def _interference(server: float | None, generator: float | None) -> Interference:
+def _interference(
+    server: float | None, generator: float | None, idle_servers: float = 0.0
+) -> Interference:
     return Interference(
         server_cores=[0],
         generator_cores=[1],
         server_other_percent=server,
         generator_other_percent=generator,
-        idle_servers_percent=0.0,
+        idle_servers_percent=idle_servers,
     )
 
 
@@ -166,6 +168,18 @@ def test_contended_names_the_cores_and_the_share() -> None:
     assert (
         _flags(Thresholds(contention_percent=20.0), interference=_interference(7.5, 12.0))[0] == []
     )
+
+
+def test_idle_servers_that_are_not_idle_contend() -> None:
+    """Twenty configurations up at once: the others' idle servers took 41 % of the server core
+    in every slice of a `--configs all` run (three Ray clusters among them), and the figures
+    fell to half the default run's; that is contention, whoever owns the processes."""
+    flags, reasons = _flags(interference=_interference(0.7, 1.0, idle_servers=41.0))
+    assert flags == ["contended"]
+    assert reasons["contended"] == "the run's other servers, not under load, used 41.0 % of a core"
+    both = _flags(interference=_interference(7.5, None, idle_servers=6.0))[1]["contended"]
+    assert both.startswith("other processes used server cores 7.5 % of a core; ")
+    assert _flags(interference=_interference(0.7, 1.0, idle_servers=1.4))[0] == []
 
 
 def _workers(*workers: WorkerReport) -> GeneratorReport:

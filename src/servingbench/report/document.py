@@ -344,7 +344,10 @@ FLAG_MEANINGS = {
     "client-bound": "the load generator, not the server, was the limit",
     "generator-late": "open loop: requests went out late",
     "dropped": "open loop: arrivals found no free slot and were not sent",
-    "contended": "other processes used a share of the server's or the generator's cores",
+    "contended": (
+        "other processes, or the run's idle servers, used a share of the server's or the "
+        "generator's cores"
+    ),
     "clock-unbounded": "a worker's clock offset could not be bounded",
     "worker-lost": "a worker's records did not all arrive",
 }

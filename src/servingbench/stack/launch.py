@@ -106,7 +106,6 @@ def launch_all(
     return result
 
 
-
 @dataclass(frozen=True)
 class _Starting:
     spec: LaunchSpec

@@ -10,7 +10,8 @@ Each raised flag comes with a reason that states the figure behind it.
   at this load (calibration curve) is above the bound, or its busiest process was near a full
   core.
 - `generator-late` / `dropped`: open loop only; arrivals were sent late, or not at all.
-- `contended`: other processes used a share of the server's or the generator's cores.
+- `contended`: other processes, or the run's other servers while not under load, used a share
+  of the server's or the generator's cores.
 - `clock-unbounded` / `worker-lost`: distributed generation; a worker's clock offset could not
   be bounded, or its records did not all arrive.
 """
@@ -108,7 +109,11 @@ def _contended(interference: Interference | None, limits: Thresholds) -> str | N
         )
         if value is not None and value > limits.contention_percent
     ]
-    return "other processes used " + ", ".join(parts) if parts else None
+    reasons = ["other processes used " + ", ".join(parts)] if parts else []
+    idle = interference.idle_servers_percent
+    if idle > limits.contention_percent:  # e.g. three idle Ray clusters beside it
+        reasons.append(f"the run's other servers, not under load, used {idle:.1f} % of a core")
+    return "; ".join(reasons) if reasons else None
 
 
 def point_flags(

@@ -253,8 +253,9 @@ class BenchSettings(BaseSettings):
     contention_percent: float = Field(
         default=5.0,
         ge=0,
-        description="flag a point `contended` when other processes used more than this share "
-        "of a core (percent) on the server or generator cores",
+        description="flag a point `contended` when other processes (or the run's other servers, "
+        "not under load) used more than this share of a core (percent) on the server or "
+        "generator cores",
     )
     added_latency_bound_ms: float = Field(
         default=0.1,
