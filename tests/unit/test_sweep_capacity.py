@@ -16,6 +16,7 @@ from servingbench.report.document import Table as DocTable
 from servingbench.report.document import build_document
 from servingbench.report.openloop import capacity_table
 from servingbench.report.tables import build_tables
+from servingbench.report.verdict import verdict_sentences
 from servingbench.runs.meta import CapacityRecord, RunMeta
 from servingbench.runs.point import Flag, PointKey, PointResult
 from servingbench.runs.records import UNKNOWN_NS, Outcome, RequestRecords
@@ -158,3 +159,32 @@ def test_without_a_search_each_rate_is_judged_as_the_search_would(tmp_path: Path
     )  # fmt: skip
     (row,) = capacity_table(load_run(layout.root), parse_slo("p99<=50ms")).itertuples()
     assert (row.capacity_rps, row.up_to, row.search) == (200.0, 400.0, "measured rates")
+
+
+def test_an_slo_search_reports_its_capacity_not_the_closed_loop_one(tmp_path: Path) -> None:
+    """An SLO run measures each server's closed-loop peak at one user count only: "most req/s
+    with p99 within the bound" over that one level said "none" for every server beside the
+    searched capacity (a run on 2026-12-06). The searched capacity is the answer; a closed-loop
+    run keeps its own."""
+    slow = Series("mlserver-grpc")
+
+    def shape(one: Series, key: PointKey) -> Shape:
+        return Shape(latency_ms=80.0 if key.load == "closed" else 2.0)
+
+    searched = load_run(
+        make_run(
+            tmp_path, "slo", series=(Series("fastapi-rest"), slow), levels=(50,),
+            rates=(100, 200), repeats=1, shape=shape, slo="p99<=50ms",
+        ).root
+    )  # fmt: skip
+    closed = load_run(make_run(tmp_path, "closed", levels=(1, 10), repeats=2).root)
+    for data, expected in ((searched, False), (closed, True)):
+        tables = build_tables(data, ReportSettings())
+        headings = [str(getattr(b, "text", "")) for b in build_document(data, tables, [])]
+        verdict = verdict_sentences(data, tables)
+        shown = any(h.startswith("Capacity: most req/s") for h in headings)
+        said = any(s.startswith("Most req/s with p99") for s in verdict)
+        assert (shown, said) == (expected, expected), data.meta.run_id
+    assert verdict_sentences(searched, build_tables(searched, ReportSettings()))[0].startswith(
+        "Highest arrival rate meeting p99<=50ms"
+    )

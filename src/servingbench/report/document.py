@@ -456,7 +456,7 @@ def build_document(
     blocks: list[Block] = [Heading(f"servingbench report: {data.meta.run_id}", level=1)]
     blocks += [Heading("Verdict"), Bullets(tuple(verdict_sentences(data, tables)))]
     blocks += _open_blocks(data)
-    if not data.closed.empty:
+    if openloop.closed_capacity_applies(data):
         blocks += _capacity_blocks(tables)
     blocks.append(Heading("Plots"))
     blocks += [Image(path.name, spec.caption, spec) for path, spec in plots]

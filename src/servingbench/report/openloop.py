@@ -19,7 +19,14 @@ from servingbench.report.plots import FLAGGED_KEY, INTERVAL_KEY, colors, points_
 from servingbench.runs.point import line_label
 from servingbench.runs.slo import Slo, parse_slo
 
-__all__ = ["capacity_table", "goodput_figure", "has_open", "rate_latency_figure", "slo_of"]
+__all__ = [
+    "capacity_table",
+    "closed_capacity_applies",
+    "goodput_figure",
+    "has_open",
+    "rate_latency_figure",
+    "slo_of",
+]
 
 
 def has_open(data: RunData) -> bool:
@@ -29,6 +36,16 @@ def has_open(data: RunData) -> bool:
 def slo_of(data: RunData) -> Slo | None:
     text = data.meta.sweep.get("slo")
     return parse_slo(text) if isinstance(text, str) else None
+
+
+def closed_capacity_applies(data: RunData) -> bool:
+    """Whether "most req/s with p99 within the bound" over the user counts answers anything.
+
+    Not in an SLO search: its closed-loop points are only each server's peak (one user count),
+    so that table would say "none" beside the searched capacity and contradict it.
+    """
+    searched = slo_of(data) is not None and has_open(data)
+    return not data.closed.empty and not searched
 
 
 def _open(data: RunData) -> pd.DataFrame:

@@ -276,7 +276,7 @@ def verdict_sentences(data: RunData, tables: ReportTables) -> list[str]:
         *(_throughput(data, tables) if closed else []),
         *(_one_user(data) if closed else []),
         *(_cost(data) if closed else []),
-        *(_capacity(tables, data) if closed else []),
+        *(_capacity(tables, data) if openloop.closed_capacity_applies(data) else []),
         *_tails(data),
         *breakdown.crossovers(data),
         *_targets(data),
