@@ -132,7 +132,8 @@ def test_a_new_configuration_is_only_config(tmp_path: Path) -> None:
     assert argv[argv.index("--http_port") + 1] == "18090"
     assert argv[argv.index("--grpc_port") + 1] == "18091"
     assert ks.ready_urls == [
-        f"http://127.0.0.1:18090/v2/models/{m}/ready" for m in ks.config["models"]
+        *(f"http://127.0.0.1:18090/v2/models/{m}/ready" for m in ks.config["models"]),
+        "tcp://127.0.0.1:18091",  # gRPC opens after the REST workers
     ]
 
 

@@ -26,7 +26,6 @@ from servingbench.stack.processes import (
     ProcessHandle,
     ServerStartError,
     http_checks,
-    http_ok,
     memory_of,
     port_in_use,
     stop_handles,
@@ -170,7 +169,7 @@ def check_ports_free(settings: StackSettings) -> None:
 
 
 def _is_ready(server: RunningServer) -> bool:
-    return server.handle.alive() and all(http_ok(url) for url in server.spec.ready_urls)
+    return server.handle.alive() and all(check() for check in http_checks(server.spec.ready_urls))
 
 
 def start_stack(settings: StackSettings | None = None) -> RunningStack:
