@@ -44,8 +44,6 @@ from servingbench.servers.base import (
 
 __all__ = ["KserveBackend", "KserveOptions", "main"]
 
-"""The host to bind; an environment variable so REST worker processes (re-imported) see it."""
-
 QUIET_LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -125,15 +125,12 @@ def _look(each: _Starting, timeout_s: float, result: LaunchResult) -> bool | Non
     """True when ready, False when it failed (stopped, reason in `result`), None: not yet."""
     try:
         waited = time.monotonic() - each.since
-        return (
-            True
-            if is_ready(each.handle, http_checks(each.spec.ready_urls), waited, timeout_s)
-            else None
-        )
+        ready = is_ready(each.handle, http_checks(each.spec.ready_urls), waited, timeout_s)
     except ServerStartError as exc:
         stop_handle(each.handle)
         result.failures[each.spec.name] = str(exc)
         return False
+    return True if ready else None
 
 
 @contextmanager
