@@ -274,20 +274,28 @@ def noop_backend() -> Iterator[Backend]:
 
 @pytest.mark.timeout(180)
 def test_a_backend_registered_by_a_test_is_swept(
-    noop_backend: Backend, trained_models: None, tmp_path: Path
+    noop_backend: Backend, trained_models: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert "noop-v2-rest" in scenarios()
     settings = load_settings(
         overrides={**TINY, "scenarios": "noop-v2-rest", "results_dir": tmp_path, "run_id": "fake"}
     )
+    saved: list[Path] = []  # records the sweep's own process writes: none, Locust wrote them
+    save = RequestRecords.save
+    monkeypatch.setattr(
+        RequestRecords, "save", lambda self, path: (saved.append(path), save(self, path))
+    )
     lines: list[str] = []
     result = run_sweep(settings, progress=lines.append)
+    assert saved == []
 
     assert [p.point_id for p in result.points] == [
         "noop-v2-rest--breast-cancer--rows1--c0002--rep001"
     ]
     layout = find_run("fake", tmp_path)
-    point = check_point(layout.point_dir(result.points[0].point_id), "noop-v2-rest")
+    folder = layout.point_dir(result.points[0].point_id)
+    point = check_point(folder, "noop-v2-rest")
+    assert not list(folder.glob(".records-*"))  # the generator's folder is gone
     assert point.key.backend == "noop"
     assert point.key.wire == "v2-json"
     assert point.server_name == "noop-default"

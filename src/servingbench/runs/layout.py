@@ -10,8 +10,9 @@ results/<run-id>/
                                     bench, rewritten by `servingbench report`
   summary.csv, report.md, report.html, *.png   written by `servingbench report`
 
-A Locust run hands its results to the sweep in a records folder of its own (`GeneratorFiles`),
-read back and checked before anything lands in the run folder.
+A Locust run hands its results to the sweep in a records folder of its own (`GeneratorFiles`,
+hidden inside the point's folder); once checked, its records file is renamed to the point's
+`requests.npz`, and the folder is removed.
 """
 
 from __future__ import annotations

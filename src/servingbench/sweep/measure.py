@@ -198,6 +198,11 @@ def read_generator(records_dir: Path) -> Generated | None:
     return report, RequestRecords.load(files.records), scrapes
 
 
+def _measured(report: GeneratorReport) -> bool:
+    """Whether the generator sent requests over a measured interval (else no records to keep)."""
+    return report.from_ns is not None and report.to_ns is not None and report.t0_ns is not None
+
+
 def measure_point(
     plan: PointPlan,
     point_dir: Path,
@@ -216,13 +221,18 @@ def measure_point(
         *(replace(t, memory=t.name == plan.server_name) for t in servers),
         *([replace(harness, memory=False)] if harness else []),
     ]
-    with tempfile.TemporaryDirectory(prefix="servingbench-records-") as tmp:
+    # A hidden folder inside the point's, on the same file system: once checked, the
+    # generator's records file is renamed to the point's, never written a second time.
+    with tempfile.TemporaryDirectory(prefix=".records-", dir=point_dir) as tmp:
         job = _job(plan, point_dir, Path(tmp))
         with UsageSampler(tracked) as sampler:
             outcome = run_locust(job, on_start=lambda pid: generator.append(psutil.Process(pid)))
         read = read_generator(Path(tmp))
-    if (reason := health()) is not None:
-        return failed_point(plan, point_dir, reason, started_at)
+        dead = health()
+        if dead is None and read is not None and _measured(read[0]):
+            GeneratorFiles(Path(tmp)).records.replace(point_dir / RECORDS_FILE)
+    if dead is not None:
+        return failed_point(plan, point_dir, dead, started_at)
     if read is None:
         why = "timed out and was killed" if outcome.timed_out else f"exit code {outcome.returncode}"
         return failed_point(
@@ -232,11 +242,10 @@ def measure_point(
             started_at,
         )
     report, records, scrapes = read
-    if report.from_ns is None or report.to_ns is None or report.t0_ns is None:
+    if not _measured(report):
         return failed_point(
             plan, point_dir, f"no request was sent ({report.stop_reason})", started_at
         )
-    records.save(point_dir / RECORDS_FILE)
     if records.duration_s <= 0 or not records.measured_mask.any():
         return failed_point(
             plan, point_dir, f"no request started after the {plan.plan.warmup_s} s warm-up"
