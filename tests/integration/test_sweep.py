@@ -181,7 +181,7 @@ def test_bench_cli_writes_a_run_the_report_loads(tiny_run: RunLayout) -> None:
     server = meta.servers["fastapi-default"]
     assert server.pid is not None
     assert server.startup_s is not None
-    assert meta.sweep["concurrency"] == [2]
+    assert meta.sweep.model_dump()["concurrency"] == [2]
     assert meta.failed_points == []
     assert len(meta.points) == 2
     summary = RunSummary.read(layout.root / SUMMARY_FILE)
@@ -282,9 +282,12 @@ def test_a_backend_registered_by_a_test_is_swept(
     )
     saved: list[Path] = []  # records the sweep's own process writes: none, Locust wrote them
     save = RequestRecords.save
-    monkeypatch.setattr(
-        RequestRecords, "save", lambda self, path: (saved.append(path), save(self, path))
-    )
+
+    def counted_save(self: RequestRecords, path: Path) -> None:
+        saved.append(path)
+        save(self, path)
+
+    monkeypatch.setattr(RequestRecords, "save", counted_save)
     lines: list[str] = []
     result = run_sweep(settings, progress=lines.append)
     assert saved == []

@@ -36,7 +36,7 @@ def _latency(series: Series, key: PointKey) -> float:
 def _gated(layout: RunLayout, **gates: Any) -> RunLayout:
     """Record gates in the run's settings, as `bench --fail-if/--fail-on-flags` does."""
     meta = RunMeta.read(layout.meta)
-    meta.sweep.update(gates)
+    meta.sweep = meta.sweep.model_copy(update=gates)
     meta.write(layout.meta)
     return layout
 

@@ -208,7 +208,7 @@ def test_settings_that_do_not_change_the_work_are_listed_not_matched_on(
         shape=_shape(DRIFT_B, frozenset({WORKERS.label})),
     )
     meta = RunMeta.read(layout.meta)
-    meta.sweep["window_s"] = 2.0
+    meta.sweep.window_s = 2.0
     meta.write(layout.meta)
     current = load_run(layout)
     assert len(compare_runs(current, runs.base)) == len(SERIES) * len(LEVELS)

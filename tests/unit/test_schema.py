@@ -124,6 +124,18 @@ def test_unknown_field_is_refused(layout: RunLayout) -> None:
     assert "mystery" in str(info.value)
 
 
+def test_sweep_settings_are_typed_where_the_report_reads_them(layout: RunLayout) -> None:
+    """The settings a report or gate reads are checked on reading; the rest are kept verbatim."""
+    meta = RunMeta.read(layout.meta)
+    assert meta.sweep.window_s > 0
+    assert "concurrency" in meta.sweep.model_dump()  # an untyped setting, kept
+    doc = json.loads(layout.meta.read_text())
+    doc["sweep"]["window_s"] = "one second"
+    layout.meta.write_text(json.dumps(doc))
+    with pytest.raises(IncompatibleRunError, match="window_s"):
+        RunMeta.read(layout.meta)
+
+
 def test_load_run_refuses_an_old_run(layout: RunLayout) -> None:
     """The report's entry point passes the refusal on rather than half-reading the run."""
     _edit(layout.meta, schema_version=1)

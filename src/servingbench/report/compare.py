@@ -38,7 +38,6 @@ KEY = ["scenario", "server_config", "model", "rows_per_request", "load", "level"
 METRICS: tuple[tuple[str, bool], ...] = (("rps", True), ("p50_ms", False), ("p99_ms", False))
 """(figure, higher is better)"""
 
-_SETTINGS = ("warmup_s", "window_s", "max_duration_s", "timeout_s", "processes", "stability")
 _VERSIONS = ("locust", "geventhttpclient", "grpcio", "numpy", "scikit-learn", "xgboost")
 
 
@@ -112,9 +111,10 @@ def setting_warnings(current: RunData, baseline: RunData) -> list[str]:
     """What differs between the runs without changing the work: worth knowing, not matched on."""
     out = []
     a, b = current.meta, baseline.meta
-    for name in _SETTINGS:
-        if a.sweep.get(name) != b.sweep.get(name):
-            out.append(f"{name}: {b.sweep.get(name)} (baseline) vs {a.sweep.get(name)}")
+    mine, theirs = a.sweep.measuring(), b.sweep.measuring()
+    for name, value in mine.items():
+        if value != theirs[name]:
+            out.append(f"{name}: {theirs[name]} (baseline) vs {value}")
     if a.pinning.model_dump() != b.pinning.model_dump():
         out.append(f"pinning: {b.pinning.model_dump()} vs {a.pinning.model_dump()}")
     for name in _VERSIONS:

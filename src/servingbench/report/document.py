@@ -168,7 +168,10 @@ def metadata_blocks(meta: RunMeta) -> list[Block]:
             )
         ),
         Heading("Sweep"),
-        Bullets(tuple(f"{k}: {_text(v)}" for k, v in meta.sweep.items()) or (NA,)),
+        Bullets(
+            tuple(f"{k}: {_text(v)}" for k, v in meta.sweep.model_dump(mode="json").items())
+            or (NA,)
+        ),
         Heading("Models"),
         Bullets(tuple(_model_line(name, a) for name, a in meta.artifacts.items()) or (NA,)),
         Heading("Servers"),

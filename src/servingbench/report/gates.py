@@ -76,8 +76,8 @@ def _flag_failures(data: RunData, flags: Sequence[str]) -> list[GateFailure]:
 
 def judge_gates(data: RunData) -> GateOutcome:
     """The gates recorded in the run's settings, judged on its points (see the module doc)."""
-    fail_if = data.meta.sweep.get("fail_if")
-    flags = list(data.meta.sweep.get("fail_on_flags") or [])
+    fail_if = data.meta.sweep.fail_if
+    flags = data.meta.sweep.fail_on_flags
     failures = []
     if fail_if and not data.aggregate.empty:
         failures += _objective_failures(data, parse_slo(fail_if))

@@ -415,7 +415,7 @@ def load_run(run: str | Path | RunLayout | None = None) -> RunData:
     else:
         layout = find_run(str(run))
     meta = RunMeta.read(layout.meta)
-    slo = meta.sweep.get("slo")
+    slo = meta.sweep.slo
     bound = parse_slo(slo).latency_bound_ms if slo else None
     results: dict[str, PointResult] = {}
     folders: dict[str, Path] = {}

@@ -34,8 +34,8 @@ def has_open(data: RunData) -> bool:
 
 
 def slo_of(data: RunData) -> Slo | None:
-    text = data.meta.sweep.get("slo")
-    return parse_slo(text) if isinstance(text, str) else None
+    text = data.meta.sweep.slo
+    return parse_slo(text) if text else None
 
 
 def closed_capacity_applies(data: RunData) -> bool:

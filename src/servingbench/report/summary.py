@@ -132,7 +132,7 @@ def run_summary(
         else [],
         capacity=_capacity(tables) if tables else [],
         gates=judge_gates(data) if not data.points.empty else _no_points(data),
-        settings=data.meta.sweep,
+        settings=data.meta.sweep.model_dump(mode="json"),
         report_settings=settings.model_dump(mode="json"),
     )
 
@@ -140,8 +140,8 @@ def run_summary(
 def _no_points(data: RunData) -> GateOutcome:
     """Gates cannot pass on nothing: a run with a gate and no point fails it."""
     outcome = GateOutcome(
-        fail_if=data.meta.sweep.get("fail_if"),
-        fail_on_flags=list(data.meta.sweep.get("fail_on_flags") or []),
+        fail_if=data.meta.sweep.fail_if,
+        fail_on_flags=data.meta.sweep.fail_on_flags,
     )
     outcome.passed = not (outcome.fail_if or outcome.fail_on_flags)
     return outcome

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from servingbench.runs.calibration import CalibrationRecord
 from servingbench.runs.machine import GitInfo, Hardware, Software
 from servingbench.runs.schema import Record, Versioned
+from servingbench.runs.stats import Stability
 
 __all__ = [
     "ArtifactSummary",
@@ -25,6 +26,7 @@ __all__ = [
     "RunMeta",
     "RunStatus",
     "ServerRecord",
+    "SweepRecord",
     "TargetRecord",
 ]
 
@@ -151,6 +153,38 @@ class ModelCost(Record):
     calls: int
 
 
+class SweepRecord(Record):
+    """The sweep's settings as the run used them. What reports and gates read is typed here; the
+    other settings are kept verbatim beside it (`BenchSettings` declares them), so a report reads
+    every figure it needs from the run folder, never from today's defaults."""
+
+    model_config = ConfigDict(extra="allow", ser_json_inf_nan="constants")
+
+    method: str = Field(description="interleaved | points: how each comparison was measured")
+    warmup_s: float
+    window_s: float
+    max_duration_s: float
+    timeout_s: float
+    stability: Stability
+    generator_workers: int = 0
+    seed: int
+    slo: str | None = Field(default=None, description="open loop: the SLO the capacity meets")
+    fail_if: str | None = Field(default=None, description="the objective gate (`--fail-if`)")
+    fail_on_flags: list[str] = Field(default_factory=list, description="the flag gate")
+
+    def measuring(self) -> dict[str, object]:
+        """The settings that change how a point is measured but not its work: `compare` warns
+        when two runs differ in them, and does not refuse to match their points."""
+        return {
+            "warmup_s": self.warmup_s,
+            "window_s": self.window_s,
+            "max_duration_s": self.max_duration_s,
+            "timeout_s": self.timeout_s,
+            "generator_workers": self.generator_workers,
+            "stability": self.stability.model_dump(),
+        }
+
+
 class RunMeta(Versioned):
     run_id: str
     status: RunStatus = "running"
@@ -165,7 +199,7 @@ class RunMeta(Versioned):
         default_factory=dict,
         description="each backend environment's versions of the packages that matter",
     )
-    sweep: dict[str, Any] = Field(description="the sweep's settings, verbatim")
+    sweep: SweepRecord
     backends: dict[str, BackendRecord] = Field(
         default_factory=dict,
         description="every registered backend when the run started, in the order reports list "

@@ -242,7 +242,7 @@ def measure_point(
             started_at,
         )
     report, records, scrapes = read
-    if not _measured(report):
+    if report.from_ns is None or report.to_ns is None or report.t0_ns is None:  # not _measured
         return failed_point(
             plan, point_dir, f"no request was sent ({report.stop_reason})", started_at
         )

@@ -6,13 +6,19 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Any
 
 from servingbench.environment import SERVER_LIBRARIES, git_commit, hardware_info, software_info
 from servingbench.models.artifacts import load_metadata, model_version
 from servingbench.paths import project_root
 from servingbench.runs.calibration import CalibrationRecord
-from servingbench.runs.meta import ArtifactSummary, BackendRecord, Pinning, RunMeta, ServerRecord
+from servingbench.runs.meta import (
+    ArtifactSummary,
+    BackendRecord,
+    Pinning,
+    RunMeta,
+    ServerRecord,
+    SweepRecord,
+)
 from servingbench.servers import backends
 from servingbench.stack.environments import environment_packages, environment_versions
 from servingbench.sweep.servers import BenchServers
@@ -143,7 +149,6 @@ def initial_meta(
     harness_cpus: list[int] | None,
 ) -> RunMeta:
     server_cpus, generator_cpus = settings.pinning()
-    sweep: dict[str, Any] = settings.model_dump(mode="json")
     return RunMeta(
         run_id=run_id,
         started_at=now(),
@@ -152,7 +157,7 @@ def initial_meta(
         git=git_commit(str(project_root())),
         hardware=hardware_info(),
         software=software_info(),
-        sweep=sweep,
+        sweep=SweepRecord.model_validate(settings.model_dump(mode="json")),
         backends=backends_meta(),
         pinning=Pinning(
             server=server_cpus,
