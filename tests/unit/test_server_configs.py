@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from servingbench.servers import DEFAULT_CONFIG, LaunchSpec, ServerConfig, backends, get_backend
+from servingbench.servers import (
+    DEFAULT_CONFIG,
+    LaunchSpec,
+    ServerConfig,
+    backends,
+    get_backend,
+    get_scenario,
+)
 from servingbench.stack.configs import load_server_configs, resolve_configs
 from servingbench.sweep.plan import series_of
 from servingbench.sweep.settings import BenchSettings
@@ -172,8 +179,9 @@ def test_a_wrong_value_is_rejected(tmp_path: Path) -> None:
 
 def test_every_scenario_runs_under_each_of_its_backends_configs() -> None:
     configs = resolve_configs(["fastapi:batching", "fastapi:default", "mlserver:default"])
-    series = series_of(["fastapi-rest", "mlserver-grpc"], configs, ["iris"], [1, 8])
-    assert [(s.scenario, s.config.key, s.rows_per_request) for s in series] == [
+    scenarios = [get_scenario(name) for name in ("fastapi-rest", "mlserver-grpc")]
+    series = series_of(scenarios, configs, ["iris"], [1, 8])
+    assert [(s.scenario.name, s.config.key, s.rows_per_request) for s in series] == [
         ("fastapi-rest", "fastapi:batching", 1),
         ("fastapi-rest", "fastapi:batching", 8),
         ("fastapi-rest", "fastapi:default", 1),

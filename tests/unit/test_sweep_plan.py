@@ -10,7 +10,7 @@ import pytest
 
 from servingbench.runs.calibration import CalibrationRecord, OpenLoopCeiling, WireCalibration
 from servingbench.runs.point import PointKey
-from servingbench.servers import ServerConfig, get_backend
+from servingbench.servers import Scenario, ServerConfig, get_backend, get_scenario
 from servingbench.servers.base import LaunchSpec
 from servingbench.stack.configs import resolve_configs
 from servingbench.stack.processes import ProcessHandle
@@ -60,10 +60,14 @@ def _calibration(open_rate: float | None = 500.0, wire: str = "v2-json") -> Cali
 # --- series ---------------------------------------------------------------------------------
 
 
+def _scenarios(*names: str) -> list[Scenario]:
+    return [get_scenario(name) for name in names]
+
+
 def test_series_label_names_the_configuration_only_when_not_default() -> None:
     """Default configurations keep the bare scenario name the report has always used."""
-    default = Series("mlserver-rest", _config("mlserver:default"), "breast-cancer", 1)
-    batching = Series("fastapi-rest", _config("fastapi:batching"), "iris", 8)
+    default = Series(get_scenario("mlserver-rest"), _config("mlserver:default"), "breast-cancer", 1)
+    batching = Series(get_scenario("fastapi-rest"), _config("fastapi:batching"), "iris", 8)
     assert default.label == "mlserver-rest breast-cancer rows=1"
     assert batching.label == "fastapi-rest@batching iris rows=8"
 
@@ -72,9 +76,9 @@ def test_series_pair_each_scenario_only_with_its_own_backends_configurations() -
     """A FastAPI configuration must never be paired with an MLServer scenario (no such server)."""
     configs = resolve_configs(["fastapi:batching", "fastapi:threadpool"])
     series = series_of(
-        ["fastapi-rest", "mlserver-grpc"], configs, ["iris", "breast-cancer"], [1, 8]
+        _scenarios("fastapi-rest", "mlserver-grpc"), configs, ["iris", "breast-cancer"], [1, 8]
     )
-    assert Counter((s.scenario, s.config.key) for s in series) == {
+    assert Counter((s.scenario.name, s.config.key) for s in series) == {
         ("fastapi-rest", "fastapi:batching"): 4,
         ("fastapi-rest", "fastapi:threadpool"): 4,
         ("mlserver-grpc", "mlserver:default"): 4,
@@ -92,7 +96,7 @@ def test_series_pair_each_scenario_only_with_its_own_backends_configurations() -
 
 def _three_series() -> list[Series]:
     return series_of(
-        ["fastapi-rest", "mlserver-rest", "mlserver-grpc"],
+        _scenarios("fastapi-rest", "mlserver-rest", "mlserver-grpc"),
         resolve_configs([]),
         ["breast-cancer"],
         [1],
@@ -115,10 +119,10 @@ def test_closed_plan_is_repeat_major_with_every_series_once_per_block() -> None:
         (3, 10),
     ]
     for block in blocks:
-        assert sorted(s.scenario for _, s in block) == sorted(s.scenario for s in series)
+        assert sorted(s.scenario.name for _, s in block) == sorted(s.scenario.name for s in series)
         assert len({(k.repeat, k.concurrency) for k, _ in block}) == 1
     key, one = plan[0]
-    assert key.scenario == one.scenario
+    assert key.scenario == one.scenario.name
     assert key.backend == get_backend(one.config.backend).name
     assert (key.load, key.rate, key.model, key.rows_per_request) == (
         "closed",
@@ -133,7 +137,7 @@ def test_closed_plan_shuffles_the_series_and_replays_from_its_seed() -> None:
     """No series is always measured first; the recorded seed reproduces the exact order."""
     series = _three_series()
     plan = closed_keys(series, [1], repeats=8, seed=3)
-    firsts = {plan[i][1].scenario for i in range(0, len(plan), 3)}
+    firsts = {plan[i][1].scenario.name for i in range(0, len(plan), 3)}
     assert len(firsts) > 1
     assert [k for k, _ in plan] == [k for k, _ in closed_keys(series, [1], 8, seed=3)]
     orders = {tuple(k.scenario for k, _ in closed_keys(series, [1], 8, seed=s)) for s in range(5)}
@@ -155,16 +159,17 @@ def test_open_plan_takes_each_series_own_rates_level_by_level() -> None:
     rates = {fast: [100.0, 200.0, 400.04], slow: [50.0]}
     plan = open_keys(rates, repeats=2, seed=5, max_in_flight=64, arrivals="constant")
     assert len(plan) == 2 * (3 + 1)
-    assert [(k.repeat, k.scenario, k.rate) for k, _ in plan if k.scenario == slow.scenario] == [
-        (1, slow.scenario, 50.0),
-        (2, slow.scenario, 50.0),
+    slow_name = slow.scenario.name
+    assert [(k.repeat, k.scenario, k.rate) for k, _ in plan if k.scenario == slow_name] == [
+        (1, slow_name, 50.0),
+        (2, slow_name, 50.0),
     ]
     assert [k.rate for k, s in plan if s == fast and k.repeat == 1] == [100.0, 200.0, 400.0]
-    first_level = {s.scenario for k, s in plan[:2]}
+    first_level = {s.scenario for _, s in plan[:2]}
     assert first_level == {fast.scenario, slow.scenario}
     key = plan[0][0]
     assert (key.load, key.concurrency, key.arrivals) == ("open", 64, "constant")
-    assert grpc.scenario not in {k.scenario for k, _ in plan}
+    assert grpc.scenario.name not in {k.scenario for k, _ in plan}
     assert open_keys({}, 3, 1, 64, "poisson") == []
 
 
@@ -266,7 +271,7 @@ def test_point_plan_for_a_started_server(tmp_path: Path) -> None:
     config = _config("mlserver:default")
     ports = {"http": 18080, "grpc": 18081, "metrics": 18082}
     servers = BenchServers(running={config.key: _running(config, ports, tmp_path)})
-    one = Series("mlserver-grpc", config, "breast-cancer", 1)
+    one = Series(get_scenario("mlserver-grpc"), config, "breast-cancer", 1)
     key, _ = closed_keys([one], [5], 1, seed=1)[0]
     plan = point_plan(key, one, settings, servers, None)
     assert plan.host == "127.0.0.1:18081"
@@ -286,7 +291,7 @@ def test_point_plan_for_a_started_server(tmp_path: Path) -> None:
 def test_point_plan_for_a_server_that_never_started_has_no_address() -> None:
     """Its points are recorded as failed by the health check; the plan must not invent a host."""
     config = _config("mlserver:default")
-    one = Series("mlserver-rest", config, "breast-cancer", 1)
+    one = Series(get_scenario("mlserver-rest"), config, "breast-cancer", 1)
     key, _ = closed_keys([one], [1], 1, seed=1)[0]
     plan = point_plan(key, one, _settings(), BenchServers(failures={config.key: "boom"}), None)
     assert (plan.host, plan.metrics_url) == ("", None)
@@ -298,7 +303,7 @@ def test_open_point_plan_passes_the_schedule_to_locust(tmp_path: Path) -> None:
     settings = _settings(load="open", arrival_seed=40, ca_bundle=str(tmp_path / "ca.pem"))
     config = _config("fastapi:default")
     servers = BenchServers(running={config.key: _running(config, {"http": 18000}, tmp_path)})
-    one = Series("fastapi-v2-rest", config, "iris", 4)
+    one = Series(get_scenario("fastapi-v2-rest"), config, "iris", 4)
     plan_keys = open_keys({one: [250.0]}, repeats=2, seed=1, max_in_flight=32, arrivals="constant")
     second = next(k for k, _ in plan_keys if k.repeat == 2)
     plan = point_plan(second, one, settings, servers, None)
@@ -321,7 +326,7 @@ def test_point_plan_for_a_target_attributes_no_server_cores() -> None:
     )
     assert settings.scenarios == ["mlserver-rest"]
     servers = BenchServers(targets=dict(settings.targets))
-    one = Series("mlserver-rest", _config("mlserver:default"), "breast-cancer", 1)
+    one = Series(get_scenario("mlserver-rest"), _config("mlserver:default"), "breast-cancer", 1)
     key, _ = closed_keys([one], [1], 1, seed=1)[0]
     plan = point_plan(key, one, settings, servers, None)
     assert plan.host == "http://10.0.0.5:8080"

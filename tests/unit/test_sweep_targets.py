@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from servingbench.servers import get_backend, scenarios
+from servingbench.servers import get_backend, get_scenario, scenarios
 from servingbench.stack.processes import free_port
 from servingbench.sweep.targets import (
     Target,
@@ -31,10 +31,12 @@ def test_targets_are_read_with_their_wire_and_transport() -> None:
     )
     assert targets == [
         Target(
-            "mlserver-rest", "https://models.example:8443", "http://models.example:8082/metrics"
+            get_scenario("mlserver-rest"),
+            "https://models.example:8443",
+            "http://models.example:8082/metrics",
         ),
-        Target("mlserver-grpc", "10.0.0.5:8081"),
-        Target("kserve-grpc", "grpcs://models.example:443"),
+        Target(get_scenario("mlserver-grpc"), "10.0.0.5:8081"),
+        Target(get_scenario("kserve-grpc"), "grpcs://models.example:443"),
     ]
     rest, grpc, grpcs = targets
     assert (rest.wire, rest.grpc, rest.tls, rest.host_port) == (
@@ -114,7 +116,7 @@ def test_compose_names_every_scenario_at_its_default_port() -> None:
     assert found["mlserver-rest"] == f"http://10.1.2.3:{get_backend('mlserver').ports['http']}"
     assert found["mlserver-grpc"] == f"10.1.2.3:{get_backend('mlserver').ports['grpc']}"
     assert found["fastapi-rest"] == "http://10.1.2.3:8000"
-    assert [t.scenario for t in parse_targets(found)] == list(found)  # its own output is valid
+    assert [t.name for t in parse_targets(found)] == list(found)  # its own output is valid
 
 
 def test_unreachable_targets_are_reported_quickly_and_together() -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from servingbench.runs.calibration import CalibrationRecord
 from servingbench.runs.point import PointKey, line_label, series_label
 from servingbench.runs.stats import MeasurePlan
-from servingbench.servers import ServerConfig, get_backend, get_scenario
+from servingbench.servers import Scenario, ServerConfig, get_backend
 from servingbench.servers.base import endpoint_address
 from servingbench.servers.base import metrics_url as backend_metrics_url
 from servingbench.sweep.flags import Thresholds
@@ -32,41 +32,40 @@ __all__ = ["Series", "closed_keys", "open_keys", "point_plan", "series_of"]
 class Series:
     """One line of the report: a scenario under a configuration, with a model and batch size."""
 
-    scenario: str
+    scenario: Scenario
     config: ServerConfig
     model: str
     rows_per_request: int
 
     @property
     def label(self) -> str:
-        series = series_label(self.scenario, self.config.name)
+        series = series_label(self.scenario.name, self.config.name)
         return line_label(series, self.model, self.rows_per_request)
 
 
 def series_of(
-    scenarios: Sequence[str],
+    scenarios: Sequence[Scenario],
     configs: Sequence[ServerConfig],
     models: Sequence[str],
     rows: Sequence[int],
 ) -> list[Series]:
     """Every scenario under each configuration of its backend, for every model and batch size."""
     out = []
-    for name in scenarios:
-        backend = get_scenario(name).backend
+    for scenario in scenarios:
         for config in configs:
-            if config.backend != backend:
+            if config.backend != scenario.backend:
                 continue
-            out += [Series(name, config, m, r) for m in models for r in rows]
+            out += [Series(scenario, config, m, r) for m in models for r in rows]
     return out
 
 
 def key_of(s: Series, **load: object) -> PointKey:
-    scenario = get_scenario(s.scenario)
+    """The point key of `s` at a load: the scenario's facts copied from the one resolved object."""
     return PointKey.model_validate(
         {
-            "scenario": s.scenario,
-            "backend": scenario.backend,
-            "wire": scenario.wire,
+            "scenario": s.scenario.name,
+            "backend": s.scenario.backend,
+            "wire": s.scenario.wire,
             "server_config": s.config.name,
             "model": s.model,
             "rows_per_request": s.rows_per_request,
@@ -149,7 +148,7 @@ def point_plan(
 ) -> PointPlan:
     """How to measure `key`: its server's address, the stopping rule, pinning, thresholds."""
     server_cpus, generator_cpus = settings.pinning()
-    scenario = get_scenario(key.scenario)
+    scenario = series.scenario
     backend = get_backend(scenario.backend)
     running = servers.running.get(series.config.key)
     endpoint = next(e for e in backend.endpoints if e.scenario == scenario.name)

@@ -234,7 +234,7 @@ def _interleaved(measure: _Measurer, series: list[Series]) -> None:
         member = SessionSeries(
             plans=plans,
             label=one.label,
-            health=functools.partial(measure.servers.health, one.config.key, one.scenario),
+            health=functools.partial(measure.servers.health, one.config.key, one.scenario.name),
         )
         if (target := wrk_target(top)) is not None:
             member.wrk_url, member.wrk_body = target
@@ -296,13 +296,13 @@ def target_configs(backends: set[str]) -> list[ServerConfig]:
 def _use_targets(settings: BenchSettings, meta: RunMeta, progress: Progress) -> BenchServers:
     """Check every target before any load (TargetError otherwise) and record what they are."""
     targets = parse_targets(settings.targets, settings.metrics_urls)
-    progress("targets: " + ", ".join(f"{t.scenario}={t.address}" for t in targets))
+    progress("targets: " + ", ".join(f"{t.name}={t.address}" for t in targets))
     ca = str(settings.ca_bundle) if settings.ca_bundle else None
     records, parity = check_targets(targets, settings.models, ca)
     meta.targets = records
     meta.parity = parity
     progress(f"targets ready; parity: passed ({len(parity.checks)} checks)")
-    return BenchServers(targets={t.scenario: t.address for t in targets})
+    return BenchServers(targets={t.name: t.address for t in targets})
 
 
 def _drive(
@@ -345,7 +345,8 @@ def _sweep(
     layout, meta = result.layout, result.meta
     servers = BenchServers()
     try:
-        backends = {get_scenario(s).backend for s in settings.scenarios}
+        scenarios = [get_scenario(name) for name in settings.scenarios]  # resolved once, here
+        backends = {s.backend for s in scenarios}
         if settings.targets:
             configs = target_configs(backends)
             servers = _use_targets(settings, meta, progress)
@@ -369,7 +370,7 @@ def _sweep(
         measure = _Measurer(
             settings, result, servers, calibration, _harness(harness_cpus), progress, after_point
         )
-        series = series_of(settings.scenarios, configs, settings.models, settings.rows)
+        series = series_of(scenarios, configs, settings.models, settings.rows)
         _drive(settings, measure, series, meta)
         meta.status = "complete"
     except KeyboardInterrupt:

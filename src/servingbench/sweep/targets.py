@@ -25,10 +25,10 @@ from servingbench.addresses import parse_address
 from servingbench.models.artifacts import load_metadata
 from servingbench.parity import ParityEndpoint, run_parity
 from servingbench.runs.meta import ParityRecord, TargetRecord
-from servingbench.servers import get_backend, get_scenario, scenarios
+from servingbench.servers import Scenario, get_backend, get_scenario, scenarios
 from servingbench.servers.base import address
 from servingbench.stack.processes import tcp_open
-from servingbench.wire import WIRE_FORMATS, WireError, get_wire
+from servingbench.wire import WIRE_FORMATS, WireError, WireName, get_wire
 
 __all__ = ["COMPOSE", "Target", "TargetError", "check_targets", "compose_targets", "parse_targets"]
 
@@ -41,17 +41,23 @@ class TargetError(ValueError):
 
 @dataclass(frozen=True)
 class Target:
-    scenario: str
+    """A server the sweep does not start: a registered scenario (resolved once) at an address."""
+
+    scenario: Scenario
     address: str
     metrics_url: str | None = None
 
     @property
-    def wire(self) -> str:
-        return get_scenario(self.scenario).wire
+    def name(self) -> str:
+        return self.scenario.name
+
+    @property
+    def wire(self) -> WireName:
+        return self.scenario.wire
 
     @property
     def grpc(self) -> bool:
-        return WIRE_FORMATS[get_scenario(self.scenario).wire].transport == "grpc"
+        return WIRE_FORMATS[self.scenario.wire].transport == "grpc"
 
     @property
     def tls(self) -> bool:
@@ -100,7 +106,7 @@ def parse_targets(
             )
             problems.append(f"{name}={where}: the address needs a port (1-65535), e.g. {example}")
             continue
-        out.append(Target(name, where.rstrip("/"), (metrics or {}).get(name)))
+        out.append(Target(scenario, where.rstrip("/"), (metrics or {}).get(name)))
     if problems:
         raise TargetError("bad --target: " + "; ".join(problems))
     return out
@@ -118,17 +124,17 @@ def _get_json(url: str, ca_bundle: str | None) -> Any:
 def _http_problem(target: Target, exc: Exception) -> str:
     text = str(getattr(exc, "reason", exc))
     if isinstance(exc, urllib.error.HTTPError):
-        return f"{target.scenario} at {target.address}: HTTP {exc.code} ({text})"
+        return f"{target.name} at {target.address}: HTTP {exc.code} ({text})"
     if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
-        return f"{target.scenario} at {target.address}: not TLS; is it http:// ?"
+        return f"{target.name} at {target.address}: not TLS; is it http:// ?"
     if isinstance(exc, ssl.SSLError) or "CERTIFICATE_VERIFY" in text:
-        return f"{target.scenario} at {target.address}: TLS failed ({text}); pass --ca-bundle?"
+        return f"{target.name} at {target.address}: TLS failed ({text}); pass --ca-bundle?"
     if isinstance(exc, http.client.HTTPException):
         return (
-            f"{target.scenario} at {target.address}: no HTTP/1.1 answer ({type(exc).__name__}): "
+            f"{target.name} at {target.address}: no HTTP/1.1 answer ({type(exc).__name__}): "
             "is it https://, or another protocol's port (gRPC)?"
         )
-    return f"{target.scenario} at {target.address}: {text}"
+    return f"{target.name} at {target.address}: {text}"
 
 
 def _post(url: str, body: bytes, ca_bundle: str | None) -> bytes:
@@ -155,7 +161,7 @@ def _check_http(
     get a well-formed answer (parity then checks them all)."""
     base = target.address
     wire = get_wire(target.wire)
-    record = TargetRecord(scenario=target.scenario, address=base, metrics_url=target.metrics_url)
+    record = TargetRecord(scenario=target.name, address=base, metrics_url=target.metrics_url)
     problems: list[str] = []
     if wire.server_info is not None:
         record.server = _get_json(f"{base}{wire.server_info}", ca) or {}
@@ -166,19 +172,19 @@ def _check_http(
             try:
                 wire.decode(body, 1)
             except WireError as exc:
-                problems.append(f"{target.scenario}: {model}: {exc}")
+                problems.append(f"{target.name}: {model}: {exc}")
         return record, problems
     for model in models:
         try:
             meta = _get_json(f"{base}{wire.model_info.format(model=model)}", ca)
         except urllib.error.HTTPError as exc:
-            problems.append(f"{target.scenario}: model {model!r}: HTTP {exc.code} (not served?)")
+            problems.append(f"{target.name}: model {model!r}: HTTP {exc.code} (not served?)")
             continue
         record.models[model] = meta
         got, want = _features(meta.get("inputs")), load_metadata(model).n_features
         if got is not None and got != want:
             problems.append(
-                f"{target.scenario}: {model} declares {got} features, the artifact has {want}"
+                f"{target.name}: {model} declares {got} features, the artifact has {want}"
             )
     return record, problems
 
@@ -189,7 +195,7 @@ def _check_grpc(
     import tritonclient.grpc as grpcclient
     from tritonclient.utils import InferenceServerException
 
-    record = TargetRecord(scenario=target.scenario, address=target.address)
+    record = TargetRecord(scenario=target.name, address=target.address)
     record.metrics_url = target.metrics_url
     problems: list[str] = []
     certs = open(ca, "rb").read() if ca else None  # noqa: SIM115 (tritonclient wants bytes)
@@ -198,20 +204,20 @@ def _check_grpc(
     )
     try:
         if not client.is_server_ready(client_timeout=5):
-            problems.append(f"{target.scenario}: the server says it is not ready")
+            problems.append(f"{target.name}: the server says it is not ready")
         server = client.get_server_metadata(as_json=True, client_timeout=5)
         record.server = {k: server.get(k) for k in ("name", "version") if k in server}
         for model in models:
             try:
                 meta = client.get_model_metadata(model, as_json=True, client_timeout=5)
             except InferenceServerException as exc:
-                problems.append(f"{target.scenario}: model {model!r}: {exc.message()}")
+                problems.append(f"{target.name}: model {model!r}: {exc.message()}")
                 continue
             record.models[model] = meta
             got, want = _features(meta.get("inputs")), load_metadata(model).n_features
             if got is not None and got != want:
                 problems.append(
-                    f"{target.scenario}: {model} declares {got} features, the artifact has {want}"
+                    f"{target.name}: {model} declares {got} features, the artifact has {want}"
                 )
     except InferenceServerException as exc:
         hint = (
@@ -219,7 +225,7 @@ def _check_grpc(
             if "UNAVAILABLE" in str(exc.status())
             else ""
         )
-        problems.append(f"{target.scenario} at {target.address}: {exc.message()}{hint}")
+        problems.append(f"{target.name} at {target.address}: {exc.message()}{hint}")
     finally:
         client.close()
     return record, problems
@@ -233,7 +239,7 @@ def check_targets(
     problems: list[str] = []
     for target in targets:
         if not tcp_open(target.host_port):
-            problems.append(f"{target.scenario}: cannot reach {target.host_port}")
+            problems.append(f"{target.name}: cannot reach {target.host_port}")
             continue
         check = _check_grpc if target.grpc else _check_http
         try:
@@ -241,15 +247,15 @@ def check_targets(
         except (OSError, ValueError, urllib.error.URLError, http.client.HTTPException) as exc:
             problems.append(_http_problem(target, exc))
             continue
-        records[target.scenario] = record
+        records[target.name] = record
         problems += found
     if problems:
         raise TargetError("targets not usable, nothing was sent:\n  " + "\n  ".join(problems))
     endpoints = [
-        ParityEndpoint(f"{t.scenario} {t.wire} via {library}", t.wire, library, t.address)  # type: ignore[arg-type]
+        ParityEndpoint(f"{t.name} {t.wire} via {library}", t.wire, library, t.address)
         for t in targets
-        for e in get_backend(get_scenario(t.scenario).backend).endpoints
-        if e.scenario == t.scenario
+        for e in get_backend(t.scenario.backend).endpoints
+        if e.scenario == t.name
         for library in e.parity_clients
     ]
     results = run_parity(endpoints, models, ca_bundle=ca_bundle)
