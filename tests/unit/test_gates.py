@@ -28,7 +28,8 @@ SERIES = (Series("fastapi-rest"), Series("mlserver-rest"))
 
 
 def _latency(series: Series, key: PointKey) -> float:
-    """1 ms at one user for our service, 10 ms at four; MLServer twice as slow."""
+    """1 ms at one user for our service, 10 ms at more (eight users: enough requests to bound
+    a p99); MLServer twice as slow."""
     base = 1.0 if key.level == 1 else 10.0
     return base * (2.0 if series.backend == "mlserver" else 1.0)
 
@@ -48,7 +49,7 @@ def known(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run(base: Path, run_id: str, **kwargs: Any) -> RunLayout:
-    return make_run(base, run_id, series=SERIES, levels=(1, 4), repeats=2,
+    return make_run(base, run_id, series=SERIES, levels=(1, 8), repeats=2,
                     shape=constant(_latency), **kwargs)  # fmt: skip
 
 
@@ -57,19 +58,32 @@ def test_a_latency_gate_fails_exactly_where_the_figure_breaks_it(known: Path) ->
     outcome = judge_gates(load_run(layout))
     assert not outcome.passed
     broken = {(f.line, f.level) for f in outcome.failures}
-    assert broken == {("fastapi-rest", 4.0), ("mlserver-rest", 4.0)}
+    assert broken == {("fastapi-rest", 8.0), ("mlserver-rest", 8.0)}
     assert all(f.gate == "--fail-if p99<=5ms" for f in outcome.failures)
     why = {f.line: f.why for f in outcome.failures}
     assert why["fastapi-rest"] == "p99 10.00 ms > 5 ms"
     assert why["mlserver-rest"] == "p99 20.00 ms > 5 ms"
     assert outcome.lines()[0].startswith("gate --fail-if p99<=5ms failed: ")
-    assert " at 4 users: p99 " in outcome.lines()[0]
+    assert " at 8 users: p99 " in outcome.lines()[0]
 
 
 def test_a_gate_every_level_meets_passes(known: Path) -> None:
     outcome = judge_gates(load_run(_gated(_run(known, "met"), fail_if="p99<=25ms,p50<=0.03s")))
     assert outcome.passed
     assert outcome.failures == []
+
+
+def test_a_gate_met_on_too_few_requests_fails_as_unbounded(known: Path) -> None:
+    """Four users at 20 ms over the synthetic 1.5 s: 300 requests, too few to bound a p99
+    (459), so a p99 within its bound is no claim; a p50 needs 7."""
+    layout = make_run(known, "thin", series=SERIES[1:], levels=(4,), repeats=2,
+                      shape=constant(_latency))  # fmt: skip
+    _gated(layout, fail_if="p99<=25ms")
+    (failure,) = judge_gates(load_run(layout)).failures
+    assert failure.why.startswith("p99 not bounded: ")
+    assert "fewer than the 459 that bound it at 99 % confidence" in failure.why
+    _gated(layout, fail_if="p50<=25ms")
+    assert judge_gates(load_run(layout)).passed
 
 
 def test_an_error_gate_counts_failed_requests(known: Path) -> None:
@@ -126,7 +140,7 @@ def test_summary_json_carries_the_reports_figures(known: Path) -> None:
     assert summary.written_by == "bench"
 
     by = {(f.line, f.level): f for f in summary.levels}
-    assert set(by) == {(s.label, lvl) for s in SERIES for lvl in (1.0, 4.0)}
+    assert set(by) == {(s.label, lvl) for s in SERIES for lvl in (1.0, 8.0)}
     one = by[("fastapi-rest", 1.0)]
     assert one.p50_ms.value == pytest.approx(1.0)
     assert one.p99_ms.value == pytest.approx(1.0)
@@ -147,7 +161,7 @@ def test_summary_json_carries_the_reports_figures(known: Path) -> None:
                     assert value == pytest.approx(expected)
     ratios = {(r.figure, r.line, r.level): r for r in summary.ratios}
     assert summary.baseline_series == "mlserver-rest"
-    ratio = ratios[("p99_ms", "fastapi-rest", 4.0)]
+    ratio = ratios[("p99_ms", "fastapi-rest", 8.0)]
     assert ratio.ratio.value == pytest.approx(0.5)
     assert ratio.pairs == 2
     assert summary.verdict

@@ -93,3 +93,12 @@ def test_slo_is_a_record() -> None:
     """It travels in meta.json's settings as text and is rebuilt the same."""
     slo = parse_slo("p99<=50ms")
     assert Slo.model_validate_json(slo.model_dump_json()) == slo
+
+
+@pytest.mark.parametrize(
+    ("text", "needed"),
+    [("p99<=50ms", 459), ("p50<=5ms,p99.9<=1s", 4603), ("p50<=5ms", 7), ("errors<=1%", 0)],
+)
+def test_requests_needed_bound_the_tightest_percentile(text: str, needed: int) -> None:
+    """The fewest requests n with 1 - q^n >= 99 %: below them no order statistic bounds q."""
+    assert parse_slo(text).requests_needed() == needed

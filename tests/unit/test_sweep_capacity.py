@@ -22,7 +22,7 @@ from servingbench.runs.point import Flag, PointKey, PointResult
 from servingbench.runs.records import UNKNOWN_NS, Outcome, RequestRecords
 from servingbench.runs.slo import attempt_quantile_ms, parse_slo
 from servingbench.sweep.capacity import Probe, Search, judge
-from tests.synthetic_run import Series, Shape, make_run
+from tests.synthetic_run import Series, Shape, constant, make_run
 
 MS = 1_000_000
 
@@ -148,17 +148,23 @@ def test_report_states_the_search_s_answer_and_marks_flagged_capacity(tmp_path: 
 
 
 def test_without_a_search_each_rate_is_judged_as_the_search_would(tmp_path: Path) -> None:
-    """Fixed rates, no search: a rate with a failed repeat does not count as met."""
+    """Fixed rates, no search: a rate with a failed repeat does not count as met, nor one whose
+    p99 rests on too few requests to bound it (150 over the synthetic 1.5 s at 100 req/s)."""
 
     def shape(one: Series, key: PointKey) -> Shape:
-        return Shape(latency_ms=1.0, failed=key.rate == 400 and key.repeat == 2)
+        return Shape(latency_ms=1.0, failed=key.rate == 1600 and key.repeat == 2)
 
     layout = make_run(
-        tmp_path, series=(Series("fastapi-rest"),), levels=(), rates=(100, 200, 400), repeats=2,
-        shape=shape, slo="p99<=50ms",
+        tmp_path, series=(Series("fastapi-rest"),), levels=(), rates=(400, 800, 1600),
+        repeats=2, shape=shape, slo="p99<=50ms",
     )  # fmt: skip
     (row,) = capacity_table(load_run(layout.root), parse_slo("p99<=50ms")).itertuples()
-    assert (row.capacity_rps, row.up_to, row.search) == (200.0, 400.0, "measured rates")
+    assert (row.capacity_rps, row.up_to, row.search) == (800.0, 1600.0, "measured rates")
+
+    thin = make_run(tmp_path, "thin", series=(Series("fastapi-rest"),), levels=(), rates=(100,),
+                    repeats=2, slo="p99<=50ms", shape=constant(lambda _s, _k: 1.0))  # fmt: skip
+    (row,) = capacity_table(load_run(thin.root), parse_slo("p99<=50ms")).itertuples()
+    assert str(row.result).startswith("none: even 100 req/s missed it (p99 not bounded: ")
 
 
 def test_an_slo_search_reports_its_capacity_not_the_closed_loop_one(tmp_path: Path) -> None:

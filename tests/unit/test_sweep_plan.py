@@ -10,6 +10,7 @@ import pytest
 
 from servingbench.runs.calibration import CalibrationRecord, OpenLoopCeiling, WireCalibration
 from servingbench.runs.point import PointKey
+from servingbench.runs.stats import MeasurePlan
 from servingbench.servers import Scenario, ServerConfig, get_backend, get_scenario
 from servingbench.servers.base import LaunchSpec
 from servingbench.stack.configs import resolve_configs
@@ -21,6 +22,7 @@ from servingbench.sweep.plan import (
     generator_workers,
     open_keys,
     point_plan,
+    probe_plan,
     series_of,
 )
 from servingbench.sweep.servers import BenchServer, BenchServers
@@ -333,3 +335,20 @@ def test_point_plan_for_a_target_attributes_no_server_cores() -> None:
     assert plan.metrics_url == "http://10.0.0.5:8082/metrics"
     assert (plan.server_cpus, plan.server_name) == (None, None)
     assert plan.generator_cpus == [1, 2, 3]
+
+
+# --- SLO probes -----------------------------------------------------------------------------
+
+
+def test_a_probe_runs_until_its_tail_can_be_bounded_within_the_longest_probe() -> None:
+    """459 requests bound a p99: at 5 req/s the probe may run 1.25 x 459 / 5 s; at 1,000 req/s
+    the usual cap holds them; a p99.9 (4,603) at 10 req/s stops at the longest probe."""
+    plan = MeasurePlan(max_duration_s=6.0)
+    slow = probe_plan(plan, 5.0, 459, longest_s=120.0)
+    assert slow.max_duration_s == pytest.approx(1.25 * 459 / 5)
+    assert slow.stability.min_point_ok == 459
+    fast = probe_plan(plan, 1000.0, 459, longest_s=120.0)
+    assert fast.max_duration_s == 6.0
+    rare = probe_plan(plan, 10.0, 4603, longest_s=120.0)
+    assert (rare.max_duration_s, rare.stability.min_point_ok) == (120.0, 4603)
+    assert probe_plan(plan, 5.0, 0, longest_s=120.0) == plan  # not a probe: unchanged

@@ -20,6 +20,7 @@ from pydantic import Field
 
 from servingbench.runs.records import Outcome, RequestRecords
 from servingbench.runs.schema import Record
+from servingbench.runs.stats import TAIL_CONFIDENCE, samples_to_bound
 
 __all__ = ["Slo", "attempt_quantile_ms", "parse_slo", "slo_figures"]
 
@@ -61,16 +62,31 @@ class Slo(Record):
     def met(self, figures: Mapping[str, float]) -> bool:
         return not self.check(figures)
 
+    def requests_needed(self) -> int:
+        """Requests a point needs before its tightest latency bound can be judged at all: the
+        fewest that bound that quantile at `TAIL_CONFIDENCE` (p99: 459, p99.9: 4,603; MLPerf
+        LoadGen refuses a tail claim on fewer); 0 with an error bound only."""
+        return max((samples_to_bound(QUANTILES[c]) for c in self.latency_ms), default=0)
+
     def judge(self, repeats: Sequence[RequestRecords | None]) -> tuple[bool, str]:
-        """Whether one rate's repeats meet the objective: no repeat failed to run, and the
-        medians over the repeats of `slo_figures` break no bound. (met, why in words)"""
+        """Whether one rate's repeats meet the objective: no repeat failed to run, each repeat
+        has the requests that bound the tightest tail (`requests_needed`), and the medians over
+        the repeats of `slo_figures` break no bound. (met, why in words)"""
         missing = sum(r is None for r in repeats)
         if missing or not repeats:
             return False, f"{missing} of {len(repeats)} repeat(s) have no records"
         per = [slo_figures(r) for r in repeats if r is not None]
         figures = {name: float(statistics.median(f[name] for f in per)) for name in per[0]}
         broken = self.check(figures)
-        return not broken, "; ".join(broken) or "met"
+        fewest = int(min(f["requests"] + f["dropped"] for f in per))
+        if broken or fewest >= (needed := self.requests_needed()):
+            return not broken, "; ".join(broken) or "met"
+        tightest = max(self.latency_ms, key=QUANTILES.__getitem__)
+        name = tightest.removesuffix("_ms").replace("p999", "p99.9")
+        return False, (
+            f"{name} not bounded: {fewest} requests in a repeat, fewer than the {needed} that "
+            f"bound it at {100 * TAIL_CONFIDENCE:g} % confidence"
+        )
 
     @property
     def latency_bound_ms(self) -> float | None:

@@ -4,9 +4,11 @@ Bracket, then bisect: start at half the series' closed-loop peak (or the first `
 double while the objective holds and halve while it does not, until a passing and a failing
 rate frame the answer; then probe their geometric mean until the failing rate is within the
 precision above the passing one. Each probe is an ordinary open-loop point, measured until
-stable and repeated like any other; a probe meets the objective when no repeat failed and
-the medians over its repeats do, a request that failed or was dropped counting as infinitely
-late (`Slo.judge`). All series search in rounds, their probes interleaved and
+stable and repeated like any other, except that it runs until it holds the requests that bound
+the SLO's tail (459 for a p99), up to `--slo-probe-max` at a low rate. A probe meets the
+objective when no repeat failed, each repeat's tail is bounded, and the medians over its
+repeats meet it, a request that failed or was dropped counting as infinitely late
+(`Slo.judge`). All series search in rounds, their probes interleaved and
 shuffled, so drift spreads over all of them. The answer is the highest passing rate, with the
 lowest failing rate above it as the limit of what the probes can tell.
 """

@@ -25,7 +25,7 @@ from servingbench.sweep.measure import PointPlan
 from servingbench.sweep.servers import BenchServers
 from servingbench.sweep.settings import BenchSettings
 
-__all__ = ["Series", "closed_keys", "open_keys", "point_plan", "series_of"]
+__all__ = ["Series", "closed_keys", "open_keys", "point_plan", "probe_plan", "series_of"]
 
 
 @dataclass(frozen=True)
@@ -139,14 +139,35 @@ def generator_workers(
     return max(chosen, min(cores, needed))
 
 
+def probe_plan(
+    plan: MeasurePlan, rate: float | None, tail_requests: int, longest_s: float
+) -> MeasurePlan:
+    """`plan` for a point whose tail must be bounded: it settles only with `tail_requests`
+    successful requests, and its cap is long enough to gather them at `rate` (a quarter to
+    spare), within `longest_s`. Unchanged when the plan already has both."""
+    if tail_requests <= 0:
+        return plan
+    stability = plan.stability.model_copy(
+        update={"min_point_ok": max(plan.stability.min_point_ok, tail_requests)}
+    )
+    needed_s = 1.25 * tail_requests / rate if rate else 0.0
+    cap = max(plan.max_duration_s, min(longest_s, needed_s))
+    return plan.model_copy(update={"stability": stability, "max_duration_s": cap})
+
+
 def point_plan(
     key: PointKey,
     series: Series,
     settings: BenchSettings,
     servers: BenchServers,
     calibration: CalibrationRecord | None,
+    tail_requests: int = 0,
 ) -> PointPlan:
-    """How to measure `key`: its server's address, the stopping rule, pinning, thresholds."""
+    """How to measure `key`: its server's address, the stopping rule, pinning, thresholds.
+
+    `tail_requests`: an SLO probe's point settles only with that many successful requests, and
+    runs up to `slo_probe_max_s` at a low rate to gather them (`probe_plan`).
+    """
     server_cpus, generator_cpus = settings.pinning()
     scenario = series.scenario
     backend = get_backend(scenario.backend)
@@ -176,11 +197,16 @@ def point_plan(
     return PointPlan(
         key=key,
         host=host,
-        plan=MeasurePlan(
-            warmup_s=settings.warmup_s,
-            window_s=settings.window_s,
-            stability=settings.stability,
-            max_duration_s=settings.max_duration_s,
+        plan=probe_plan(
+            MeasurePlan(
+                warmup_s=settings.warmup_s,
+                window_s=settings.window_s,
+                stability=settings.stability,
+                max_duration_s=settings.max_duration_s,
+            ),
+            key.rate,
+            tail_requests,
+            settings.slo_probe_max_s,
         ),
         timeout_s=settings.timeout_s,
         stop_grace_s=settings.stop_grace_s,

@@ -140,8 +140,8 @@ class _Measurer:
         path = self.result.layout.point_dir(point.point_id) / RECORDS_FILE
         return RequestRecords.load(path) if point.summary is not None and path.is_file() else None
 
-    def __call__(self, key: PointKey, series: Series) -> PointResult:
-        plan = point_plan(key, series, self.settings, self.servers, self.calibration)
+    def __call__(self, key: PointKey, series: Series, tail_requests: int = 0) -> PointResult:
+        plan = point_plan(key, series, self.settings, self.servers, self.calibration, tail_requests)
         health = functools.partial(self.servers.health, series.config.key, key.scenario)
         folder = self.result.layout.point_dir(plan.point_id)
         point = measure_point(plan, folder, self.servers.tracked(), health, self.harness)
@@ -209,7 +209,7 @@ def _search(
         )
         done: dict[Series, list[PointResult]] = {s: [] for s in probes}
         for key, one in keys:
-            done[one].append(measure(key, one))
+            done[one].append(measure(key, one, slo.requests_needed()))
         for one, repeats in done.items():
             probe = judge(repeats, [measure.records(p) for p in repeats], slo)
             searches[one].record(probe)

@@ -207,6 +207,12 @@ class BenchSettings(BaseSettings):
         description="gate: fail the run (exit status 3) when a point raises one of these "
         "flags, e.g. unstable,client-bound",
     )
+    slo_probe_max_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="capacity search: the longest a probe runs to gather the requests that "
+        "bound the SLO's tail (p99: 459), so a slow server's capacity rests on a bounded tail",
+    )
     slo_precision: float = Field(
         default=0.1,
         gt=0,
