@@ -144,15 +144,20 @@ def probe_plan(
 ) -> MeasurePlan:
     """`plan` for a point whose tail must be bounded: it settles only with `tail_requests`
     successful requests, and its cap is long enough to gather them at `rate` (a quarter to
-    spare), within `longest_s`. Unchanged when the plan already has both."""
+    spare), within `longest_s`. Its windows are long enough to hold the successful requests a
+    window needs to count (`Stability.min_window_ok`), so a low rate can still settle."""
     if tail_requests <= 0:
         return plan
-    stability = plan.stability.model_copy(
-        update={"min_point_ok": max(plan.stability.min_point_ok, tail_requests)}
-    )
-    needed_s = 1.25 * tail_requests / rate if rate else 0.0
+    rule = plan.stability
+    stability = rule.model_copy(update={"min_point_ok": max(rule.min_point_ok, tail_requests)})
+    if not rate:
+        return plan.model_copy(update={"stability": stability})
+    window = max(plan.window_s, round(1.1 * rule.min_window_ok / rate, 1))
+    needed_s = 1.25 * max(tail_requests / rate, rule.windows * window)
     cap = max(plan.max_duration_s, min(longest_s, needed_s))
-    return plan.model_copy(update={"stability": stability, "max_duration_s": cap})
+    return plan.model_copy(
+        update={"stability": stability, "window_s": window, "max_duration_s": cap}
+    )
 
 
 def point_plan(
