@@ -152,7 +152,7 @@ def probe_plan(
     stability = rule.model_copy(update={"min_point_ok": max(rule.min_point_ok, tail_requests)})
     if not rate:
         return plan.model_copy(update={"stability": stability})
-    window = max(plan.window_s, round(1.1 * rule.min_window_ok / rate, 1))
+    window = max(plan.window_s, round(1.5 * rule.min_window_ok / rate, 1))  # Poisson: 4 sd
     needed_s = 1.25 * max(tail_requests / rate, rule.windows * window)
     cap = max(plan.max_duration_s, min(longest_s, needed_s))
     return plan.model_copy(
