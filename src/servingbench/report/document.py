@@ -382,12 +382,20 @@ def _open_blocks(data: RunData) -> Iterable[Block]:
         return
     table = openloop.capacity_table(data, slo)
     yield Heading(f"Capacity under the SLO ({slo.text}), open loop")
+    needed = slo.requests_needed()
+    bounded = (
+        f"each holds the {needed:,} requests that bound its tightest percentile at 99 % "
+        "confidence, "
+        if needed
+        else ""
+    )
     yield Paragraph(
         "Arrivals on a schedule (latency from each request's intended start, so a stalled "
-        "server shows in full). A rate meets the SLO when none of its repeats failed to run and "
-        "the medians over its repeats do, a request that failed, timed out or was dropped "
-        "counting as infinitely late; the capacity is the highest rate that met it, up to the "
-        f"lowest that did not. {FLAG_MARK} marks a capacity whose points were flagged (see Flags)."
+        "server shows in full). A rate meets the SLO when none of its repeats failed to run, "
+        f"{bounded}and the medians over its repeats meet it, a request that failed, "
+        "timed out or was dropped counting as infinitely late; the capacity is the highest rate "
+        "that met it, up to the lowest that did not. "
+        f"{FLAG_MARK} marks a capacity whose points were flagged (see Flags)."
     )
     yield frame_table(
         table[
