@@ -3,8 +3,11 @@ a calibration back, and the no-op servers answering every wire format with decod
 
 from __future__ import annotations
 
+import argparse
 import http.client
+import inspect
 import json
+import re
 import socket
 import time
 from pathlib import Path
@@ -14,6 +17,7 @@ import numpy as np
 import pytest
 from tritonclient.grpc import service_pb2
 
+from servingbench.calibration import run as calibration_run
 from servingbench.calibration.noop import (
     REQUEST_ID,
     _HttpConnection,
@@ -30,6 +34,9 @@ from servingbench.calibration.run import (
     calibration_path,
     highest_kept,
 )
+from servingbench.commands import calibrate
+from servingbench.commands.bench import cli_overrides
+from servingbench.commands.calibrate import CALIBRATION_SETTINGS
 from servingbench.loadgen.payloads import Payload, build_payloads
 from servingbench.loadgen.wrk import parse_wrk_output
 from servingbench.runs.calibration import (
@@ -45,6 +52,8 @@ from servingbench.runs.calibration import (
 from servingbench.runs.point import PointKey, PointResult, ProcessUsage
 from servingbench.runs.records import RequestRecords
 from servingbench.runs.stats import MeasurePlan, summarize
+from servingbench.sweep.measure import measure_fixed_point
+from servingbench.sweep.settings import BenchSettings
 from servingbench.wire import GRPC_METHOD, WIRE_FORMATS, WireName, mismatch
 from tests.unit.calibration_record import calibration_record
 from tests.unit.inprocess_noop import noop_server
@@ -469,3 +478,25 @@ def test_noop_http_answers_in_two_writes_like_uvicorn(trained_models: None) -> N
     connection.data_received(request)
     head, _, rest = response.partition(b"\r\n\r\n")
     assert transport.writes == [head + b"\r\n\r\n", rest]
+
+
+# --- the command's flags ----------------------------------------------------------------------
+
+
+def test_calibrate_offers_the_flags_of_the_settings_it_reads_and_no_other() -> None:
+    """Every `settings.<field>` the calibration code reads has its flag; a bench-only flag
+    (`--slo`) is refused instead of silently ignored."""
+    sources = [
+        Path(calibration_run.__file__).read_text(),
+        inspect.getsource(measure_fixed_point),
+    ]
+    read = {name for text in sources for name in re.findall(r"settings\.(\w+)", text)}
+    read = (read - {"pinning"}) | {"server_cpus", "generator_cpus"}  # pinning() reads these two
+    assert read <= set(CALIBRATION_SETTINGS), read - set(CALIBRATION_SETTINGS)
+    assert set(CALIBRATION_SETTINGS) <= set(BenchSettings.model_fields)
+    parser = argparse.ArgumentParser(prog="calibrate")
+    calibrate.add_arguments(parser)
+    args = parser.parse_args(["--models", "iris", "--generator-cpus", "1"])
+    assert cli_overrides(args) == {"models": "iris", "generator_cpus": "1"}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--slo", "p99<=50ms"])

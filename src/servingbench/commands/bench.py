@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from types import FrameType, UnionType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
@@ -28,7 +29,15 @@ from servingbench.sweep.settings import BenchSettings, load_settings
 if TYPE_CHECKING:
     from servingbench.sweep.runner import SweepResult
 
-__all__ = ["GATE_FAILED", "add_arguments", "cli_overrides", "existing_run", "run", "settings_flags"]
+__all__ = [
+    "GATE_FAILED",
+    "add_arguments",
+    "add_settings_arguments",
+    "cli_overrides",
+    "existing_run",
+    "run",
+    "settings_flags",
+]
 
 GATE_FAILED = 3
 """Exit status of a run that measured every point but broke a --fail-if or --fail-on-flags gate."""
@@ -129,9 +138,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SCENARIO=URL",
         help="a target's Prometheus URL, for server-side timing (repeatable)",
     )
-    group = parser.add_argument_group(
-        "settings (BenchSettings; also SERVINGBENCH_BENCH_<FIELD> and --config keys)"
-    )
     parser.add_argument(
         "--input-data",
         type=Path,
@@ -140,8 +146,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "added with `servingbench add-model`: they replace its stored rows, and their answers "
         "are computed from its artifact before parity",
     )
+    add_settings_arguments(parser)
+
+
+def add_settings_arguments(
+    parser: argparse.ArgumentParser, fields: Collection[str] | None = None
+) -> None:
+    """A flag for each `BenchSettings` field (or each of `fields`: a command that reads only
+    some of them offers only those, so no flag is silently ignored)."""
+    group = parser.add_argument_group(
+        "settings (BenchSettings; also SERVINGBENCH_BENCH_<FIELD> and --config keys)"
+    )
     for flag, (field, options) in settings_flags().items():
-        group.add_argument(flag, dest=field, **options)
+        if fields is None or field in fields:
+            group.add_argument(flag, dest=field, **options)
 
 
 def _pairs(values: list[str] | None, flag: str) -> dict[str, str] | str | None:

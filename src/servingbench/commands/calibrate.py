@@ -10,19 +10,40 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from pydantic import ValidationError
 
-from servingbench.commands.bench import add_arguments as add_bench_arguments
-from servingbench.commands.bench import cli_overrides, existing_run
+from servingbench.commands.bench import add_settings_arguments, cli_overrides, existing_run
 from servingbench.sweep.settings import load_settings, parse_int_list
 from servingbench.wire import WIRE_FORMATS
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["CALIBRATION_SETTINGS", "add_arguments", "run"]
+
+CALIBRATION_SETTINGS = (
+    "models",
+    "rows",
+    "host",
+    "server_cpus",
+    "generator_cpus",
+    "generator_workers",
+    "timeout_s",
+    "stop_grace_s",
+    "arrivals",
+    "max_in_flight",
+    "lateness_bound_ms",
+    "startup_timeout_s",
+    "results_dir",
+    "run_id",
+)
+"""The `BenchSettings` a calibration reads (`calibration.run`, `sweep.measure_fixed_point`):
+calibrate offers these flags only, so none is silently ignored."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_bench_arguments(parser)
+    parser.add_argument("--config", type=Path, help="TOML file with BenchSettings keys")
+    parser.set_defaults(quick=False)
+    add_settings_arguments(parser, CALIBRATION_SETTINGS)
     parser.add_argument(
         "--users", type=parse_int_list, default=None, help="user counts of the curve, e.g. 1,10,50"
     )
