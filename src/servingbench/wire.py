@@ -18,13 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
 import orjson
+from pydantic import Strict
 
 __all__ = [
     "DEFAULT_ATOL",
+    "FEATURE_ROWS",
     "GRPC_METHOD",
     "INPUT_NAME",
     "OUTPUTS",
@@ -219,6 +221,12 @@ def _on_wire(array: np.ndarray) -> np.ndarray:
     float32 widened as MLServer's codec does."""
     dtype = np.float64 if array.dtype == np.float32 else array.dtype
     return np.ascontiguousarray(array, dtype=dtype)
+
+
+FEATURE_ROWS = list[list[Annotated[float, Strict()]]]
+"""`predict-json`'s `features` as a server built on pydantic declares them: JSON numbers only.
+pydantic's lax float takes `true` as 1.0 and `"2"` as 2.0 and answers 200; strict, it answers
+422."""
 
 
 def predict_response(

@@ -36,6 +36,7 @@ from servingbench.servers.base import (
     ServerConfig,
     environment_bin,
 )
+from servingbench.wire import FEATURE_ROWS
 
 __all__ = ["BentomlBackend", "BentomlOptions"]
 
@@ -129,9 +130,7 @@ def _service() -> Any:
             return bool(self.models.predictors)  # /readyz: every model loaded
 
         @bentoml.api(route="/predict")  # type: ignore[untyped-decorator]
-        async def predict(
-            self, features: list[list[float]], model: str | None = None
-        ) -> dict[str, Any]:
+        async def predict(self, features: FEATURE_ROWS, model: str | None = None) -> dict[str, Any]:
             try:
                 name, x = self.models.features(features, model)
             except RequestError as exc:

@@ -31,6 +31,7 @@ from servingbench.servers.base import (
     ServerConfig,
     environment_bin,
 )
+from servingbench.wire import FEATURE_ROWS
 
 __all__ = ["LitserveBackend", "LitserveOptions", "main"]
 
@@ -107,7 +108,7 @@ def _api_class() -> type[Any]:
     class PredictRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
-        features: list[list[float]]
+        features: FEATURE_ROWS
         model: str | None = None
 
     class ArtifactAPI(ls.LitAPI):  # type: ignore[misc]

@@ -38,6 +38,7 @@ from servingbench.servers.base import (
     ServerConfig,
     environment_bin,
 )
+from servingbench.wire import FEATURE_ROWS
 
 __all__ = ["RayBackend", "RayOptions", "main"]
 
@@ -117,7 +118,7 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    features: list[list[float]]
+    features: FEATURE_ROWS
     model: str | None = None
 
 
