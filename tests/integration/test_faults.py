@@ -206,6 +206,38 @@ def test_hang_at_the_end_of_a_point_is_bounded_and_flagged(
     assert point.windows[0].requests > 10 * users, point.windows
 
 
+@pytest.mark.timeout(180)
+def test_an_interleaved_point_without_a_request_fails_with_its_reason(
+    api_server: Launched, tmp_path: Path
+) -> None:
+    """Frozen from the warm-up slice on, the server holds each user's request past the session
+    (its timeout is longer): no request starts in a measured slice, so the point has no figure.
+    It must say so, `failed` with the reason, not stand as an `ok` point with an empty row."""
+    freezer = Freezer(api_server.handle.pid)
+    watch = LoadWatch(_url(api_server), freezer.freeze)
+    with freezer, watch:  # the server is resumed when this block ends, whatever happens
+        result, _ = _sweep(
+            api_server,
+            tmp_path,
+            "frozen",
+            method="interleaved",
+            concurrency=[2],
+            blocks=2,
+            window_s=4.0,  # room for a 10 s timeout (shorter than 3 windows), past the session
+            max_duration_s=12.0,
+            timeout_s=10.0,
+            stop_grace_s=1.0,
+        )
+    assert watch.error is None, watch.error
+    assert freezer.frozen_ns is not None, "the server was never stopped"
+    (point,) = result.points
+    assert point.status == "failed", point.flags
+    assert point.flags == ["failed"]
+    assert point.failure_reason is not None
+    assert "no request started in the measured part of its 2 slice(s)" in point.failure_reason
+    assert not (result.layout.point_dir(point.point_id) / "requests.npz").exists()
+
+
 # --- 2. open loop against a server that stalls 200 ms every second ---------------------------
 
 STALL_S, PERIOD_S = 0.2, 1.0

@@ -208,6 +208,7 @@ def test_pinning_flags() -> None:
         (("--generator-workers", "-1"), r"generator_workers\n.*greater than or equal to 0"),
         (("--window", "0"), r"window_s\n.*greater than 0"),
         (("--timeout", "-1"), r"timeout_s\n.*greater than 0"),
+        (("--stop-grace", "0.5"), r"--stop-grace takes whole seconds \(got 0.5\), e.g. 1 or 2"),
         (("--target", "mlserver-rest=10.0.0.5:8080"), "use http://host:port or https://host:port"),
         (
             ("--target", "mlserver-rest=http://10.0.0.5"),

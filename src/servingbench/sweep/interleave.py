@@ -420,13 +420,7 @@ def _point(
     folder.mkdir(parents=True, exist_ok=False)
     base = _base(point_plan, plan, started_at)
     if one.failure is not None or read is None:
-        reason = one.failure or "no records"
-        result = PointResult.model_validate(
-            base | {"status": "failed", "failure_reason": reason, "flags": ["failed"],
-                    "flag_reasons": {"failed": reason.splitlines()[0]}}
-        )  # fmt: skip
-        result.write(folder / POINT_FILE)
-        return result
+        return _failed(base, folder, one.failure or "no records")
     report, records, _ = read
     t0 = report.t0_ns or 0
     mine = [
@@ -452,6 +446,14 @@ def _point(
         [absolute.select(inside)], first, int(spans[:, 0].min()), int(spans[:, 1].max())
     )
     point_records.slices = spans - first
+    if not point_records.measured_mask.any():
+        return _failed(
+            base,
+            folder,
+            f"no request started in the measured part of its {len(mine)} slice(s) of "
+            f"{plan.slice_s:g} s: every user was still waiting on an earlier request (a server "
+            "slower than a slice, or one that stopped answering); a longer --slice may help",
+        )
     point_records.save(folder / RECORDS_FILE)
     slices = [_slice_result(o, one, sampler, first) for o in mine]
     summary = summarize(point_records)
@@ -493,6 +495,16 @@ def _point(
             ),
         }
     )
+    result.write(folder / POINT_FILE)
+    return result
+
+
+def _failed(base: dict[str, object], folder: Path, reason: str) -> PointResult:
+    """A point of the session without figures, and why (no records file: nothing to read)."""
+    result = PointResult.model_validate(
+        base | {"status": "failed", "failure_reason": reason, "flags": ["failed"],
+                "flag_reasons": {"failed": reason.splitlines()[0]}}
+    )  # fmt: skip
     result.write(folder / POINT_FILE)
     return result
 

@@ -140,7 +140,7 @@ class BenchSettings(BaseSettings):
         default=1.0,
         ge=0,
         description="after the stop, how long requests in flight may finish before they are "
-        "recorded as incomplete",
+        "recorded as incomplete (whole seconds: Locust's --stop-timeout)",
     )
     method: Literal["interleaved", "points"] = Field(
         default="interleaved",
@@ -324,6 +324,13 @@ class BenchSettings(BaseSettings):
     def _positive_rates(cls, value: Any) -> Any:
         if isinstance(value, list) and (not value or any(v <= 0 for v in value)):
             raise ValueError(f"rates must be positive, got {value}")
+        return value
+
+    @field_validator("stop_grace_s")
+    @classmethod
+    def _whole_seconds(cls, value: float) -> float:
+        if value != int(value):  # Locust's --stop-timeout takes none other
+            raise ValueError(f"--stop-grace takes whole seconds (got {value:g}), e.g. 1 or 2")
         return value
 
     @field_validator("slo", "fail_if")
