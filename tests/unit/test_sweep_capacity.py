@@ -194,3 +194,21 @@ def test_an_slo_search_reports_its_capacity_not_the_closed_loop_one(tmp_path: Pa
     assert verdict_sentences(searched, build_tables(searched, ReportSettings()))[0].startswith(
         "Highest arrival rate meeting p99<=50ms"
     )
+
+
+def test_the_verdict_names_thin_tails_by_series_with_their_load_in_words(tmp_path: Path) -> None:
+    """1 ms a request over the synthetic 1.5 s: 1,500 requests at 1 user, 6,000 at 4, 300 and
+    600 at 200 and 400 req/s. The sentences group the points whose p99 (459) or p99.9 (4,603)
+    they cannot bound by series, with the unit of their load, as the other sentences do."""
+    layout = make_run(
+        tmp_path, series=(Series("fastapi-rest"),), levels=(1, 4), rates=(200, 400),
+        repeats=1, shape=constant(lambda _s, _k: 1.0), slo="p99<=50ms",
+    )  # fmt: skip
+    data = load_run(layout.root)
+    thin = [s for s in verdict_sentences(data, build_tables(data, ReportSettings()))
+            if "rests on too few requests" in s]  # fmt: skip
+    title = "our FastAPI service predict-json"
+    assert [s.split(" rests on")[0] for s in thin] == [
+        f"The p99 of {title} at 200 req/s",
+        f"The p99.9 of {title} at 1 user; {title} at 200 and 400 req/s",
+    ]

@@ -50,6 +50,15 @@ def _users(level: float) -> str:
     return f"{int(level)} user{'s' if int(level) != 1 else ''}"
 
 
+def _levels(levels: list[float], load: str) -> str:
+    """Load levels in words: `1, 10 and 50 users`, `1 user`, or `54 and 59 req/s` (open loop)."""
+    shown = [f"{level:g}" for level in levels]
+    listed = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+    if load == "open":
+        return f"{listed} req/s"
+    return f"{listed} user{'' if shown == ['1'] else 's'}"
+
+
 def _common_top_level(agg: pd.DataFrame) -> float | None:
     closed = agg[(agg["load"] == "closed") & (agg["repeats"] > 0)]
     if closed.empty:
@@ -212,7 +221,10 @@ def _tails(data: RunData) -> list[str]:
         thin = agg[(agg["repeats"] > 0) & ~agg[f"{name}_bounded"].astype(bool)]
         if thin.empty:
             continue
-        where = ", ".join(f"{r['line']} at {r['level']:g}" for _, r in thin.iterrows())
+        where = "; ".join(
+            f"{series_title(data, str(line))} at {_levels(list(part['level']), str(load))}"
+            for (line, load), part in thin.groupby(["line", "load"], sort=False)
+        )
         out.append(
             f"The {label} of {where} rests on too few requests to bound it (a point needs "
             f"{samples_to_bound(q):,} successful requests to bound its {label} at 99 % "
