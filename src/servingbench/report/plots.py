@@ -249,10 +249,11 @@ def latency_cdf_figure(data: RunData, level: float) -> FigureSpec:
                 marker="none",
             )
         )
+    users = f"{level:g} user{'' if level == 1 else 's'}"  # closed loop only
     return FigureSpec(
         name=f"latency_cdf_{level:g}",
-        title=f"Per-request latency CDF at {level:g}",
-        caption=f"distribution of per-request latency at {level:g}",
+        title=f"Per-request latency CDF at {users}",
+        caption=f"distribution of per-request latency at {users}",
         x=Axis("latency (ms)", "log"),
         y=Axis("fraction of requests"),
         traces=tuple(traces),
