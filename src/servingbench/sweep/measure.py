@@ -242,7 +242,8 @@ def measure_point(
             started_at,
         )
     report, records, scrapes = read
-    if report.from_ns is None or report.to_ns is None or report.t0_ns is None:  # not _measured
+    # `_measured`, spelled out so the type checker knows the three are set below
+    if report.from_ns is None or report.to_ns is None or report.t0_ns is None:
         return failed_point(
             plan, point_dir, f"no request was sent ({report.stop_reason})", started_at
         )
