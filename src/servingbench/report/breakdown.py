@@ -33,6 +33,7 @@ from servingbench.report.figure import (
     floats,
 )
 from servingbench.report.load import RunData
+from servingbench.runs.summary import level_text
 
 __all__ = [
     "MATTERS_BELOW",
@@ -178,7 +179,7 @@ def breakdown_figure(data: RunData, level: float) -> FigureSpec:
         if (values["not_attributed"] > 0).any()
         else ""
     )
-    users = f"{level:g} user{'' if level == 1 else 's'}"
+    users = level_text("closed", level)
     return FigureSpec(
         name=f"breakdown_{level:g}",
         title=f"Where a request's time goes at {users} (mean ms)",

@@ -22,6 +22,7 @@ from servingbench.report.figure import (
 )
 from servingbench.report.load import RunData
 from servingbench.runs.records import RequestRecords
+from servingbench.runs.summary import level_text
 
 __all__ = [
     "CDF_POINTS",
@@ -249,7 +250,7 @@ def latency_cdf_figure(data: RunData, level: float) -> FigureSpec:
                 marker="none",
             )
         )
-    users = f"{level:g} user{'' if level == 1 else 's'}"  # closed loop only
+    users = level_text("closed", level)  # the CDFs are of closed-loop levels only
     return FigureSpec(
         name=f"latency_cdf_{level:g}",
         title=f"Per-request latency CDF at {users}",

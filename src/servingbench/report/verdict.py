@@ -25,6 +25,7 @@ from servingbench.report.intervals import Estimate, Ratio, verdict
 from servingbench.report.load import RunData
 from servingbench.report.tables import ReportTables, paired, series_title
 from servingbench.runs.stats import samples_to_bound
+from servingbench.runs.summary import level_text
 
 __all__ = ["verdict_sentences"]
 
@@ -47,7 +48,7 @@ def _headline_work(agg: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 
 
 def _users(level: float) -> str:
-    return f"{int(level)} user{'s' if int(level) != 1 else ''}"
+    return level_text("closed", level)
 
 
 def _levels(levels: list[float], load: str) -> str:
