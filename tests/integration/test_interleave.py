@@ -8,7 +8,9 @@ the REST series at one user get wrk slices in the same blocks.
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ import pytest
 from servingbench.report import ReportSettings, load_run
 from servingbench.report.tables import build_tables
 from servingbench.runs.layout import RunLayout, find_run
+from servingbench.runs.meta import RunMeta
 from servingbench.runs.point import PointResult
 from servingbench.runs.records import Outcome, RequestRecords
 from tests.integration.test_sweep import run_cli
@@ -97,3 +100,36 @@ def test_the_report_pairs_the_series_block_by_block(session: RunLayout) -> None:
         one_user = data.aggregate[data.aggregate["level"] == 1]
         assert (one_user["instrument_pairs"] == BLOCKS).all()
         assert one_user["instrument_p50_ms"].abs().lt(5).all()
+
+
+@pytest.mark.timeout(300)
+def test_a_session_without_blocks_stops_once_decisive(trained_models: None, tmp_path: Path) -> None:
+    """Without --blocks the session plans as many blocks as the budget holds, judges after the
+    10th and each later one, and cuts every Locust process's schedule once the headline ratio
+    is within the precision (loose here, so it is met at once): the run ends long before the
+    budget, each point with the blocks measured, not the ones planned."""
+    results = tmp_path / "results"
+    code, output = run_cli(
+        ["bench", "--scenarios", ",".join(SERIES), "--concurrency", "2", "--ratio-precision",
+         "0.5", "--budget", "280", "--timeout", "1", "--results-dir", str(results),
+         "--run-id", "decisive"],
+        timeout_s=280,
+    )  # fmt: skip
+    assert code == 0, output[-4000:]
+    assert "decisive after" in output, output[-4000:]
+    layout = find_run("decisive", results)
+    for point, records in _points(layout):
+        plan = point.interleave
+        assert plan is not None
+        assert plan.max_blocks is not None
+        assert plan.max_blocks > 20, plan  # the budget held many more
+        measured = [s.block for s in point.slices]
+        assert measured == list(range(1, len(measured) + 1))
+        assert 10 <= len(measured) <= 12, measured
+        assert plan.blocks == len(measured)
+        assert records.slices is not None
+        assert len(records.slices) == len(measured)
+    meta = RunMeta.read(layout.meta)
+    assert meta.finished_at is not None
+    took = dt.datetime.fromisoformat(meta.finished_at) - dt.datetime.fromisoformat(meta.started_at)
+    assert took.total_seconds() < 150  # not the 260 s the budget would have let it run

@@ -19,8 +19,10 @@ from servingbench.loadgen.schedule import (
     Gate,
     ScheduleFollower,
     SliceOrder,
+    read_counts,
     read_schedule,
     ready_path,
+    write_cut,
     write_schedule,
 )
 from servingbench.runs.point import InterleavePlan
@@ -141,3 +143,36 @@ def test_a_user_past_the_slice_s_count_waits_for_a_later_slice(users: int) -> No
     assert not waiter.ready()
     gate.set_users(8)
     assert waiter.get(timeout=1) is True
+
+
+def test_the_follower_counts_each_slice_s_requests_and_stops_at_a_cut(tmp_path: Path) -> None:
+    """After each slice but the last, once its requests are answered, the process writes how
+    many it started per slice; a cut written before a slice is due skips it and the rest."""
+    schedule = tmp_path / "schedule.json"
+    gate = Gate()
+    ended: list[int] = []
+    follower = ScheduleFollower(schedule, gate, lambda: ended.append(perf_counter_ns()), 0.0)
+
+    def user(index: int) -> None:
+        while gate.wait(index):
+            gevent.sleep(0.002)  # one request
+
+    users = [gevent.spawn(user, i) for i in range(2)]
+    follower.ready()
+    now = perf_counter_ns()
+    ms = 1_000_000
+    orders = [SliceOrder(now + (40 + 250 * k) * ms, now + (70 + 250 * k) * ms, 2) for k in range(4)]
+    write_schedule(schedule, orders)
+    deadline = perf_counter_ns() + 2_000_000_000
+    while len(read_counts(schedule)) < 2 and perf_counter_ns() < deadline:
+        gevent.sleep(0.002)
+    write_cut(schedule, orders[2].start_ns)  # before slice 3 is due
+    while not ended and perf_counter_ns() < deadline:
+        gevent.sleep(0.002)
+    assert ended, "the follower never ended the test"
+    assert ended[0] < orders[3].start_ns  # slices 3 and 4 skipped
+    counts = read_counts(schedule)
+    assert len(counts) == 2
+    assert all(c > 0 for c in counts)
+    assert sum(counts) == gate.started
+    gevent.joinall(users, timeout=2)

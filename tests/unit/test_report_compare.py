@@ -26,8 +26,9 @@ from servingbench.report.compare import (
 )
 from servingbench.report.tables import build_tables, ratio_table
 from servingbench.report.verdict import verdict_sentences
+from servingbench.runs.layout import POINT_FILE
 from servingbench.runs.meta import RunMeta
-from servingbench.runs.point import PointKey
+from servingbench.runs.point import PointKey, PointResult
 from tests.synthetic_run import Series, Shape, ShapeFn, constant, make_run
 
 NO_DIFFERENCE = "no significant difference"
@@ -310,3 +311,31 @@ def test_the_instrument_sentence_says_where_each_series_figure_comes_from(
     else:
         assert "about 0.020 ms" in grpc, instrument
         assert "no-op servers only" in grpc, instrument
+
+
+@pytest.mark.parametrize(("max_blocks", "said"), [(6, "stopped once"), (4, "all the time budget")])
+def test_the_verdict_says_why_the_session_measured_its_blocks(
+    tmp_path: Path, max_blocks: int, said: str
+) -> None:
+    """A session without --blocks stops once decisive or when its budget is spent; the report
+    says which, with the widest headline interval as the report itself measures it."""
+    series = (Series("fastapi-rest", base_ms=1.0), Series("mlserver-grpc", base_ms=2.0))
+    layout = make_run(tmp_path, series=series, levels=(1, 4), blocks=4)
+    for path in layout.root.glob(f"points/*/{POINT_FILE}"):
+        point = PointResult.read(path)
+        assert point.interleave is not None
+        plan = point.interleave.model_copy(
+            update={"max_blocks": max_blocks, "ratio_precision": 0.03}
+        )
+        point.model_copy(update={"interleave": plan}).write(path)
+    data = load_run(layout.root)
+    sentences = verdict_sentences(data, build_tables(data, ReportSettings()))
+    (settled,) = [s for s in sentences if "interleaved blocks" in s]
+    assert "in 4 interleaved blocks" in settled, settled
+    assert said in settled, settled
+    assert "the widest" in settled, settled
+    assert "MLServer" in settled, settled
+    if max_blocks == 4:
+        assert "aimed for" in settled, settled
+    else:
+        assert f"of the {max_blocks} the time budget allowed" in settled, settled

@@ -21,7 +21,7 @@ moves by at least `min_effect` (default 5 %); otherwise it is "no significant di
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -35,6 +35,7 @@ __all__ = [
     "Ratio",
     "Verdict",
     "estimate",
+    "headline_pairs",
     "mean_interval",
     "paired_ratio",
     "unpaired_ratio",
@@ -120,6 +121,13 @@ class Ratio:
     def has_interval(self) -> bool:
         return math.isfinite(self.low) and math.isfinite(self.high)
 
+    @property
+    def half_width(self) -> float:
+        """The interval's larger side as a share of the ratio (inf without an interval)."""
+        if not self.has_interval:
+            return math.inf
+        return max(self.high / self.ratio - 1.0, 1.0 - self.low / self.ratio)
+
     def text(self, digits: int = 2) -> str:
         if not math.isfinite(self.ratio):
             return "n/a"
@@ -147,6 +155,27 @@ def paired_ratio(a: Sequence[float], b: Sequence[float]) -> Ratio:
         return Ratio(math.exp(centre), float("nan"), float("nan"), 1)
     half = _t(n - 1) * float(diffs.std(ddof=1)) / math.sqrt(n)
     return Ratio(math.exp(centre), math.exp(centre - half), math.exp(centre + half), n)
+
+
+def headline_pairs(
+    speed: Mapping[str, float], backend_of: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """The comparisons a comparison leads with, as (fastest, other): the fastest series (by
+    `speed`, e.g. its central req/s) against the best series of every other backend; when all
+    share one backend, against every other series (an A/A run, configurations of one server).
+    """
+    ranked = sorted((s for s in speed if math.isfinite(speed[s])), key=lambda s: -speed[s])
+    if len(ranked) < 2:
+        return []
+    best, rest = ranked[0], ranked[1:]
+    if len({backend_of[s] for s in ranked}) == 1:
+        return [(best, other) for other in rest]
+    seen, pairs = {backend_of[best]}, []
+    for other in rest:
+        if backend_of[other] not in seen:
+            seen.add(backend_of[other])
+            pairs.append((best, other))
+    return pairs
 
 
 def unpaired_ratio(a: Sequence[float], b: Sequence[float]) -> Ratio:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable
 
 import pandas as pd
 
 from servingbench.report import breakdown, openloop
-from servingbench.report.intervals import Estimate, Ratio, verdict
+from servingbench.report.intervals import Estimate, Ratio, headline_pairs, verdict
 from servingbench.report.load import RunData
 from servingbench.report.tables import ReportTables, paired, series_title
 from servingbench.runs.stats import samples_to_bound
@@ -246,6 +247,7 @@ def _settled(data: RunData) -> list[str]:
     if not interleaved.empty:
         blocks = int(data.points[data.points["method"] == "interleaved"]["repeat"].max())
         parts.append(f"{len(interleaved)} measured in {blocks} interleaved blocks")
+        parts[-1] += _stopped(data, interleaved["point_id"], blocks)
     by_points = measured[measured["method"] != "interleaved"]
     if not by_points.empty:
         converged = int((by_points["converged"] == True).sum())  # noqa: E712 (nullable column)
@@ -258,6 +260,49 @@ def _settled(data: RunData) -> list[str]:
     if counts:
         text += " (" + ", ".join(f"{f} {n}" for f, n in counts.most_common()) + ")"
     return [text + "."]
+
+
+def _stopped(data: RunData, point_ids: Iterable[str], blocks: int) -> str:
+    """Why the session measured `blocks` blocks, when it chose (`sweep.decisive`): it was
+    decisive, or its time budget ran out; with the widest headline interval as measured."""
+    plans = [data.results[p].interleave for p in point_ids if p in data.results]
+    plan = next((p for p in plans if p is not None), None)
+    if plan is None or plan.max_blocks is None or plan.ratio_precision is None:
+        return ""
+    aim = f"±{plan.ratio_precision * 100:g} %"
+    widest = _widest_headline(data)
+    if widest is None:
+        return f" (up to {plan.max_blocks} fitted the time budget; nothing to compare)"
+    half, line, other, level = widest
+    worst = (
+        f"±{half * 100:.1f} %, {series_title(data, line, False)} against "
+        f"{series_title(data, other, False)} at {_users(level)}"
+    )
+    if blocks < plan.max_blocks:
+        return (
+            f", stopped once every headline req/s ratio was within {aim} (of the {plan.max_blocks}"
+            f" the time budget allowed; the widest interval {worst})"
+        )
+    verdict = "within" if half <= plan.ratio_precision else "wider than"
+    return (
+        f", all the time budget allowed (`--budget`); the widest headline req/s interval is "
+        f"{worst}: {verdict} the {aim} aimed for"
+    )
+
+
+def _widest_headline(data: RunData) -> tuple[float, str, str, float] | None:
+    """The headline req/s ratio with the widest interval over the closed-loop levels, as
+    (half-width, fastest line, other line, level)."""
+    agg, _ = _headline_work(data.closed)
+    found = []
+    for level in sorted(set(agg["level"])) if not agg.empty else []:
+        at = agg[(agg["level"] == level) & (agg["repeats"] > 0)]
+        speed = dict(zip(at["line"], at["rps"], strict=True))
+        backend_of = dict(zip(at["line"], at["backend"], strict=True))
+        for line, other in headline_pairs(speed, backend_of):
+            half = paired(data, line, other, level, "rps").half_width
+            found.append((half, line, other, float(level)))
+    return max(found, default=None)
 
 
 def _open_capacity(data: RunData) -> list[str]:

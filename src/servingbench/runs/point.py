@@ -200,8 +200,16 @@ class InterleavePlan(Record):
     slice_s: float = Field(gt=0)
     settle_s: float = Field(ge=0)
     gap_s: float = Field(ge=0)
-    blocks: int = Field(ge=1)
+    blocks: int = Field(ge=1, description="measured blocks (at least, while the session runs)")
     seed: int
+    max_blocks: int | None = Field(
+        default=None,
+        description="the most the time budget allowed, when the session stopped once decisive "
+        "(`sweep.decisive`); None: exactly `blocks` were asked for",
+    )
+    ratio_precision: float | None = Field(
+        default=None, description="the share within which the headline ratios were to lie"
+    )
 
 
 class SliceResult(Record):

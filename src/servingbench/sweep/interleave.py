@@ -60,6 +60,7 @@ from servingbench.runs.point import (
 from servingbench.runs.records import RequestRecords
 from servingbench.runs.stats import outcome_counts, summarize
 from servingbench.runs.timing import ServerTiming
+from servingbench.sweep.decisive import OwnSlice, SessionJudge, blocks_within
 from servingbench.sweep.flags import FlagInputs, point_flags
 from servingbench.sweep.locust import LocustJob, RunningLocust, read_locust_rps, start_locust
 from servingbench.sweep.measure import PointPlan, read_generator
@@ -255,10 +256,12 @@ def _walk(
     sampler: UsageSampler,
     generator_cpus: list[int] | None,
     progress: Progress,
+    judge: SessionJudge | None = None,
 ) -> _Walk:
     """Follow the schedule beside the load: scrape in the gaps, sample at every measured
-    slice's edges, run the wrk slices (see the module docstring). Progress counts measured
-    slices from the end of the warm-up block."""
+    slice's edges, run the wrk slices (see the module docstring); after each block, let
+    `judge` cut the session short. Progress counts measured slices from the end of the warm-up
+    block."""
     walk = _Walk()
     measured = [s for s in slices if s.block > 0]
     blocks = max((s.block for s in measured), default=0)
@@ -266,7 +269,10 @@ def _walk(
     if measured:
         _sleep_until(measured[0].start_ns - half_gap)
     progress.begin(len(measured), "slices")
+    cut_ns = 2**62
     for index, planned in enumerate(measured):
+        if planned.start_ns >= cut_ns:
+            break
         one = series[planned.cell.series]
         seen = _Observed(planned)
         wrk = planned.cell.client == "wrk"
@@ -288,7 +294,10 @@ def _walk(
         last_of_block = index + 1 == len(measured) or measured[index + 1].block != planned.block
         if last_of_block:
             walk.memory_marks.append(sampler.take(with_memory=True))
-            progress(f"{progress.position()} block {planned.block}/{blocks} measured")
+            if judge is not None and index + 1 < len(measured):
+                cut_ns = judge(planned.block, measured[index + 1].start_ns) or cut_ns
+            state = f"; {judge.state()}" if judge is not None and judge.state() else ""
+            progress(f"{progress.position()} block {planned.block}/{blocks} measured{state}")
     return walk
 
 
@@ -317,15 +326,25 @@ def run_session(
     tracked_servers: Sequence[Tracked],
     harness: Tracked | None,
     progress: Progress,
+    deadline: float | None = None,
 ) -> list[PointResult]:
     """Run one interleaved session over `series` at `levels` users; one point per series and
-    level, written into the run folder (see the module docstring)."""
+    level, written into the run folder (see the module docstring).
+
+    With `plan.ratio_precision`, `plan.blocks` is the least: more blocks are planned, as many
+    as end by `deadline` (`time.monotonic`), and the session stops once decisive
+    (`sweep.decisive`)."""
     started_at = _now()
     cells = [Cell(i, users) for i in range(len(series)) for users in levels]
     if shutil.which("wrk") is not None and 1 in levels:
         cells += [Cell(i, 1, "wrk") for i, s in enumerate(series) if s.wrk_url is not None]
     warm_up = [Cell(i, max(levels)) for i in range(len(series))]
     per_slice = plan.slice_s + plan.gap_s
+    least = plan.blocks
+    if plan.ratio_precision is not None and deadline is not None:
+        room = deadline - time.monotonic() - START_LEAD_S - len(warm_up) * per_slice
+        most = blocks_within(room, len(cells) * per_slice, least)
+        plan = plan.model_copy(update={"blocks": most, "max_blocks": most})
     length_s = (len(warm_up) + plan.blocks * len(cells)) * per_slice
     for one in series:
         if one.failure is None:
@@ -347,14 +366,14 @@ def run_session(
             for i, one in enumerate(series):
                 if one.failure is None:
                     write_schedule(schedules[i], _orders(slices, i))
-            progress(
-                f"interleaved session: {len(live)} cells x {plan.blocks} blocks of "
-                f"{plan.slice_s:g} s slices, {len(slices) * per_slice:.0f} s"
-            )
+            progress(_session_text(len(live), plan, least, len(slices) * per_slice))
             tracked = [*_generators(series), *tracked_servers, *([harness] if harness else [])]
             sampler = UsageSampler(tracked)
             sampler.take(with_memory=True)
-            walk = _walk(slices, series, sampler, series[0].top.generator_cpus, progress)
+            judge = _judge(series, schedules, slices, plan, least)
+            walk = _walk(slices, series, sampler, series[0].top.generator_cpus, progress, judge)
+            measured_blocks = max((o.slice.block for o in walk.observed), default=plan.blocks)
+            plan = plan.model_copy(update={"blocks": max(1, measured_blocks)})
             outcomes = {
                 i: one.running.wait() for i, one in enumerate(series) if one.running is not None
             }
@@ -374,6 +393,40 @@ def run_session(
             for users in levels:
                 results.append(_point(one, users, read, walk, sampler, plan, layout, started_at, i))
     return results
+
+
+def _session_text(cells: int, plan: InterleavePlan, least: int, length_s: float) -> str:
+    text = f"interleaved session: {cells} cells x "
+    if plan.max_blocks is None or plan.ratio_precision is None or plan.max_blocks == least:
+        return text + f"{plan.blocks} blocks of {plan.slice_s:g} s slices, {length_s:.0f} s"
+    return text + (
+        f"{least} to {plan.max_blocks} blocks of {plan.slice_s:g} s slices, up to "
+        f"{length_s:.0f} s (past {least}, until every headline req/s ratio is within "
+        f"±{plan.ratio_precision * 100:g} %)"
+    )
+
+
+def _judge(
+    series: list[SessionSeries],
+    schedules: list[Path],
+    slices: list[PlannedSlice],
+    plan: InterleavePlan,
+    least: int,
+) -> SessionJudge | None:
+    """The judge of a session that may stop once decisive (None for a fixed number of blocks)."""
+    if plan.max_blocks is None or plan.ratio_precision is None or plan.max_blocks <= least:
+        return None
+    own = {
+        schedules[i]: [
+            OwnSlice(one.label, s.cell.users, s.block)
+            for s in slices
+            if s.cell.series == i and s.cell.client == "locust"
+        ]
+        for i, one in enumerate(series)
+        if one.failure is None
+    }
+    backend_of = {one.label: one.top.key.backend for one in series}
+    return SessionJudge(own, backend_of, plan.slice_s, plan.ratio_precision, least)
 
 
 def _orders(slices: list[PlannedSlice], index: int) -> list[SliceOrder]:

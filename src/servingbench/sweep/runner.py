@@ -17,6 +17,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ from servingbench.runs.slo import Slo
 from servingbench.servers import ServerConfig, get_backend, get_scenario
 from servingbench.stack.processes import pin_argv
 from servingbench.sweep.capacity import Search, judge
+from servingbench.sweep.decisive import MIN_BLOCKS
 from servingbench.sweep.interleave import SessionSeries, run_session, wrk_target
 from servingbench.sweep.measure import measure_point
 from servingbench.sweep.meta import environments_meta, initial_meta, now, servers_meta
@@ -49,11 +51,18 @@ AfterPoint = Callable[[PointResult, BenchServers], None]
 """Called after each point (tests use it to kill a server between points)."""
 
 
+FINISH_S = 20.0
+"""What a run needs after its interleaved session (its points' figures, files and summary):
+the session ends this long before the budget."""
+
+
 @dataclass
 class SweepResult:
     layout: RunLayout
     meta: RunMeta
     points: list[PointResult] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    """When the run began (`time.monotonic`): its time budget counts from here."""
 
 
 @contextlib.contextmanager
@@ -239,13 +248,16 @@ def _interleaved(measure: _Measurer, series: list[Series]) -> None:
         if (target := wrk_target(top)) is not None:
             member.wrk_url, member.wrk_body = target
         members.append(member)
+    fixed = settings.blocks is not None
     plan = InterleavePlan(
         slice_s=settings.slice_s,
         settle_s=settings.settle_s,
         gap_s=settings.gap_s,
-        blocks=settings.blocks,
+        blocks=settings.blocks or MIN_BLOCKS,
         seed=settings.seed,
+        ratio_precision=None if fixed else settings.ratio_precision,
     )
+    progress = measure.progress
     points = run_session(
         members,
         levels,
@@ -253,7 +265,8 @@ def _interleaved(measure: _Measurer, series: list[Series]) -> None:
         measure.result.layout,
         measure.servers.tracked(),
         measure.harness,
-        measure.progress,
+        progress,
+        None if fixed else measure.result.started + settings.budget_s - FINISH_S,
     )
     for point in points:
         measure.result.points.append(point)

@@ -161,11 +161,25 @@ class BenchSettings(BaseSettings):
         ge=0,
         description="interleaved: time between slices (the servers' metrics are scraped there)",
     )
-    blocks: int = Field(
-        default=10,
+    blocks: int | None = Field(
+        default=None,
         ge=2,
         description="interleaved: measured blocks; each gives every series one slice at each "
-        "user count, and a pair of series one ratio",
+        "user count, and a pair of series one ratio. Unset: at least 10, then more until "
+        "every headline req/s ratio is within --ratio-precision or --budget is spent",
+    )
+    ratio_precision: float = Field(
+        default=0.03,
+        gt=0,
+        description="interleaved, --blocks unset: blocks are added until the 95 % interval of "
+        "every headline req/s ratio (the fastest series against each other backend's best, "
+        "at each user count) lies within this share of it",
+    )
+    budget_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="interleaved, --blocks unset: the run's wall time (from its start, setup "
+        "included) within which blocks beyond the first 10 are added",
     )
     load: Literal["closed", "open"] = Field(
         default="closed",
