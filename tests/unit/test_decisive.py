@@ -113,7 +113,9 @@ def test_the_judge_cuts_every_schedule_once_the_ratio_is_tight(tmp_path: Path) -
     _write_counts(slow, [0, *_rates(900, 0.01, 12, 2)])
     judge = SessionJudge(schedules, {"fast": "a", "slow": "b"}, 1.2, 0.03)
     next_block = perf_counter_ns() + 500_000_000
-    assert judge(9, next_block) is None  # fewer than the least blocks: never judged
+    assert judge(9, next_block) is None  # fewer than the least blocks: no cut, only a state
+    assert "aiming at ±3 %" in judge.state()
+    assert not any(cut_path(path).exists() for path in schedules)
     assert judge(12, next_block) == next_block
     assert judge.stopped_after == 12
     for path in schedules:

@@ -151,15 +151,15 @@ class SessionJudge:
 
     def __call__(self, block: int, next_start_ns: int) -> int | None:
         """After `block`, with the next block due at `next_start_ns`: the cut (that time), or
-        None to go on."""
-        if block < self.min_blocks:
+        None to go on. Before `min_blocks` it only keeps `state()` current."""
+        if block < 2:
             return None
         complete = self._complete_blocks(block, next_start_ns - 2 * CUT_MARGIN_NS)
-        if complete < self.min_blocks:
+        if complete < 2:
             return None
         top = widest(headline_ratios(self._rates(complete), self.backend_of))
         self.latest, self.judged_on = top, complete
-        if top is None or top.half_width > self.precision:
+        if complete < self.min_blocks or top is None or top.half_width > self.precision:
             return None
         if time.perf_counter_ns() > next_start_ns - CUT_MARGIN_NS:
             return None  # too late to cut before the next block: judged again after it

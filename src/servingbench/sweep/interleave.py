@@ -416,17 +416,29 @@ def _judge(
     """The judge of a session that may stop once decisive (None for a fixed number of blocks)."""
     if plan.max_blocks is None or plan.ratio_precision is None or plan.max_blocks <= least:
         return None
+    names = _short_names(series)
     own = {
         schedules[i]: [
-            OwnSlice(one.label, s.cell.users, s.block)
+            OwnSlice(names[i], s.cell.users, s.block)
             for s in slices
             if s.cell.series == i and s.cell.client == "locust"
         ]
         for i, one in enumerate(series)
         if one.failure is None
     }
-    backend_of = {one.label: one.top.key.backend for one in series}
+    backend_of = {names[i]: one.top.key.backend for i, one in enumerate(series)}
     return SessionJudge(own, backend_of, plan.slice_s, plan.ratio_precision, least)
+
+
+def _short_names(series: list[SessionSeries]) -> list[str]:
+    """Each series by its scenario (and configuration, when not the default), for progress
+    lines; the full labels where that would name two alike."""
+    keys = [one.top.key for one in series]
+    short = [
+        k.scenario if k.server_config == "default" else f"{k.scenario}:{k.server_config}"
+        for k in keys
+    ]
+    return short if len(set(short)) == len(short) else [one.label for one in series]
 
 
 def _orders(slices: list[PlannedSlice], index: int) -> list[SliceOrder]:
