@@ -193,7 +193,12 @@ def _scrape(url: str | None, before_ns: int) -> str | None:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             text: str = response.read().decode("utf-8", "replace")
     except OSError as exc:
-        log.warning("cannot scrape %s: %s", url, exc)
+        log.warning(
+            "cannot scrape %s in the gap between slices (%s): the slice is left out of its "
+            "point's server-side breakdown; the other figures are unaffected",
+            url,
+            exc,
+        )
         return None
     return text if time.perf_counter_ns() < before_ns else None
 
